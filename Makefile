@@ -1,0 +1,42 @@
+# The README's two commands are `make demo` and `make test`; both build a venv
+# from scratch when it is missing. Override TORCH_SPEC to pick another torch.
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+
+.PHONY: demo test install dev lint bench clean
+
+$(VENV)/.torch:
+	$(PYTHON) -m venv $(VENV)
+	# torch first, pinned: an unpinned resolve would pull a multi-GB CUDA build.
+	$(PIP) install -q "$(TORCH_SPEC)"
+	touch $@
+
+install: $(VENV)/.torch
+	$(PIP) install -q ".[test]"
+
+demo: install
+	$(VENV)/bin/elbits example
+
+test: install
+	$(VENV)/bin/ruff check python tests benchmarks
+	$(VENV)/bin/mypy
+	cd tests && ../$(PY) -m pytest -q -p no:cacheprovider .
+
+# In-place build for development: python/elbits/_C*.so, used with PYTHONPATH=python.
+# The module is swapped in with mv so that running processes keep their copy.
+dev: $(VENV)/.torch
+	$(PIP) install -q pybind11 scikit-build-core
+	cmake -S . -B build/dev -G Ninja -DCMAKE_BUILD_TYPE=Release \
+	  -Dpybind11_DIR=$$($(PY) -c 'import pybind11; print(pybind11.get_cmake_dir())') \
+	  -DPython_EXECUTABLE=$(abspath $(PY))
+	cmake --build build/dev
+	for f in build/dev/_C*.so; do cp $$f python/elbits/.tmp_C.so && mv python/elbits/.tmp_C.so python/elbits/$$(basename $$f); done
+
+bench: install
+	cd benchmarks && ../$(PY) -m pytest -q -p no:cacheprovider . --benchmark-columns=median,iqr,rounds
+
+clean:
+	rm -rf build dist python/elbits/_C*.so

@@ -1,0 +1,60 @@
+// CPU entry points of the elbits core. Framework-agnostic: raw pointers,
+// element strides and DType codes; the Python op layer validates shapes,
+// dtypes and devices before calling, so these functions trust their inputs.
+#pragma once
+#include <cstdint>
+
+#include "elbits/dtypes.h"
+
+namespace elbits::cpu {
+
+// A 2-D view [rows, cols] with element strides.
+struct View2D {
+  const void* data;
+  DType dtype;
+  int64_t stride0;
+  int64_t stride1;
+};
+
+// Bernoulli reconstruction: per-sample sums of nll(logits, target) in nats.
+// logits and target are [batch, n] with contiguous rows (row strides given).
+// grad (nullable) receives d nll / d logits, contiguous [batch, n], logits dtype.
+// recon is [batch], float64 when out_f64 else float32.
+struct BernoulliArgs {
+  const void* logits;
+  DType logits_dtype;
+  int64_t logits_row_stride;
+  const void* target;
+  DType target_dtype;
+  int64_t target_row_stride;
+  int64_t batch;
+  int64_t n;
+  void* grad;
+  void* recon;
+  bool out_f64;
+  int n_threads;
+};
+
+struct BernoulliFlags {
+  bool nonfinite_logits = false;
+  bool target_out_of_range = false;  // outside [0, 1], NaN included
+};
+
+BernoulliFlags bernoulli_nll_rows(const BernoulliArgs& args);
+
+// Gaussian KL per latent dimension, [batch, z] in nats, and (nullable)
+// dlogvar = d KL / d logvar, both contiguous, float64 when out_f64.
+struct KLFlags {
+  bool nonfinite_mu = false;
+  bool nonfinite_logvar = false;
+};
+
+KLFlags gaussian_kl_rows(const View2D& mu, const View2D& logvar, int64_t batch, int64_t z, void* kl,
+                         void* dlogvar, bool out_f64);
+
+// out[b, i] = g[b, i] * scale[b]: contiguous [batch, n] rows of dtype; scale is
+// float32 or float64 [batch] (any stride). out may alias g.
+void scale_rows(const void* g, void* out, DType dtype, int64_t batch, int64_t n, const void* scale,
+                DType scale_dtype, int64_t scale_stride, int n_threads);
+
+}  // namespace elbits::cpu

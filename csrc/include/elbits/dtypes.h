@@ -1,0 +1,85 @@
+// Storage types the kernels read and write, and their float conversions.
+// The core never sees a torch type: Python passes a DType code with each
+// raw pointer. Arithmetic is always float32 (float64 for float64 storage).
+#pragma once
+#include <cstdint>
+#include <cstring>
+
+#include "macros.h"
+#if defined(__CUDACC__)
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#endif
+
+namespace elbits {
+
+// Codes shared with python/elbits/_dtypes.py; keep both in step.
+enum class DType : int { Float32 = 0, Float64 = 1, Float16 = 2, BFloat16 = 3, UInt8 = 4, Bool = 5, Int64 = 6 };
+
+struct half_t { uint16_t bits; };
+struct bf16_t { uint16_t bits; };
+
+ELBITS_HD float to_float(float v) { return v; }
+ELBITS_HD double to_float(double v) { return v; }
+ELBITS_HD float to_float(uint8_t v) { return static_cast<float>(v); }
+ELBITS_HD float to_float(bf16_t v) {
+  const uint32_t u = static_cast<uint32_t>(v.bits) << 16;
+#if defined(__CUDA_ARCH__)
+  return __uint_as_float(u);
+#else
+  float f;
+  std::memcpy(&f, &u, sizeof f);
+  return f;
+#endif
+}
+ELBITS_HD float to_float(half_t v) {
+#if defined(__CUDACC__)
+  return __half2float(__ushort_as_half(v.bits));
+#else
+  _Float16 h;
+  std::memcpy(&h, &v.bits, sizeof h);
+  return static_cast<float>(h);
+#endif
+}
+
+template <class T> ELBITS_HD T from_float(float v);
+template <> ELBITS_HD float from_float<float>(float v) { return v; }
+template <> ELBITS_HD half_t from_float<half_t>(float v) {
+#if defined(__CUDACC__)
+  return half_t{__half_as_ushort(__float2half_rn(v))};
+#else
+  const _Float16 h = static_cast<_Float16>(v);
+  half_t out;
+  std::memcpy(&out.bits, &h, sizeof h);
+  return out;
+#endif
+}
+template <> ELBITS_HD bf16_t from_float<bf16_t>(float v) {
+  uint32_t u;
+#if defined(__CUDA_ARCH__)
+  u = __float_as_uint(v);
+#else
+  std::memcpy(&u, &v, sizeof u);
+#endif
+  // Round to nearest even; a NaN keeps a set mantissa bit so it stays NaN.
+  const bool nan = (u & 0x7fffffffu) > 0x7f800000u;
+  const uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+  return bf16_t{static_cast<uint16_t>(nan ? ((u >> 16) | 0x40u) : rounded)};
+}
+
+}  // namespace elbits
+
+namespace elbits {
+
+ELBITS_HD int dtype_size(DType d) {
+  switch (d) {
+    case DType::Float64:
+    case DType::Int64: return 8;
+    case DType::Float32: return 4;
+    case DType::Float16:
+    case DType::BFloat16: return 2;
+    default: return 1;
+  }
+}
+
+}  // namespace elbits

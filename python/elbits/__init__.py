@@ -1,0 +1,17 @@
+"""elbits: a VAE's two loss terms in honest units.
+
+Reconstruction cross-entropy and Gaussian KL, fused in one pass by a compiled
+core, returned per sample in nats with conversions to bits and bits/dim.
+"""
+
+from __future__ import annotations
+
+from . import reference, units
+from .api import elbo_terms
+from .loss import ELBOLoss
+from .terms import ELBOTerms
+from .units import Quantity
+
+__version__ = "0.1.0"
+
+__all__ = ["ELBOLoss", "ELBOTerms", "Quantity", "elbo_terms", "reference", "units", "__version__"]

@@ -1,0 +1,70 @@
+"""elbo_terms: the public entry point, dispatching on the likelihood."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from ._dtypes import FLOATS
+from .ops import validate as v
+from .ops.bernoulli import bernoulli_elbo
+from .terms import ELBOTerms
+
+_BERNOULLI_TARGETS = (torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.uint8, torch.bool)
+
+Likelihood = Callable[..., ELBOTerms]
+
+
+def _needs_grad(*tensors: torch.Tensor) -> bool:
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+
+
+def _bernoulli(logits, target, mu, logvar, check_finite: bool) -> ELBOTerms:
+    logits = v.check_tensor("logits", logits)
+    target = v.check_tensor("target", target)
+    v.check_dtype("logits", logits, FLOATS)
+    v.check_dtype("target", target, _BERNOULLI_TARGETS)
+    batch, dims = v.check_batch("logits", logits)
+    if target.shape != logits.shape:
+        raise ValueError(
+            f"target must have the shape of logits {tuple(logits.shape)}, got {tuple(target.shape)}"
+        )
+    mu, logvar = v.check_latents(mu, logvar, batch)
+    v.check_same_device({"logits": logits, "target": target, "mu": mu, "logvar": logvar})
+    recon, kl, _, _ = bernoulli_elbo(
+        logits, target, mu, logvar, _needs_grad(logits, mu, logvar), check_finite
+    )
+    return ELBOTerms(recon, kl, dims)
+
+
+LIKELIHOODS: dict[str, Likelihood] = {"bernoulli": _bernoulli}
+
+
+def elbo_terms(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    mu: torch.Tensor,
+    logvar: torch.Tensor,
+    likelihood: str = "bernoulli",
+    *,
+    check_finite: bool = True,
+) -> ELBOTerms:
+    """Reconstruction NLL and Gaussian KL of a batch, fused, in nats per sample.
+
+    - ``logits``: ``[B, ...]`` decoder output (float32/float16/bfloat16/float64).
+    - ``target``: the data; for ``"bernoulli"`` the shape of ``logits``, float in
+      [0, 1] (soft targets allowed), uint8 {0, 1} or bool.
+    - ``mu``, ``logvar``: ``[B, Z]`` parameters of q(z|x) = N(mu, exp(logvar)).
+    - ``check_finite``: raise ``ValueError`` naming the tensor when an input holds
+      NaN/Inf or a target is out of range (found in the same pass, no extra cost).
+
+    Returns :class:`ELBOTerms` with ``recon`` ``[B]`` (nats, summed over each
+    sample's dimensions) and ``kl`` ``[B, Z]`` (nats); float32 unless an input is
+    float64. Differentiable w.r.t. ``logits``, ``mu`` and ``logvar``.
+    """
+    try:
+        impl = LIKELIHOODS[likelihood]
+    except KeyError:
+        raise ValueError(f"likelihood must be one of {sorted(LIKELIHOODS)}, got {likelihood!r}") from None
+    return impl(logits, target, mu, logvar, check_finite)

@@ -1,0 +1,52 @@
+"""Pieces shared by the likelihood ops: the KL half, the row-scaling backward."""
+
+from __future__ import annotations
+
+import torch
+
+from .._core import core
+from .._dtypes import code
+
+
+def num_threads() -> int:
+    """The CPU kernels follow torch's intra-op thread setting."""
+    return torch.get_num_threads()
+
+
+def gaussian_kl_into(mu: torch.Tensor, logvar: torch.Tensor, out_dtype: torch.dtype, with_grad: bool):
+    """KL per latent dimension ``[B, Z]`` (nats) and, if asked, d KL / d logvar."""
+    batch, z = mu.shape
+    kl = torch.empty((batch, z), dtype=out_dtype)
+    dlogvar = torch.empty((batch, z) if with_grad else (0,), dtype=out_dtype)
+    flags = core.gaussian_kl_rows(
+        mu.data_ptr(), code(mu.dtype), mu.stride(0), mu.stride(1),
+        logvar.data_ptr(), code(logvar.dtype), logvar.stride(0), logvar.stride(1),
+        batch, z, kl.data_ptr(), dlogvar.data_ptr() if with_grad else 0, out_dtype == torch.float64,
+    )
+    return kl, dlogvar, flags
+
+
+def kl_backward(grad_kl, mu, dlogvar):
+    """Gradients of the KL w.r.t. mu (= mu) and logvar (= dlogvar), scaled by grad_kl."""
+    if grad_kl is None:
+        return None, None
+    grad_mu = (grad_kl * mu.to(grad_kl.dtype)).to(mu.dtype)
+    grad_logvar = grad_kl * dlogvar
+    return grad_mu, grad_logvar
+
+
+@torch.library.custom_op("elbits::scale_rows", mutates_args=())
+def scale_rows(grad: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """``grad[b, ...] * scale[b]`` in float32 arithmetic, stored in grad's dtype."""
+    out = torch.empty_like(grad, memory_format=torch.contiguous_format)
+    batch = grad.shape[0]
+    core.scale_rows(
+        grad.data_ptr(), out.data_ptr(), code(grad.dtype), batch, grad.numel() // max(batch, 1),
+        scale.data_ptr(), code(scale.dtype), scale.stride(0), num_threads(),
+    )
+    return out
+
+
+@scale_rows.register_fake
+def _(grad: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    return torch.empty_like(grad, memory_format=torch.contiguous_format)

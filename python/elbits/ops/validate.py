@@ -1,0 +1,102 @@
+"""Early, named input checks shared by every likelihood's op.
+
+Shape, dtype and device problems are found here, before any kernel runs; value
+problems (NaN/Inf, targets out of range) are found by the kernels in the same
+pass that computes the loss, and reported by :func:`raise_flags`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+
+from .._dtypes import FLOATS
+
+
+def _dtype_names(dtypes: Iterable[torch.dtype]) -> str:
+    return ", ".join(str(d).replace("torch.", "") for d in dtypes)
+
+
+def check_tensor(name: str, t: object) -> torch.Tensor:
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+    return t
+
+
+def check_dtype(name: str, t: torch.Tensor, allowed: Iterable[torch.dtype]) -> None:
+    allowed = tuple(allowed)
+    if t.dtype not in allowed:
+        raise TypeError(f"{name} must have dtype in ({_dtype_names(allowed)}), got {str(t.dtype).replace('torch.', '')}")
+
+
+def check_same_device(named: dict[str, torch.Tensor]) -> torch.device:
+    devices = {name: t.device for name, t in named.items()}
+    first_name, first = next(iter(devices.items()))
+    for name, dev in devices.items():
+        if dev != first:
+            raise ValueError(f"{name} is on {dev} but {first_name} is on {first}: all inputs must be on one device")
+    if first.type != "cpu":
+        raise NotImplementedError(
+            f"inputs are on {first}, but this elbits build has only the CPU kernels "
+            "(elbits._C.has_cuda is False); move the tensors to the CPU"
+        )
+    return first
+
+
+def check_latents(mu: object, logvar: object, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """mu, logvar: ``[B, Z]`` floating tensors of one shape whose batch matches ``batch``."""
+    mu = check_tensor("mu", mu)
+    logvar = check_tensor("logvar", logvar)
+    for name, t in (("mu", mu), ("logvar", logvar)):
+        check_dtype(name, t, FLOATS)
+        if t.dim() != 2:
+            raise ValueError(f"{name} must be [B, Z] (2-D), got shape {tuple(t.shape)}")
+    if mu.shape != logvar.shape:
+        raise ValueError(f"mu and logvar must have the same shape [B, Z], got {tuple(mu.shape)} and {tuple(logvar.shape)}")
+    if mu.shape[0] != batch:
+        raise ValueError(f"mu/logvar batch size {mu.shape[0]} does not match the batch size {batch} of logits")
+    if mu.shape[1] == 0:
+        raise ValueError("mu/logvar must have at least one latent dimension (Z >= 1)")
+    return mu, logvar
+
+
+def check_batch(name: str, t: torch.Tensor) -> tuple[int, int]:
+    """``[B, ...]`` with B >= 1 and at least one element per sample; returns (B, elements per sample)."""
+    if t.dim() < 2:
+        raise ValueError(f"{name} must be [B, ...] with at least 2 dimensions, got shape {tuple(t.shape)}")
+    batch = t.shape[0]
+    if batch == 0:
+        raise ValueError(f"{name} has an empty batch (B = 0): nothing to compute a per-sample loss for")
+    per_sample = t[0].numel()
+    if per_sample == 0:
+        raise ValueError(f"{name} has no elements per sample (shape {tuple(t.shape)})")
+    return batch, per_sample
+
+
+_FLAG_MESSAGES = {
+    "nonfinite_logits": "logits contain NaN or Inf",
+    "nonfinite_params": "the likelihood parameters contain NaN or Inf",
+    "target_out_of_range": "target has values outside [0, 1] (or NaN)",
+    "target_level_out_of_range": "target has levels outside 0..255 (or NaN)",
+    "nonfinite_mu": "mu contains NaN or Inf",
+    "nonfinite_logvar": "logvar contains NaN or Inf",
+}
+
+
+def raise_flags(flags: dict[str, bool]) -> None:
+    """Raise one ValueError naming every tensor whose values the kernel rejected."""
+    problems = [_FLAG_MESSAGES[k] for k, v in flags.items() if v]
+    if problems:
+        raise ValueError(
+            "; ".join(problems)
+            + " (found by elbits in the loss pass; pass check_finite=False to skip this check and get NaN through)"
+        )
+
+
+def rows_contiguous(t: torch.Tensor) -> torch.Tensor:
+    """``[B, n]`` view whose rows are contiguous (any batch stride); copies only when needed."""
+    flat = t.flatten(1)  # a view whenever the per-sample block allows one
+    if flat.stride(1) == 1 or flat.shape[1] == 1:
+        return flat
+    return flat.contiguous()
