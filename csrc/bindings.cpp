@@ -3,6 +3,9 @@
 // python/elbits/ops/ owns tensors, validation and autograd.
 #include <pybind11/pybind11.h>
 
+#include <string>
+
+#include "cpu/isa_kernels.h"
 #include "cpu/kernels.h"
 
 namespace py = pybind11;
@@ -61,4 +64,6 @@ PYBIND11_MODULE(_C, m) {
   m.def("gaussian_kl_rows", &gaussian_kl_rows);
   m.def("scale_rows", &scale_rows);
   m.attr("has_cuda") = false;
+  m.def("cpu_isa", [] { return std::string(cpu::isa_kernels().name); },
+        "The x86-64 level whose vector loops this CPU runs.");
 }

@@ -4,27 +4,13 @@
 
 #include "kernels.h"
 #include "parallel.h"
-#include "simd_dispatch.h"
+#include "isa_kernels.h"
 
 namespace elbits::cpu {
 namespace {
 
 constexpr int64_t kChunk = 16384;
 
-template <class T>
-ELBITS_HD void scale_impl(const T* g, T* out, int64_t n, float s) {
-  for (int64_t i = 0; i < n; ++i) out[i] = from_float<T>(to_float(g[i]) * s);
-}
-
-ELBITS_SIMD_CLONES void scale_f32(const void* g, void* out, int64_t n, float s) {
-  scale_impl(static_cast<const float*>(g), static_cast<float*>(out), n, s);
-}
-ELBITS_SIMD_CLONES void scale_f16(const void* g, void* out, int64_t n, float s) {
-  scale_impl(static_cast<const half_t*>(g), static_cast<half_t*>(out), n, s);
-}
-ELBITS_SIMD_CLONES void scale_bf16(const void* g, void* out, int64_t n, float s) {
-  scale_impl(static_cast<const bf16_t*>(g), static_cast<bf16_t*>(out), n, s);
-}
 void scale_f64(const void* g, void* out, int64_t n, double s) {
   const double* gi = static_cast<const double*>(g);
   double* o = static_cast<double*>(out);
@@ -47,9 +33,9 @@ void scale_rows(const void* g, void* out, DType dtype, int64_t batch, int64_t n,
     const void* gi = static_cast<const char*>(g) + off;
     void* o = static_cast<char*>(out) + off;
     switch (dtype) {
-      case DType::Float32: scale_f32(gi, o, len, static_cast<float>(s)); break;
-      case DType::Float16: scale_f16(gi, o, len, static_cast<float>(s)); break;
-      case DType::BFloat16: scale_bf16(gi, o, len, static_cast<float>(s)); break;
+      case DType::Float32: isa_kernels().scale[0](gi, o, len, static_cast<float>(s)); break;
+      case DType::Float16: isa_kernels().scale[1](gi, o, len, static_cast<float>(s)); break;
+      case DType::BFloat16: isa_kernels().scale[2](gi, o, len, static_cast<float>(s)); break;
       case DType::Float64: scale_f64(gi, o, len, s); break;
       default: break;
     }

@@ -32,6 +32,10 @@ def _bernoulli(logits, target, mu, logvar, check_finite: bool) -> ELBOTerms:
         )
     mu, logvar = v.check_latents(mu, logvar, batch)
     v.check_same_device({"logits": logits, "target": target, "mu": mu, "logvar": logvar})
+    if target.dtype == torch.float64 and logits.dtype != torch.float64:
+        # The vector loops read float64 targets only beside float64 logits; a
+        # probability in [0, 1] loses nothing that matters as float32.
+        target = target.float()
     recon, kl, _, _ = bernoulli_elbo(
         logits, target, mu, logvar, _needs_grad(logits, mu, logvar), check_finite
     )

@@ -2,13 +2,34 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import torch
 from torch import nn
 
 from .api import LIKELIHOODS, elbo_terms
 from .terms import ELBOTerms
+
+if TYPE_CHECKING:
+    from .calibrate.controllers import Controller
+
+
+class _ControllerState(nn.Module):
+    """Carries a controller's state in the criterion's ``state_dict`` (key ``controller_state._extra_state``).
+
+    A submodule rather than ``get_extra_state`` on ELBOLoss itself, so a criterion
+    without a controller keeps an empty state_dict and old checkpoints load strictly.
+    """
+
+    def __init__(self, controller: Controller) -> None:
+        super().__init__()
+        self.controller = controller
+
+    def get_extra_state(self) -> Any:
+        return self.controller.state_dict()
+
+    def set_extra_state(self, state: Any) -> None:
+        self.controller.load_state_dict(state)
 
 
 class ELBOLoss(nn.Module):
@@ -20,6 +41,14 @@ class ELBOLoss(nn.Module):
     - ``reduction``: ``"mean"`` over the batch (nats per sample) or ``"sum"``
       (nats per batch).
 
+    - ``controller``: a beta controller from :mod:`elbits.calibrate` (instead of
+      ``beta``). Each training forward applies the controller's *current* state
+      (``controller.loss``, normally ``recon + beta * kl_total``), then updates it with
+      this batch's detached terms, so the next batch sees the new beta. It steps only
+      while ``crit.training`` and grad is enabled (validation under ``no_grad`` or
+      ``crit.eval()`` leaves it alone). ``crit.beta`` is the beta of the last forward.
+      Its state is part of ``crit.state_dict()``.
+
     After each call ``crit.last`` holds the detached :class:`ELBOTerms` for logging.
     """
 
@@ -30,6 +59,7 @@ class ELBOLoss(nn.Module):
         reduction: str = "mean",
         *,
         check_finite: bool = True,
+        controller: Optional[Controller] = None,
     ) -> None:
         super().__init__()
         if likelihood not in LIKELIHOODS:
@@ -44,14 +74,30 @@ class ELBOLoss(nn.Module):
         self.reduction = reduction
         self.check_finite = check_finite
         self.last: Optional[ELBOTerms] = None
+        self.controller = controller
+        if controller is not None:
+            if beta != 1.0:
+                raise ValueError("give either beta or controller, not both (the controller sets beta)")
+            for attr in ("beta", "loss", "step", "state_dict", "load_state_dict"):
+                if not hasattr(controller, attr):
+                    raise TypeError(f"controller must have .{attr} (see elbits.calibrate), got {controller!r}")
+            self.controller_state = _ControllerState(controller)
+            self.beta = float(controller.beta)
 
     def forward(
         self, logits: torch.Tensor, target: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor
     ) -> torch.Tensor:
         terms = elbo_terms(logits, target, mu, logvar, self.likelihood, check_finite=self.check_finite)
         self.last = terms.detach()
-        per_sample = terms.recon + self.beta * terms.kl_total
+        if self.controller is None:
+            per_sample = terms.recon + self.beta * terms.kl_total
+        else:
+            self.beta = float(self.controller.beta)
+            per_sample = self.controller.loss(terms.recon, terms.kl_total)
+            if self.training and torch.is_grad_enabled():
+                self.controller.step(self.last)
         return per_sample.mean() if self.reduction == "mean" else per_sample.sum()
 
     def extra_repr(self) -> str:
-        return f"likelihood={self.likelihood!r}, beta={self.beta}, reduction={self.reduction!r}"
+        ctrl = "" if self.controller is None else f", controller={self.controller!r}"
+        return f"likelihood={self.likelihood!r}, beta={self.beta}, reduction={self.reduction!r}{ctrl}"

@@ -24,7 +24,8 @@ def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor, dtype: torch.dtype = tor
     """``[B, Z]`` KL(N(mu, exp(logvar)) || N(0, 1)) per latent dimension, nats."""
     m = mu.to(dtype)
     lv = logvar.to(dtype)
-    return 0.5 * (m * m + torch.exp(lv) - 1.0 - lv)
+    # expm1: exp(lv) - 1 - lv cancels to noise near lv = 0, even in float64.
+    return 0.5 * (m * m + (torch.expm1(lv) - lv))
 
 
 def elbo_terms(

@@ -60,29 +60,22 @@ ELBITS_HD float exp_nonpos(float y) {
   return (p * scale) * keep;
 }
 
-// log(u) for u in [1, 2] (the argument 1 + exp(-|x|) of the stable softplus).
-// u is brought to m in [sqrt(1/2), sqrt(2)); log m = 2 atanh(s), s = (m-1)/(m+1),
-// |s| <= 0.172, whose odd series to s^9 is exact to < 3e-9 relative.
-ELBITS_HD float log_1to2(float u) {
-  const bool high = u > 1.41421356f;
-  const float m = high ? 0.5f * u : u;
-  const float kf = high ? 1.0f : 0.0f;
-  const float s = (m - 1.0f) / (m + 1.0f);
-  const float s2 = s * s;
-  float p = 1.0f / 9.0f;
-  p = p * s2 + 1.0f / 7.0f;
-  p = p * s2 + 1.0f / 5.0f;
-  p = p * s2 + 1.0f / 3.0f;
-  p = p * s2 + 1.0f;
-  return 2.0f * s * p + kf * 0.6931471805599453f;
-}
-
-// log1p(e) for e in [0, 1]. u = 1 + e loses the low bits of a small e; the
-// first-order correction (e - (u - 1)) / u puts them back, so log1p(e) ~ e
-// stays accurate to the ulp when e is tiny (saturated logits).
+// log1p(e) for e in [0, 1] (the term log1p(exp(-|x|)) of the stable softplus),
+// as e * P(e) with P a degree-9 polynomial fitted here (iteratively reweighted
+// least squares) to log1p(e)/e: at most 1.5e-7 relative error in float32, no
+// division and no range reduction, and log1p(e) ~ e stays exact for tiny e.
 ELBITS_HD float log1p_unit(float e) {
-  const float u = 1.0f + e;
-  return log_1to2(u) + (e - (u - 1.0f)) / u;
+  float p = -0.003337107365950942f;
+  p = p * e + 0.020270520821213722f;
+  p = p * e - 0.05774567276239395f;
+  p = p * e + 0.10683189332485199f;
+  p = p * e - 0.15352493524551392f;
+  p = p * e + 0.19692187011241913f;
+  p = p * e - 0.2495729625225067f;
+  p = p * e + 0.33330270648002625f;
+  p = p * e - 0.49999913573265076f;
+  p = p * e + 1.0f;
+  return e * p;
 }
 
 }  // namespace elbits

@@ -64,6 +64,9 @@ def _setup_context(ctx, inputs, output):
     ctx.logvar_dtype = _logvar.dtype
     ctx.save_for_backward(grad, mu, dlogvar)
     ctx.mark_non_differentiable(grad, dlogvar)
+    # The gradient buffers are outputs only to be saved; materialising zero
+    # gradients for them would cost a full pass over a logits-sized tensor.
+    ctx.set_materialize_grads(False)
 
 
 def _backward(ctx, grad_recon, grad_kl, _g, _d):
@@ -75,7 +78,9 @@ def _backward(ctx, grad_recon, grad_kl, _g, _d):
     grad, mu, dlogvar = ctx.saved_tensors
     grad_logits = None
     if grad_recon is not None and ctx.needs_input_grad[0]:
-        grad_logits = scale_rows(grad, grad_recon)
+        # Backward reads the gradient stored by forward once: no re-read of logits
+        # or targets, no transcendental function.
+        grad_logits = scale_rows(grad, grad_recon.contiguous())
     grad_mu, grad_logvar = kl_backward(grad_kl, mu, dlogvar)
     if grad_logvar is not None:
         grad_logvar = grad_logvar.to(ctx.logvar_dtype)

@@ -37,7 +37,11 @@ def kl_backward(grad_kl, mu, dlogvar):
 
 @torch.library.custom_op("elbits::scale_rows", mutates_args=())
 def scale_rows(grad: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """``grad[b, ...] * scale[b]`` in float32 arithmetic, stored in grad's dtype."""
+    """``grad[b, ...] * scale[b]`` in float32 arithmetic (float64 for float64), grad's dtype.
+
+    Out of place on purpose: the stored gradient must survive for a second
+    backward through the same graph (retain_graph, autograd.grad per term, gradcheck).
+    """
     out = torch.empty_like(grad, memory_format=torch.contiguous_format)
     batch = grad.shape[0]
     core.scale_rows(

@@ -1,0 +1,85 @@
+// The per-ISA hot loops (see isa_kernels.h). Everything here is inlined math
+// from csrc/include/elbits, so each copy is vectorised for its own ISA.
+#include <cstdint>
+
+#include "elbits/bernoulli.h"
+#include "elbits/dtypes.h"
+#include "isa_kernels.h"
+
+#ifndef ELBITS_ISA_NS
+#error "compile with -DELBITS_ISA_NS=isa_base|isa_v3|isa_v4"
+#endif
+
+namespace elbits::cpu::ELBITS_ISA_NS {
+namespace {
+
+// `omp simd` (compiled with -fopenmp-simd: no OpenMP runtime is linked) lets the
+// compiler keep one partial sum per vector lane; without it, IEEE rules forbid
+// reordering the float sum and the loop would stay scalar. The order is fixed
+// for a given ISA level, so results repeat run to run.
+// Each block's float sum covers few enough elements per lane that rounding
+// stays near float eps even when every element has the same value (worst case
+// for a running sum); blocks are added in float64.
+constexpr int64_t kBlock = 512;
+
+template <class LT, class TT, bool kGrad>
+void bernoulli_loop(const LT* x, const TT* t, LT* g, int64_t n, double* sum, uint32_t* flags) {
+  double total = 0.0;
+  uint32_t bad_x = 0, bad_t = 0;
+  for (int64_t start = 0; start < n; start += kBlock) {
+    const int64_t end = start + kBlock < n ? start + kBlock : n;
+    float acc = 0.0f;
+#pragma omp simd reduction(+ : acc) reduction(| : bad_x, bad_t)
+    for (int64_t i = start; i < end; ++i) {
+      const float xv = to_float(x[i]);
+      const float tv = to_float(t[i]);
+      float nll, grad;
+      bernoulli_nll(xv, tv, nll, grad);
+      acc += nll;
+      if constexpr (kGrad) g[i] = from_float<LT>(grad);
+      bad_x |= not_finite(xv);
+      bad_t |= !((tv >= 0.0f) & (tv <= 1.0f));  // & not &&: no branch, so it vectorises
+    }
+    total += acc;
+  }
+  *sum = total;
+  flags[0] = bad_x;
+  flags[1] = bad_t;
+}
+
+template <class LT, class TT>
+void bernoulli_chunk(const void* x, const void* t, void* g, int64_t n, double* sum, uint32_t* flags) {
+  const LT* xl = static_cast<const LT*>(x);
+  const TT* tt = static_cast<const TT*>(t);
+  if (g) bernoulli_loop<LT, TT, true>(xl, tt, static_cast<LT*>(g), n, sum, flags);
+  else bernoulli_loop<LT, TT, false>(xl, tt, nullptr, n, sum, flags);
+}
+
+template <class T>
+void scale(const void* g, void* out, int64_t n, float s) {
+  const T* gi = static_cast<const T*>(g);
+  T* o = static_cast<T*>(out);
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) o[i] = from_float<T>(to_float(gi[i]) * s);
+}
+
+template <class LT>
+void fill_row(BernoulliChunkFn (&row)[4]) {
+  row[0] = bernoulli_chunk<LT, float>;
+  row[1] = bernoulli_chunk<LT, half_t>;
+  row[2] = bernoulli_chunk<LT, bf16_t>;
+  row[3] = bernoulli_chunk<LT, uint8_t>;
+}
+
+}  // namespace
+
+void fill(IsaKernels& k) {
+  fill_row<float>(k.bernoulli[0]);
+  fill_row<half_t>(k.bernoulli[1]);
+  fill_row<bf16_t>(k.bernoulli[2]);
+  k.scale[0] = scale<float>;
+  k.scale[1] = scale<half_t>;
+  k.scale[2] = scale<bf16_t>;
+}
+
+}  // namespace elbits::cpu::ELBITS_ISA_NS

@@ -1,0 +1,191 @@
+"""The fused Bernoulli + KL op against the float64 reference (elbits.reference)."""
+
+import math
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+import elbits
+from elbits import reference as ref
+
+LOGIT_DTYPES = [torch.float32, torch.float16, torch.bfloat16, torch.float64]
+TARGET_DTYPES = [torch.float32, torch.float16, torch.bfloat16, torch.float64, torch.uint8, torch.bool]
+# Tolerance per logits dtype, relative to the per-sample sum (inputs are rounded to
+# the dtype first, so the reference sees the same numbers; what remains is arithmetic).
+RTOL = {torch.float32: 2e-6, torch.float16: 2e-6, torch.bfloat16: 2e-6, torch.float64: 1e-12}
+
+
+def make(shape, z=10, ldtype=torch.float32, tdtype=torch.float32, seed=0, scale=3.0):
+    g = torch.Generator().manual_seed(seed)
+    logits = (torch.randn(shape, generator=g, dtype=torch.float64) * scale).to(ldtype)
+    if tdtype in (torch.uint8, torch.bool):
+        target = (torch.rand(shape, generator=g) < 0.3).to(tdtype)
+    else:
+        target = torch.rand(shape, generator=g, dtype=torch.float64).to(tdtype)
+    mu = torch.randn(shape[0], z, generator=g, dtype=torch.float64).to(ldtype)
+    logvar = torch.randn(shape[0], z, generator=g, dtype=torch.float64).to(ldtype)
+    return logits, target, mu, logvar
+
+
+def check_against_reference(logits, target, mu, logvar):
+    terms = elbits.elbo_terms(logits, target, mu, logvar)
+    want = ref.elbo_terms(logits, target, mu, logvar)
+    rtol = RTOL[logits.dtype]
+    assert terms.recon.shape == (logits.shape[0],)
+    assert terms.kl.shape == mu.shape
+    assert terms.dims == logits[0].numel()
+    tol = rtol * want.recon.abs() + 1e-5 * math.sqrt(terms.dims)
+    assert ((terms.recon.double() - want.recon).abs() <= tol).all(), (terms.recon, want.recon)
+    torch.testing.assert_close(terms.kl.double(), want.kl, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("ldtype", LOGIT_DTYPES)
+@pytest.mark.parametrize("tdtype", TARGET_DTYPES)
+def test_values_every_dtype_pair(ldtype, tdtype):
+    check_against_reference(*make((4, 3, 17, 19), ldtype=ldtype, tdtype=tdtype))
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 1, 1, 1), (3, 5), (2, 3, 7, 11), (5, 8193), (2, 20000), (256, 1, 64, 64)])
+def test_values_shapes(shape):
+    check_against_reference(*make(shape))
+
+
+def test_output_dtypes():
+    t = elbits.elbo_terms(*make((2, 8), ldtype=torch.float16))
+    assert t.recon.dtype == torch.float32 and t.kl.dtype == torch.float32
+    t = elbits.elbo_terms(*make((2, 8), ldtype=torch.float64))
+    assert t.recon.dtype == torch.float64
+
+
+def test_non_contiguous_inputs():
+    logits, target, mu, logvar = make((8, 1, 16, 16))
+    # batch slice (rows contiguous, batch stride 2x), transposed pixels, expanded target
+    check_against_reference(logits[::2], target[::2], mu[::2], logvar[::2])
+    check_against_reference(logits.transpose(2, 3), target.transpose(2, 3), mu, logvar)
+    check_against_reference(logits, target[:1].expand_as(target), mu.t().contiguous().t(), logvar)
+    check_against_reference(logits[..., ::2], target[..., ::2], mu[:, ::2], logvar[:, ::2])
+
+
+@pytest.mark.parametrize("ldtype", [torch.float32, torch.float16, torch.bfloat16])
+def test_gradients_match_reference(ldtype):
+    logits, target, mu, logvar = make((3, 2, 9, 13), ldtype=ldtype)
+    for t in (logits, mu, logvar):
+        t.requires_grad_(True)
+    w = torch.rand(3, dtype=torch.float64)
+    terms = elbits.elbo_terms(logits, target, mu, logvar)
+    ((terms.recon.double() * w).sum() + (terms.kl.double() * 0.5).sum()).backward()
+    got = [t.grad.clone() for t in (logits, mu, logvar)]
+    assert all(g.dtype == ldtype for g in got)
+    x64, mu64, lv64 = (t.detach().double().requires_grad_(True) for t in (logits, mu, logvar))
+    want = ref.elbo_terms(x64, target, mu64, lv64)
+    ((want.recon * w).sum() + (want.kl * 0.5).sum()).backward()
+    atol = {torch.float32: 1e-6, torch.float16: 1e-3, torch.bfloat16: 8e-3}[ldtype]
+    for g, t in zip(got, (x64, mu64, lv64)):
+        torch.testing.assert_close(g.double(), t.grad, rtol=1e-2 if ldtype != torch.float32 else 1e-5, atol=atol)
+
+
+def test_gradcheck_float64():
+    logits, target, mu, logvar = make((2, 3, 4), z=3, ldtype=torch.float64)
+    inputs = [t.requires_grad_(True) for t in (logits, mu, logvar)]
+
+    def f(x, m, lv):
+        terms = elbits.elbo_terms(x, target, m, lv)
+        return terms.recon, terms.kl
+
+    assert torch.autograd.gradcheck(f, inputs)
+
+
+def test_extreme_logits_exact_limit():
+    x = torch.tensor([[1e4, -1e4, 1e4, -1e4, 80.0, -80.0]])
+    t = torch.tensor([[1.0, 0.0, 0.0, 1.0, 1.0, 0.0]])
+    mu = torch.zeros(1, 1)
+    terms = elbits.elbo_terms(x.requires_grad_(True), t, mu, mu)
+    # saturated and right: 0; saturated and wrong: |x|; at 80 the loss is exp(-80) ~ 0
+    assert terms.recon.item() == pytest.approx(2e4, rel=1e-7)
+    assert math.isfinite(terms.recon.item())
+    terms.recon.sum().backward()
+    torch.testing.assert_close(x.grad, torch.sigmoid(x.detach()) - t, rtol=1e-6, atol=0)
+
+
+def test_extreme_logvar_finite():
+    lv = torch.linspace(-80, 80, 161).reshape(1, -1)
+    mu = torch.zeros_like(lv)
+    x = torch.zeros(1, 4)
+    lv.requires_grad_(True)
+    terms = elbits.elbo_terms(x, torch.zeros(1, 4), mu, lv)
+    assert torch.isfinite(terms.kl).all()
+    torch.testing.assert_close(terms.kl.double(), ref.gaussian_kl(mu, lv.detach()), rtol=1e-6, atol=0)
+    terms.kl.sum().backward()
+    assert torch.isfinite(lv.grad).all()
+
+
+def test_kl_exact_near_zero_logvar():
+    lv = torch.tensor([[1e-4, -1e-4, 1e-7]], dtype=torch.float32)
+    terms = elbits.elbo_terms(torch.zeros(1, 1), torch.zeros(1, 1), torch.zeros(1, 3), lv)
+    want = ref.gaussian_kl(torch.zeros(1, 3), lv)  # float64 exp: no cancellation left in float32 terms
+    torch.testing.assert_close(terms.kl.double(), want, rtol=1e-5, atol=0)
+
+
+def test_large_sample_does_not_lose_precision():
+    # 4M pixels per sample: a naive float32 running sum drifts by ~1e-3 relative here.
+    x = torch.full((1, 4_000_000), 0.5)
+    t = torch.zeros(1, 4_000_000)
+    terms = elbits.elbo_terms(x, t, torch.zeros(1, 1), torch.zeros(1, 1))
+    want = 4_000_000 * math.log1p(math.exp(0.5))
+    assert terms.recon.item() == pytest.approx(want, rel=1e-6)
+
+
+def test_thread_count_does_not_change_results():
+    logits, target, mu, logvar = make((7, 30001))
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = elbits.elbo_terms(logits, target, mu, logvar)
+        torch.set_num_threads(2)
+        two = elbits.elbo_terms(logits, target, mu, logvar)
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(one.recon, two.recon) and torch.equal(one.kl, two.kl)
+
+
+def test_backward_twice_through_the_same_graph():
+    # e.g. autograd.grad of each term separately, to compare their gradient norms
+    logits, target, mu, logvar = make((2, 8))
+    logits.requires_grad_(True)
+    terms = elbits.elbo_terms(logits, target, mu, logvar)
+    (g1,) = torch.autograd.grad(terms.recon.sum(), logits, retain_graph=True)
+    (g2,) = torch.autograd.grad(2 * terms.recon.sum(), logits)
+    torch.testing.assert_close(g2, 2 * g1)
+
+
+def test_no_grad_forward_then_backward_is_an_error():
+    logits, target, mu, logvar = make((2, 8))
+    with torch.no_grad():
+        terms = elbits.elbo_terms(logits, target, mu, logvar)
+    assert terms.recon.grad_fn is None
+
+
+@given(
+    batch=st.integers(1, 5),
+    inner=st.lists(st.integers(1, 40), min_size=1, max_size=3),
+    z=st.integers(1, 12),
+    scale=st.floats(0.01, 60.0),
+    seed=st.integers(0, 2**16),
+    tdtype=st.sampled_from(TARGET_DTYPES),
+)
+def test_hypothesis_random_shapes_and_values(batch, inner, z, scale, seed, tdtype):
+    check_against_reference(*make((batch, *inner), z=z, tdtype=tdtype, seed=seed, scale=scale))
+
+
+def test_opcheck_custom_ops():
+    from elbits.ops.bernoulli import bernoulli_elbo
+    from elbits.ops.common import scale_rows
+
+    logits, target, mu, logvar = make((3, 2, 5))
+    for t in (logits, mu, logvar):
+        t.requires_grad_(True)
+    torch.library.opcheck(bernoulli_elbo, (logits, target, mu, logvar, True, True))
+    torch.library.opcheck(bernoulli_elbo, (logits.detach(), target, mu.detach(), logvar.detach(), False, True))
+    torch.library.opcheck(scale_rows, (torch.randn(3, 10), torch.rand(3)))
