@@ -1,0 +1,42 @@
+"""fwd+bwd of Bernoulli+KL: elbits vs eager PyTorch vs torch.compile, same inputs, same run.
+
+Run: make bench   (or: cd benchmarks && python -m pytest -q)
+"""
+
+import pytest
+import torch
+
+from elbits.benchmarking import allocated_bytes, bernoulli_inputs, fwd_bwd
+
+IMPLS = ["fused", "eager", "compile"]
+
+
+@pytest.mark.parametrize("batch", [256, 1024])
+@pytest.mark.parametrize("impl", IMPLS)
+def test_bernoulli_kl_fwd_bwd(benchmark, impl, batch):
+    inp = bernoulli_inputs(batch)
+    run = fwd_bwd(impl)
+    for _ in range(3):  # compile and warm the allocator outside the timing
+        run(inp)
+    benchmark.group = f"bernoulli+kl fwd+bwd {batch}x1x64x64"
+    benchmark.extra_info["impl"] = impl
+    benchmark.extra_info["allocated_mb"] = allocated_bytes(lambda: run(inp)) / 2**20
+    benchmark.pedantic(run, args=(inp,), rounds=30 if batch == 256 else 10, warmup_rounds=2)
+
+
+@pytest.mark.parametrize("impl", ["custom_op", "core_direct"])
+def test_dispatch_overhead_tiny_batch(benchmark, impl):
+    """Cost of the torch.library custom-op path on a tiny input (the kernel itself is ~nothing)."""
+    from elbits._core import core
+    from elbits.ops.bernoulli import bernoulli_elbo
+
+    x, t = torch.randn(1, 16), torch.zeros(1, 16)
+    mu = lv = torch.zeros(1, 2)
+    recon = torch.empty(1)
+    if impl == "custom_op":
+        benchmark(lambda: bernoulli_elbo(x, t, mu, lv, False, True))
+    else:
+        benchmark(lambda: core.bernoulli_nll_rows(x.data_ptr(), 0, 16, t.data_ptr(), 0, 16, 1, 16, 0,
+                                                  recon.data_ptr(), False, 1))
+    benchmark.group = "dispatch overhead 1x16"
+    benchmark.extra_info["impl"] = impl
