@@ -1,0 +1,16 @@
+# Type stub of the compiled core (csrc/bindings.cpp). Pointers are ints.
+has_cuda: bool
+
+def cpu_isa() -> str: ...
+def bernoulli_nll_rows(
+    logits: int, logits_dtype: int, logits_row_stride: int, target: int, target_dtype: int,
+    target_row_stride: int, batch: int, n: int, grad: int, recon: int, out_f64: bool, n_threads: int,
+) -> dict[str, bool]: ...
+def gaussian_kl_rows(
+    mu: int, mu_dtype: int, mu_s0: int, mu_s1: int, logvar: int, logvar_dtype: int, lv_s0: int, lv_s1: int,
+    batch: int, z: int, kl: int, dlogvar: int, out_f64: bool,
+) -> dict[str, bool]: ...
+def scale_rows(
+    g: int, out: int, dtype: int, batch: int, n: int, scale: int, scale_dtype: int, scale_stride: int,
+    n_threads: int,
+) -> None: ...
