@@ -6,12 +6,16 @@ core, returned per sample in nats with conversions to bits and bits/dim.
 
 from __future__ import annotations
 
-from . import reference, units
+from . import calibrate, data, entropy, models, reference, units
 from .api import elbo_terms
 from .loss import ELBOLoss
+from .meter import RateDistortionMeter
 from .terms import ELBOTerms
 from .units import Quantity
 
 __version__ = "0.1.0"
 
-__all__ = ["ELBOLoss", "ELBOTerms", "Quantity", "elbo_terms", "reference", "units", "__version__"]
+__all__ = [
+    "ELBOLoss", "ELBOTerms", "Quantity", "RateDistortionMeter", "calibrate", "data", "elbo_terms", "entropy",
+    "models", "reference", "units", "__version__",
+]

@@ -92,11 +92,19 @@ class ELBOLoss(nn.Module):
         if self.controller is None:
             per_sample = terms.recon + self.beta * terms.kl_total
         else:
-            self.beta = float(self.controller.beta)
-            per_sample = self.controller.loss(terms.recon, terms.kl_total)
-            if self.training and torch.is_grad_enabled():
-                self.controller.step(self.last)
+            per_sample = self._controlled(terms)
         return per_sample.mean() if self.reduction == "mean" else per_sample.sum()
+
+    # Eager on purpose: under torch.compile a beta that changes every step would be a new
+    # constant (a recompile per step), and step() reads floats off the device anyway.
+    @torch.compiler.disable
+    def _controlled(self, terms: ELBOTerms) -> torch.Tensor:
+        assert self.controller is not None
+        self.beta = float(self.controller.beta)
+        per_sample = self.controller.loss(terms.recon, terms.kl_total)
+        if self.training and torch.is_grad_enabled():
+            self.controller.step(terms.detach())
+        return per_sample
 
     def extra_repr(self) -> str:
         ctrl = "" if self.controller is None else f", controller={self.controller!r}"
