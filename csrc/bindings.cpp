@@ -7,6 +7,7 @@
 
 #include "cpu/isa_kernels.h"
 #include "cpu/kernels.h"
+#include "cpu/parallel.h"
 
 namespace py = pybind11;
 using namespace elbits;
@@ -64,6 +65,9 @@ PYBIND11_MODULE(_C, m) {
   m.def("gaussian_kl_rows", &gaussian_kl_rows);
   m.def("scale_rows", &scale_rows);
   m.attr("has_cuda") = false;
+  m.def("use_openmp_runtime", [](const std::string& path) { return cpu::use_openmp_runtime(path.c_str()); },
+        "Run parallel loops on the OpenMP runtime loaded from `path` (torch's).");
+  m.def("parallel_backend", [] { return std::string(cpu::parallel_backend()); });
   m.def("cpu_isa", [] { return std::string(cpu::isa_kernels().name); },
         "The x86-64 level whose vector loops this CPU runs.");
 }

@@ -1,9 +1,11 @@
 #include "parallel.h"
 
+#include <dlfcn.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <condition_variable>
+#include <string>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -93,11 +95,52 @@ Pool& pool() {
   return *p;
 }
 
+// libgomp's stable entry point for `#pragma omp parallel num_threads(n)`.
+using GompParallelFn = void (*)(void (*)(void*), void*, unsigned, unsigned);
+std::atomic<GompParallelFn> gomp_parallel{nullptr};
+std::string& backend_name() {
+  static std::string* name = new std::string("pool");
+  return *name;
+}
+
+struct OmpJob {
+  const std::function<void(int64_t)>* fn;
+  int64_t n_tasks;
+  std::atomic<int64_t> next{0};
+};
+
+void omp_body(void* data) {
+  auto* job = static_cast<OmpJob*>(data);
+  for (int64_t t = job->next.fetch_add(1); t < job->n_tasks; t = job->next.fetch_add(1)) (*job->fn)(t);
+}
+
 }  // namespace
+
+bool use_openmp_runtime(const char* path) {
+  void* handle = dlopen(path, RTLD_NOW | RTLD_NOLOAD);  // only the copy torch already loaded
+  if (!handle) return false;
+  auto fn = reinterpret_cast<GompParallelFn>(dlsym(handle, "GOMP_parallel"));
+  if (!fn) return false;
+  backend_name() = std::string("openmp:") + path;
+  gomp_parallel.store(fn);
+  return true;
+}
+
+const char* parallel_backend() { return backend_name().c_str(); }
 
 void parallel_for(int64_t n_tasks, int n_threads, const std::function<void(int64_t)>& fn) {
   if (n_tasks <= 0) return;
-  if (n_threads <= 1 || n_tasks == 1 || !pool().try_run(n_tasks, n_threads, fn)) {
+  if (n_threads <= 1 || n_tasks == 1) {
+    for (int64_t t = 0; t < n_tasks; ++t) fn(t);
+    return;
+  }
+  const int threads = static_cast<int>(std::min<int64_t>(n_threads, n_tasks));
+  if (GompParallelFn omp = gomp_parallel.load()) {
+    OmpJob job{&fn, n_tasks};
+    omp(omp_body, &job, static_cast<unsigned>(threads), 0);
+    return;
+  }
+  if (!pool().try_run(n_tasks, threads, fn)) {
     for (int64_t t = 0; t < n_tasks; ++t) fn(t);
   }
 }
