@@ -31,6 +31,7 @@ py::dict bernoulli_nll_rows(uintptr_t logits, int logits_dtype, int64_t logits_r
   py::dict out;
   out["nonfinite_logits"] = f.nonfinite_logits;
   out["target_out_of_range"] = f.target_out_of_range;
+  out["loss_overflow"] = f.loss_overflow;
   return out;
 }
 

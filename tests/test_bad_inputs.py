@@ -96,3 +96,10 @@ def test_unknown_likelihood_and_loss_arguments():
         elbits.ELBOLoss(reduction="none")
     with pytest.raises(ValueError, match="beta must be"):
         elbits.ELBOLoss(beta=-1)
+
+
+def test_loss_overflow_is_named():
+    # finite logits whose per-sample sum leaves float32's range
+    x = torch.full((1, 4), 3e38)
+    with pytest.raises(ValueError, match="overflowed float32"):
+        elbits.elbo_terms(x, torch.zeros(1, 4), torch.zeros(1, 1), torch.zeros(1, 1))

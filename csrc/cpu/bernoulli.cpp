@@ -36,6 +36,7 @@ void chunk_f64(const void* xp, const void* tp, void* gp, int64_t n, double* sum,
   *sum = acc;
   flags[0] = fx;
   flags[1] = ft;
+  flags[2] = !(fx | ft) && not_finite(acc);
 }
 
 int target_slot(DType d) {
@@ -74,7 +75,7 @@ BernoulliFlags bernoulli_nll_rows(const BernoulliArgs& a) {
   const int64_t chunks_per_row = a.n == 0 ? 1 : (a.n + kChunk - 1) / kChunk;
   const int64_t n_tasks = a.batch * chunks_per_row;
   std::vector<double> partial(n_tasks);
-  std::vector<uint32_t> flags(2 * n_tasks);
+  std::vector<uint32_t> flags(3 * n_tasks);
   parallel_for(n_tasks, a.n_threads, [&](int64_t task) {
     const int64_t row = task / chunks_per_row;
     const int64_t begin = (task % chunks_per_row) * kChunk;
@@ -82,7 +83,7 @@ BernoulliFlags bernoulli_nll_rows(const BernoulliArgs& a) {
     const char* x = static_cast<const char*>(a.logits) + (row * a.logits_row_stride + begin) * lsize;
     const char* t = static_cast<const char*>(a.target) + (row * a.target_row_stride + begin) * tsize;
     char* g = a.grad ? static_cast<char*>(a.grad) + (row * a.n + begin) * lsize : nullptr;
-    fn(x, t, g, len, &partial[task], &flags[2 * task]);
+    fn(x, t, g, len, &partial[task], &flags[3 * task]);
   });
   for (int64_t row = 0; row < a.batch; ++row) {
     double s = 0.0;
@@ -91,8 +92,9 @@ BernoulliFlags bernoulli_nll_rows(const BernoulliArgs& a) {
     else static_cast<float*>(a.recon)[row] = static_cast<float>(s);
   }
   for (int64_t task = 0; task < n_tasks; ++task) {
-    out.nonfinite_logits |= flags[2 * task] != 0;
-    out.target_out_of_range |= flags[2 * task + 1] != 0;
+    out.nonfinite_logits |= flags[3 * task] != 0;
+    out.target_out_of_range |= flags[3 * task + 1] != 0;
+    out.loss_overflow |= flags[3 * task + 2] != 0;
   }
   return out;
 }

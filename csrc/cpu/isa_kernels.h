@@ -8,7 +8,8 @@
 namespace elbits::cpu {
 
 // Bernoulli chunk: x (logits), t (target), g (nullable gradient), n elements;
-// writes the chunk's NLL sum (nats) and two flags (non-finite x, t out of [0,1]).
+// writes the chunk's NLL sum (nats) and three flags: non-finite x, t outside
+// [0, 1] (or NaN), and finite inputs whose loss overflowed float32.
 using BernoulliChunkFn = void (*)(const void* x, const void* t, void* g, int64_t n, double* sum,
                                   uint32_t* flags);
 // out[i] = g[i] * s over n elements (g and out of one storage type).

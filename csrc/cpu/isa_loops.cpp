@@ -22,14 +22,29 @@ namespace {
 // for a running sum); blocks are added in float64.
 constexpr int64_t kBlock = 512;
 
+// Input checks ride on the loss itself so the hot loop pays two min/max ops per
+// element for them: a NaN or Inf logit (or a NaN target) makes the chunk's sum
+// non-finite, and only then is the chunk scanned again to say which tensor it was.
+// Targets outside [0, 1] leave the sum finite, hence the min/max reductions.
+template <class LT, class TT>
+void rescan(const LT* x, const TT* t, int64_t n, uint32_t* flags) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float xv = to_float(x[i]);
+    const float tv = to_float(t[i]);
+    flags[0] |= not_finite(xv);
+    flags[1] |= !(tv >= 0.0f && tv <= 1.0f);
+  }
+  flags[2] |= !(flags[0] | flags[1]);  // finite inputs, overflowed sum
+}
+
 template <class LT, class TT, bool kGrad>
 void bernoulli_loop(const LT* x, const TT* t, LT* g, int64_t n, double* sum, uint32_t* flags) {
   double total = 0.0;
-  uint32_t bad_x = 0, bad_t = 0;
+  float t_min = 0.0f, t_max = 0.0f;
   for (int64_t start = 0; start < n; start += kBlock) {
     const int64_t end = start + kBlock < n ? start + kBlock : n;
     float acc = 0.0f;
-#pragma omp simd reduction(+ : acc) reduction(| : bad_x, bad_t)
+#pragma omp simd reduction(+ : acc) reduction(min : t_min) reduction(max : t_max)
     for (int64_t i = start; i < end; ++i) {
       const float xv = to_float(x[i]);
       const float tv = to_float(t[i]);
@@ -37,14 +52,16 @@ void bernoulli_loop(const LT* x, const TT* t, LT* g, int64_t n, double* sum, uin
       bernoulli_nll(xv, tv, nll, grad);
       acc += nll;
       if constexpr (kGrad) g[i] = from_float<LT>(grad);
-      bad_x |= not_finite(xv);
-      bad_t |= !((tv >= 0.0f) & (tv <= 1.0f));  // & not &&: no branch, so it vectorises
+      t_min = tv < t_min ? tv : t_min;
+      t_max = tv > t_max ? tv : t_max;
     }
     total += acc;
   }
   *sum = total;
-  flags[0] = bad_x;
-  flags[1] = bad_t;
+  flags[0] = 0;
+  flags[1] = (t_min < 0.0f) | (t_max > 1.0f);
+  flags[2] = 0;
+  if (not_finite(total)) rescan(x, t, n, flags);
 }
 
 template <class LT, class TT>

@@ -38,6 +38,7 @@ struct BernoulliArgs {
 struct BernoulliFlags {
   bool nonfinite_logits = false;
   bool target_out_of_range = false;  // outside [0, 1], NaN included
+  bool loss_overflow = false;        // finite inputs, but a sum beyond float range
 };
 
 BernoulliFlags bernoulli_nll_rows(const BernoulliArgs& args);

@@ -6,7 +6,7 @@ import torch
 
 from .._core import core
 from .._dtypes import code, out_dtype
-from .common import gaussian_kl_into, kl_backward, num_threads, scale_rows
+from .common import gaussian_kl_into, kl_backward, num_threads, scale_saved_gradient
 from .validate import raise_flags, rows_contiguous
 
 _EMPTY = (0,)
@@ -80,7 +80,7 @@ def _backward(ctx, grad_recon, grad_kl, _g, _d):
     if grad_recon is not None and ctx.needs_input_grad[0]:
         # Backward reads the gradient stored by forward once: no re-read of logits
         # or targets, no transcendental function.
-        grad_logits = scale_rows(grad, grad_recon.contiguous())
+        grad_logits = scale_saved_gradient(grad, grad_recon.contiguous())
     grad_mu, grad_logvar = kl_backward(grad_kl, mu, dlogvar)
     if grad_logvar is not None:
         grad_logvar = grad_logvar.to(ctx.logvar_dtype)

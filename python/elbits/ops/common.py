@@ -54,3 +54,37 @@ def scale_rows(grad: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
 @scale_rows.register_fake
 def _(grad: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     return torch.empty_like(grad, memory_format=torch.contiguous_format)
+
+
+@torch.library.custom_op("elbits::scale_rows_", mutates_args=("grad",))
+def scale_rows_(grad: torch.Tensor, scale: torch.Tensor) -> None:
+    """In place: ``grad[b, ...] *= scale[b]``, for a gradient buffer nobody will read again."""
+    batch = grad.shape[0]
+    core.scale_rows(
+        grad.data_ptr(), grad.data_ptr(), code(grad.dtype), batch, grad.numel() // max(batch, 1),
+        scale.data_ptr(), code(scale.dtype), scale.stride(0), num_threads(),
+    )
+
+
+_keep_graph = getattr(torch._C._autograd, "_get_current_graph_task_keep_graph", None)
+
+
+def scale_saved_gradient(grad: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """The backward of a per-sample sum whose per-element gradient the forward stored.
+
+    When this backward frees its graph (no ``retain_graph``), the stored buffer is
+    dead after this call, so it is scaled in place and handed on: no new
+    logits-sized allocation (which costs page faults on every step). When the graph
+    is kept (retain_graph, autograd.grad per term, gradcheck), under
+    torch.compile, or on a torch without the query, a new tensor is returned.
+    """
+    reuse = (
+        _keep_graph is not None
+        and type(grad) is torch.Tensor  # not a fake/functional tensor being traced (compile, AOT)
+        and not torch.compiler.is_compiling()
+        and not _keep_graph()
+    )
+    if reuse:
+        scale_rows_(grad, scale)
+        return grad
+    return scale_rows(grad, scale)

@@ -79,6 +79,7 @@ _FLAG_MESSAGES = {
     "nonfinite_params": "the likelihood parameters contain NaN or Inf",
     "target_out_of_range": "target has values outside [0, 1] (or NaN)",
     "target_level_out_of_range": "target has levels outside 0..255 (or NaN)",
+    "loss_overflow": "the reconstruction loss overflowed float32 (logits near float32's largest values)",
     "nonfinite_mu": "mu contains NaN or Inf",
     "nonfinite_logvar": "logvar contains NaN or Inf",
 }
