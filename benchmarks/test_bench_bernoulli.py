@@ -1,27 +1,27 @@
 """fwd+bwd of Bernoulli+KL: elbits vs eager PyTorch vs torch.compile, same inputs, same run.
 
-Run: make bench   (or: cd benchmarks && python -m pytest -q)
+Run: make bench   (or: cd benchmarks && python -m pytest -q). `elbits bench` gives the
+same comparison with interleaved rounds as a table or JSON.
 """
 
 import pytest
 import torch
 
-from elbits.benchmarking import allocated_bytes, bernoulli_inputs, fwd_bwd
-
-IMPLS = ["fused", "eager", "compile"]
+from elbits.benchmarking import IMPLS, allocated_bytes, bernoulli_case, fwd_bwd
 
 
 @pytest.mark.parametrize("batch", [256, 1024])
 @pytest.mark.parametrize("impl", IMPLS)
 def test_bernoulli_kl_fwd_bwd(benchmark, impl, batch):
-    inp = bernoulli_inputs(batch)
-    run = fwd_bwd(impl)
+    case = bernoulli_case(batch)
+    inputs = case.make_inputs()
+    run = fwd_bwd(case, impl)
     for _ in range(3):  # compile and warm the allocator outside the timing
-        run(inp)
-    benchmark.group = f"bernoulli+kl fwd+bwd {batch}x1x64x64"
+        run(inputs)
+    benchmark.group = f"{case.name} fwd+bwd"
     benchmark.extra_info["impl"] = impl
-    benchmark.extra_info["allocated_mb"] = allocated_bytes(lambda: run(inp)) / 2**20
-    benchmark.pedantic(run, args=(inp,), rounds=30 if batch == 256 else 10, warmup_rounds=2)
+    benchmark.extra_info["allocated_mb"] = allocated_bytes(lambda: run(inputs)) / 2**20
+    benchmark.pedantic(run, args=(inputs,), rounds=30 if batch == 256 else 10, warmup_rounds=2)
 
 
 @pytest.mark.parametrize("impl", ["custom_op", "core_direct"])

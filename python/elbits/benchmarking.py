@@ -1,72 +1,97 @@
 """Side-by-side cases for benchmarks: the fused op, eager PyTorch, torch.compile.
 
-Shared by benchmarks/ (pytest-benchmark) so that every implementation runs on
-the same inputs in the same process.
+Shared by benchmarks/ (pytest-benchmark) and ``elbits bench`` so that every
+implementation runs on the same inputs in the same process, and timings are
+reported as ratios.
 """
 
 from __future__ import annotations
 
+import statistics
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
 from . import reference
 from .api import elbo_terms
 
+Loss = Callable[..., torch.Tensor]
+IMPLS = ("fused", "eager", "compile")
+
 
 @dataclass
-class Inputs:
-    logits: torch.Tensor
-    target: torch.Tensor
-    mu: torch.Tensor
-    logvar: torch.Tensor
+class Case:
+    """One benchmark: inputs, the fused and reference losses, and the bytes a one-pass kernel must move."""
+
+    name: str
+    make_inputs: Callable[[], dict[str, torch.Tensor]]
+    fused: Loss
+    reference: Loss
+    min_bytes: int
+    _compiled: Loss | None = field(default=None, repr=False)
+
+    def loss_fn(self, impl: str) -> Loss:
+        if impl == "fused":
+            return self.fused
+        if impl == "eager":
+            return self.reference
+        if impl == "compile":
+            if self._compiled is None:
+                self._compiled = torch.compile(self.reference, fullgraph=True)
+            return self._compiled
+        raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
 
 
-def bernoulli_inputs(batch: int, z: int = 10, side: int = 64, seed: int = 0) -> Inputs:
-    """A dSprites-shaped batch: [B, 1, side, side] logits, uint8 {0,1} target, [B, z] latents."""
-    g = torch.Generator().manual_seed(seed)
-    logits = torch.randn(batch, 1, side, side, generator=g).requires_grad_(True)
-    target = (torch.rand(batch, 1, side, side, generator=g) < 0.1).to(torch.uint8)
-    mu = torch.randn(batch, z, generator=g).requires_grad_(True)
-    logvar = torch.randn(batch, z, generator=g).requires_grad_(True)
-    return Inputs(logits, target, mu, logvar)
-
-
-def _loss_fused(x, t, mu, lv):
-    terms = elbo_terms(x, t, mu, lv)
+def _bernoulli_fused(logits, target, mu, logvar):
+    terms = elbo_terms(logits, target, mu, logvar)
     return (terms.recon + terms.kl_total).mean()
 
 
-def _loss_reference(x, t, mu, lv):
-    terms = reference.elbo_terms(x, t, mu, lv, dtype=x.dtype)
+def _bernoulli_reference(logits, target, mu, logvar):
+    terms = reference.elbo_terms(logits, target, mu, logvar, dtype=logits.dtype)
     return (terms.recon + terms.kl_total).mean()
 
 
-def fwd_bwd(impl: str) -> Callable[[Inputs], None]:
-    """A callable running forward + backward of the mean negative ELBO with ``impl``:
-    ``"fused"`` (elbits), ``"eager"`` (elbits.reference in the input dtype) or
-    ``"compile"`` (torch.compile of the same reference)."""
-    if impl == "fused":
-        loss_fn = _loss_fused
-    elif impl == "eager":
-        loss_fn = _loss_reference
-    elif impl == "compile":
-        loss_fn = torch.compile(_loss_reference, fullgraph=True)
-    else:
-        raise ValueError(f"impl must be 'fused', 'eager' or 'compile', got {impl!r}")
+def bernoulli_case(batch: int, z: int = 10, side: int = 64, seed: int = 0) -> Case:
+    """dSprites-shaped: [B, 1, side, side] float32 logits, uint8 {0,1} target, [B, z] latents."""
 
-    def run(inp: Inputs) -> None:
-        for t in (inp.logits, inp.mu, inp.logvar):
+    def make() -> dict[str, torch.Tensor]:
+        g = torch.Generator().manual_seed(seed)
+        return {
+            "logits": torch.randn(batch, 1, side, side, generator=g).requires_grad_(True),
+            "target": (torch.rand(batch, 1, side, side, generator=g) < 0.1).to(torch.uint8),
+            "mu": torch.randn(batch, z, generator=g).requires_grad_(True),
+            "logvar": torch.randn(batch, z, generator=g).requires_grad_(True),
+        }
+
+    n = batch * side * side
+    # one pass: read logits (4 B) and target (1 B), write the logits' gradient (4 B)
+    return Case(f"bernoulli+kl {batch}x1x{side}x{side}", make, _bernoulli_fused, _bernoulli_reference, 9 * n)
+
+
+CASES: dict[str, Callable[[], Case]] = {
+    "bernoulli-256": lambda: bernoulli_case(256),
+    "bernoulli-1024": lambda: bernoulli_case(1024),
+}
+
+
+def fwd_bwd(case: Case, impl: str) -> Callable[[dict[str, torch.Tensor]], None]:
+    """forward + backward of ``case``'s loss with ``impl``; gradients reset each call."""
+    loss_fn = case.loss_fn(impl)
+
+    def run(inputs: dict[str, torch.Tensor]) -> None:
+        for t in inputs.values():
             t.grad = None
-        loss_fn(inp.logits, inp.target, inp.mu, inp.logvar).backward()
+        loss_fn(**inputs).backward()
 
     return run
 
 
 def allocated_bytes(fn: Callable[[], None]) -> int:
-    """Tensor bytes allocated (not freed-and-reused: the sum of allocations) during one call, via the
-    torch profiler's memory events. Counts what the computation allocates beyond its inputs, gradients included."""
+    """Tensor bytes allocated during one call (the sum of allocations, gradients included),
+    from the torch profiler's memory events; not process RSS."""
     from torch.profiler import ProfilerActivity, profile
 
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
@@ -77,3 +102,41 @@ def allocated_bytes(fn: Callable[[], None]) -> int:
         if nbytes > 0 and not evt.cpu_children:
             total += nbytes
     return total
+
+
+@dataclass
+class Result:
+    case: str
+    impl: str
+    median_ms: float
+    allocated_mb: float
+    gb_per_s: float
+    vs_compile: float | None = None  # time / torch.compile's time
+    vs_eager: float | None = None
+
+
+def measure(case: Case, impls: tuple[str, ...] = IMPLS, rounds: int = 30, warmup: int = 3) -> list[Result]:
+    """Median fwd+bwd time of each impl, rounds interleaved so machine noise hits all alike."""
+    inputs = case.make_inputs()
+    runs = {impl: fwd_bwd(case, impl) for impl in impls}
+    for run in runs.values():
+        for _ in range(warmup):
+            run(inputs)
+    times: dict[str, list[float]] = {impl: [] for impl in impls}
+    for _ in range(rounds):
+        for impl, run in runs.items():
+            t0 = time.perf_counter()
+            run(inputs)
+            times[impl].append(time.perf_counter() - t0)
+    results = []
+    for impl in impls:
+        med = statistics.median(times[impl])
+        mem = allocated_bytes(lambda impl=impl: runs[impl](inputs)) / 2**20
+        results.append(Result(case.name, impl, med * 1e3, mem, case.min_bytes / med / 1e9))
+    by_impl = {r.impl: r for r in results}
+    for r in results:
+        if "compile" in by_impl:
+            r.vs_compile = r.median_ms / by_impl["compile"].median_ms
+        if "eager" in by_impl:
+            r.vs_eager = r.median_ms / by_impl["eager"].median_ms
+    return results

@@ -1,0 +1,54 @@
+"""``elbits bench``: the fused ops against eager PyTorch and torch.compile on this machine."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+from dataclasses import asdict
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from ..benchmarking import CASES
+
+    p = sub.add_parser("bench", help="time fused vs eager vs torch.compile (fwd+bwd) and print ratios")
+    p.add_argument("cases", nargs="*", metavar="CASE", help=f"cases to run (default: all): {', '.join(CASES)}")
+    p.add_argument("--rounds", type=int, default=30, help="interleaved timing rounds per case (default 30)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    p.set_defaults(func=run)
+
+
+def machine() -> dict[str, object]:
+    import torch
+
+    from .._core import core
+
+    return {
+        "cpu": platform.processor() or platform.machine(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "elbits_cpu_isa": core.cpu_isa(),
+        "elbits_parallel": core.parallel_backend(),
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..benchmarking import CASES, measure
+
+    names = args.cases or list(CASES)
+    unknown = [n for n in names if n not in CASES]
+    if unknown:
+        raise SystemExit(f"elbits bench: unknown case(s) {unknown}; choose from {list(CASES)}")
+    results = [r for name in names for r in measure(CASES[name](), rounds=args.rounds)]
+    if args.json:
+        print(json.dumps({"machine": machine(), "results": [asdict(r) for r in results]}, indent=2))
+        return 0
+    m = machine()
+    print(f"torch {m['torch']}, {m['threads']} threads, elbits ISA {m['elbits_cpu_isa']}, {m['elbits_parallel']}")
+    print(f"{'case':<28}{'impl':<9}{'median ms':>10}{'/compile':>10}{'/eager':>8}{'alloc MB':>10}{'GB/s*':>8}")
+    for r in results:
+        vc = f"{r.vs_compile:.2f}" if r.vs_compile is not None else "-"
+        ve = f"{r.vs_eager:.2f}" if r.vs_eager is not None else "-"
+        print(f"{r.case:<28}{r.impl:<9}{r.median_ms:>10.3f}{vc:>10}{ve:>8}{r.allocated_mb:>10.1f}{r.gb_per_s:>8.1f}")
+    print("* effective GB/s: the bytes a one-pass kernel must move (read inputs, write the gradient) / time")
+    return 0
