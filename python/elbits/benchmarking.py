@@ -131,7 +131,8 @@ def measure(case: Case, impls: tuple[str, ...] = IMPLS, rounds: int = 30, warmup
     results = []
     for impl in impls:
         med = statistics.median(times[impl])
-        mem = allocated_bytes(lambda impl=impl: runs[impl](inputs)) / 2**20
+        run = runs[impl]
+        mem = allocated_bytes(lambda: run(inputs)) / 2**20
         results.append(Result(case.name, impl, med * 1e3, mem, case.min_bytes / med / 1e9))
     by_impl = {r.impl: r for r in results}
     for r in results:
