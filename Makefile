@@ -24,6 +24,8 @@ test: install
 	$(VENV)/bin/ruff check python tests benchmarks
 	$(VENV)/bin/mypy
 	cd tests && ../$(PY) -m pytest -q -p no:cacheprovider .
+	# the wheel: builds it, checks it links no libtorch, smoke-tests it in a fresh venv
+	cd tests && ../$(PY) -m pytest -q -p no:cacheprovider -m slow test_wheel.py
 
 # In-place build for development: python/elbits/_C*.so, used with PYTHONPATH=python.
 # The module is swapped in with mv so that running processes keep their copy.
