@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "fastmath.h"
 #include "macros.h"
 #if defined(__CUDACC__)
 #include <cuda_bf16.h>
@@ -22,16 +23,7 @@ struct bf16_t { uint16_t bits; };
 ELBITS_HD float to_float(float v) { return v; }
 ELBITS_HD double to_float(double v) { return v; }
 ELBITS_HD float to_float(uint8_t v) { return static_cast<float>(v); }
-ELBITS_HD float to_float(bf16_t v) {
-  const uint32_t u = static_cast<uint32_t>(v.bits) << 16;
-#if defined(__CUDA_ARCH__)
-  return __uint_as_float(u);
-#else
-  float f;
-  std::memcpy(&f, &u, sizeof f);
-  return f;
-#endif
-}
+ELBITS_HD float to_float(bf16_t v) { return bits_to_float(static_cast<uint32_t>(v.bits) << 16); }
 ELBITS_HD float to_float(half_t v) {
 #if defined(__CUDACC__)
   return __half2float(__ushort_as_half(v.bits));
@@ -55,12 +47,7 @@ template <> ELBITS_HD half_t from_float<half_t>(float v) {
 #endif
 }
 template <> ELBITS_HD bf16_t from_float<bf16_t>(float v) {
-  uint32_t u;
-#if defined(__CUDA_ARCH__)
-  u = __float_as_uint(v);
-#else
-  std::memcpy(&u, &v, sizeof u);
-#endif
+  const uint32_t u = float_to_bits(v);
   // Round to nearest even; a NaN keeps a set mantissa bit so it stays NaN.
   const bool nan = (u & 0x7fffffffu) > 0x7f800000u;
   const uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
