@@ -58,6 +58,78 @@ void scale_rows(uintptr_t g, uintptr_t out, int dtype, int64_t batch, int64_t n,
                   static_cast<DType>(scale_dtype), scale_stride, n_threads);
 }
 
+
+// ---- Colour / 8-bit likelihoods (categorical256, logistic mixture, discretized
+// Gaussian, continuous Bernoulli).
+py::dict pixel_flags(const cpu::PixelFlags& f) {
+  py::dict out;
+  out["nonfinite_params"] = f.nonfinite_params;
+  out["target_level_out_of_range"] = f.target_level_out_of_range;
+  return out;
+}
+
+cpu::CategoricalArgs categorical_args(uintptr_t logits, int logits_dtype, int64_t logits_bs, uintptr_t target,
+                                      int target_dtype, int64_t target_bs, int64_t batch, int64_t pixels,
+                                      uintptr_t lse, uintptr_t recon, bool out_f64, int n_threads) {
+  return cpu::CategoricalArgs{ptr(logits), static_cast<DType>(logits_dtype), logits_bs, ptr(target),
+                              static_cast<DType>(target_dtype), target_bs, batch, pixels, mut_ptr(lse),
+                              mut_ptr(recon), out_f64, n_threads};
+}
+
+py::dict categorical256_forward(uintptr_t logits, int logits_dtype, int64_t logits_bs, uintptr_t target,
+                                int target_dtype, int64_t target_bs, int64_t batch, int64_t pixels, uintptr_t lse,
+                                uintptr_t recon, bool out_f64, int n_threads) {
+  const auto a = categorical_args(logits, logits_dtype, logits_bs, target, target_dtype, target_bs, batch, pixels,
+                                  lse, recon, out_f64, n_threads);
+  cpu::PixelFlags f;
+  {
+    py::gil_scoped_release nogil;
+    f = cpu::categorical256_forward(a);
+  }
+  return pixel_flags(f);
+}
+
+void categorical256_backward(uintptr_t logits, int logits_dtype, int64_t logits_bs, uintptr_t target, int target_dtype,
+                             int64_t target_bs, int64_t batch, int64_t pixels, uintptr_t lse, uintptr_t scale,
+                             int scale_dtype, int64_t scale_stride, uintptr_t grad, int n_threads) {
+  const auto a = categorical_args(logits, logits_dtype, logits_bs, target, target_dtype, target_bs, batch, pixels,
+                                  lse, 0, false, n_threads);
+  py::gil_scoped_release nogil;
+  cpu::categorical256_backward(a, ptr(scale), static_cast<DType>(scale_dtype), scale_stride, mut_ptr(grad));
+}
+
+template <cpu::PixelFlags (*Fn)(const cpu::PixelArgs&)>
+py::dict pixel_rows(uintptr_t params, int params_dtype, int64_t params_bs, uintptr_t target, int target_dtype,
+                    int64_t target_bs, int64_t batch, int64_t channels, int64_t pixels, int64_t n_mix, uintptr_t grad,
+                    uintptr_t recon, bool out_f64, int n_threads) {
+  cpu::PixelArgs a{ptr(params), static_cast<DType>(params_dtype), params_bs, ptr(target),
+                   static_cast<DType>(target_dtype), target_bs, batch, channels, pixels, n_mix, mut_ptr(grad),
+                   mut_ptr(recon), out_f64, n_threads};
+  cpu::PixelFlags f;
+  {
+    py::gil_scoped_release nogil;
+    f = Fn(a);
+  }
+  return pixel_flags(f);
+}
+
+py::dict continuous_bernoulli_rows(uintptr_t logits, int logits_dtype, int64_t logits_row_stride, uintptr_t target,
+                                   int target_dtype, int64_t target_row_stride, int64_t batch, int64_t n,
+                                   uintptr_t grad, uintptr_t recon, bool out_f64, int n_threads) {
+  cpu::BernoulliArgs a{ptr(logits), static_cast<DType>(logits_dtype), logits_row_stride, ptr(target),
+                       static_cast<DType>(target_dtype), target_row_stride, batch, n, mut_ptr(grad),
+                       mut_ptr(recon), out_f64, n_threads};
+  cpu::BernoulliFlags f;
+  {
+    py::gil_scoped_release nogil;
+    f = cpu::continuous_bernoulli_rows(a);
+  }
+  py::dict out;
+  out["nonfinite_logits"] = f.nonfinite_logits;
+  out["target_out_of_range"] = f.target_out_of_range;
+  return out;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_C, m) {
@@ -65,6 +137,11 @@ PYBIND11_MODULE(_C, m) {
   m.def("bernoulli_nll_rows", &bernoulli_nll_rows);
   m.def("gaussian_kl_rows", &gaussian_kl_rows);
   m.def("scale_rows", &scale_rows);
+  m.def("categorical256_forward", &categorical256_forward);
+  m.def("categorical256_backward", &categorical256_backward);
+  m.def("logistic_mixture_rows", &pixel_rows<cpu::logistic_mixture_rows>);
+  m.def("discretized_gaussian_rows", &pixel_rows<cpu::discretized_gaussian_rows>);
+  m.def("continuous_bernoulli_rows", &continuous_bernoulli_rows);
   m.attr("has_cuda") = false;
   m.def("use_openmp_runtime", [](const std::string& path) { return cpu::use_openmp_runtime(path.c_str()); },
         "Run parallel loops on the OpenMP runtime loaded from `path` (torch's).");

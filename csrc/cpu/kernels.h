@@ -59,3 +59,64 @@ void scale_rows(const void* g, void* out, DType dtype, int64_t batch, int64_t n,
                 DType scale_dtype, int64_t scale_stride, int n_threads);
 
 }  // namespace elbits::cpu
+
+// ---- Colour / 8-bit image likelihoods (categorical.cpp, logistic_mixture.cpp,
+// discretized_gaussian.cpp, continuous_bernoulli.cpp). Parameters are [B, channels,
+// pixels] with each sample contiguous (batch stride given, in elements); integer
+// targets are uint8 or int64 levels 0..255, [B, C, pixels], sample-contiguous.
+namespace elbits::cpu {
+
+struct PixelFlags {
+  bool nonfinite_params = false;
+  bool target_level_out_of_range = false;
+};
+
+// Categorical over 256 levels: logits [B, 256, P] (class stride P), target [B, P].
+// Forward writes lse [B, P] (float, double for float64 logits) and recon [B].
+struct CategoricalArgs {
+  const void* logits;
+  DType logits_dtype;
+  int64_t logits_batch_stride;
+  const void* target;
+  DType target_dtype;
+  int64_t target_batch_stride;
+  int64_t batch;
+  int64_t pixels;
+  void* lse;
+  void* recon;
+  bool out_f64;
+  int n_threads;
+};
+
+PixelFlags categorical256_forward(const CategoricalArgs& a);
+// grad [B, 256, P] contiguous, logits dtype: (softmax - onehot) * scale[b]
+// (scale float32/float64 [B], any stride). grad may be the logits buffer itself.
+void categorical256_backward(const CategoricalArgs& a, const void* scale, DType scale_dtype,
+                             int64_t scale_stride, void* grad);
+
+// Per-subpixel likelihoods with the gradient stored by forward (Bernoulli pattern).
+struct PixelArgs {
+  const void* params;
+  DType params_dtype;
+  int64_t params_batch_stride;
+  const void* target;
+  DType target_dtype;
+  int64_t target_batch_stride;
+  int64_t batch;
+  int64_t channels;  // image channels C
+  int64_t pixels;
+  int64_t n_mix;     // logistic mixture components K (unused otherwise)
+  void* grad;        // nullable, contiguous like params, params dtype
+  void* recon;
+  bool out_f64;
+  int n_threads;
+};
+
+// PixelCNN++ mixture: params [B, K + C*(3K or 2K), P] (see logistic_mixture.h).
+PixelFlags logistic_mixture_rows(const PixelArgs& a);
+// params [B, 2C, P]: means (channels 0..C-1) then log-scales (C..2C-1).
+PixelFlags discretized_gaussian_rows(const PixelArgs& a);
+// Continuous Bernoulli: as bernoulli_nll_rows; targets float in [0, 1], or uint8 levels / 255.
+BernoulliFlags continuous_bernoulli_rows(const BernoulliArgs& a);
+
+}  // namespace elbits::cpu

@@ -16,3 +16,23 @@ def scale_rows(
     g: int, out: int, dtype: int, batch: int, n: int, scale: int, scale_dtype: int, scale_stride: int,
     n_threads: int,
 ) -> None: ...
+def categorical256_forward(
+    logits: int, logits_dtype: int, logits_bs: int, target: int, target_dtype: int, target_bs: int, batch: int,
+    pixels: int, lse: int, recon: int, out_f64: bool, n_threads: int,
+) -> dict[str, bool]: ...
+def categorical256_backward(
+    logits: int, logits_dtype: int, logits_bs: int, target: int, target_dtype: int, target_bs: int, batch: int,
+    pixels: int, lse: int, scale: int, scale_dtype: int, scale_stride: int, grad: int, n_threads: int,
+) -> None: ...
+def logistic_mixture_rows(
+    params: int, params_dtype: int, params_bs: int, target: int, target_dtype: int, target_bs: int, batch: int,
+    channels: int, pixels: int, n_mix: int, grad: int, recon: int, out_f64: bool, n_threads: int,
+) -> dict[str, bool]: ...
+def discretized_gaussian_rows(
+    params: int, params_dtype: int, params_bs: int, target: int, target_dtype: int, target_bs: int, batch: int,
+    channels: int, pixels: int, n_mix: int, grad: int, recon: int, out_f64: bool, n_threads: int,
+) -> dict[str, bool]: ...
+def continuous_bernoulli_rows(
+    logits: int, logits_dtype: int, logits_row_stride: int, target: int, target_dtype: int,
+    target_row_stride: int, batch: int, n: int, grad: int, recon: int, out_f64: bool, n_threads: int,
+) -> dict[str, bool]: ...

@@ -9,6 +9,7 @@ import torch
 from ._dtypes import FLOATS
 from .ops import validate as v
 from .ops.bernoulli import bernoulli_elbo
+from .ops.colour import COLOUR_LIKELIHOODS
 from .terms import ELBOTerms
 
 _BERNOULLI_TARGETS = (torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.uint8, torch.bool)
@@ -43,6 +44,8 @@ def _bernoulli(logits, target, mu, logvar, check_finite: bool) -> ELBOTerms:
 
 
 LIKELIHOODS: dict[str, Likelihood] = {"bernoulli": _bernoulli}
+# 8-bit / colour images (python/elbits/ops/colour.py, docs/likelihoods.md).
+LIKELIHOODS.update(COLOUR_LIKELIHOODS)
 
 
 def elbo_terms(

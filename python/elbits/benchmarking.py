@@ -7,6 +7,7 @@ reported as ratios.
 
 from __future__ import annotations
 
+import functools
 import statistics
 import time
 from collections.abc import Callable
@@ -131,8 +132,7 @@ def measure(case: Case, impls: tuple[str, ...] = IMPLS, rounds: int = 30, warmup
     results = []
     for impl in impls:
         med = statistics.median(times[impl])
-        run = runs[impl]
-        mem = allocated_bytes(lambda: run(inputs)) / 2**20
+        mem = allocated_bytes(functools.partial(runs[impl], inputs)) / 2**20
         results.append(Result(case.name, impl, med * 1e3, mem, case.min_bytes / med / 1e9))
     by_impl = {r.impl: r for r in results}
     for r in results:

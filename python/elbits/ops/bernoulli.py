@@ -6,7 +6,7 @@ import torch
 
 from .._core import core
 from .._dtypes import code, out_dtype
-from .common import gaussian_kl_into, kl_backward, num_threads, scale_saved_gradient
+from .common import gaussian_kl_into, num_threads, register_stored_gradient_autograd
 from .validate import raise_flags, rows_contiguous
 
 _EMPTY = (0,)
@@ -56,35 +56,4 @@ def _(logits, target, mu, logvar, compute_grad, check_finite):
     return recon, kl, grad, dlogvar
 
 
-def _setup_context(ctx, inputs, output):
-    logits, _target, mu, _logvar, compute_grad, _check = inputs
-    _recon, _kl, grad, dlogvar = output
-    ctx.compute_grad = compute_grad
-    ctx.logits_dtype = logits.dtype
-    ctx.logvar_dtype = _logvar.dtype
-    ctx.save_for_backward(grad, mu, dlogvar)
-    ctx.mark_non_differentiable(grad, dlogvar)
-    # The gradient buffers are outputs only to be saved; materialising zero
-    # gradients for them would cost a full pass over a logits-sized tensor.
-    ctx.set_materialize_grads(False)
-
-
-def _backward(ctx, grad_recon, grad_kl, _g, _d):
-    if not ctx.compute_grad:
-        raise RuntimeError(
-            "elbits.bernoulli_elbo was run without gradient support (grad disabled or logits not "
-            "requiring grad when it was called); call it with grad enabled to differentiate it"
-        )
-    grad, mu, dlogvar = ctx.saved_tensors
-    grad_logits = None
-    if grad_recon is not None and ctx.needs_input_grad[0]:
-        # Backward reads the gradient stored by forward once: no re-read of logits
-        # or targets, no transcendental function.
-        grad_logits = scale_saved_gradient(grad, grad_recon.contiguous())
-    grad_mu, grad_logvar = kl_backward(grad_kl, mu, dlogvar)
-    if grad_logvar is not None:
-        grad_logvar = grad_logvar.to(ctx.logvar_dtype)
-    return grad_logits, None, grad_mu, grad_logvar, None, None
-
-
-bernoulli_elbo.register_autograd(_backward, setup_context=_setup_context)
+register_stored_gradient_autograd(bernoulli_elbo, "bernoulli_elbo")

@@ -88,3 +88,42 @@ def scale_saved_gradient(grad: torch.Tensor, scale: torch.Tensor) -> torch.Tenso
         scale_rows_(grad, scale)
         return grad
     return scale_rows(grad, scale)
+
+
+def register_stored_gradient_autograd(op, name: str) -> None:
+    """Autograd for ops whose forward returns ``(recon, kl, d recon/d params, d kl/d logvar)``.
+
+    The op's inputs are ``(params, target, mu, logvar, *settings, compute_grad, check_finite)``.
+    The gradient w.r.t. params was written by the forward pass; backward only scales it
+    per sample (:func:`scale_saved_gradient`) and applies the KL's closed form.
+    """
+
+    def setup_context(ctx, inputs, output):
+        _params, _target, mu, logvar = inputs[:4]
+        _recon, _kl, grad, dlogvar = output
+        ctx.compute_grad = inputs[-2]
+        ctx.n_inputs = len(inputs)
+        ctx.logvar_dtype = logvar.dtype
+        ctx.save_for_backward(grad, mu, dlogvar)
+        ctx.mark_non_differentiable(grad, dlogvar)
+        # The gradient buffers are outputs only to be saved; materialising zero
+        # gradients for them would cost a full pass over a params-sized tensor.
+        ctx.set_materialize_grads(False)
+
+    def backward(ctx, grad_recon, grad_kl, _g, _d):
+        if not ctx.compute_grad:
+            raise RuntimeError(
+                f"elbits.{name} was run without gradient support (grad disabled or no input requiring "
+                "grad when it was called); call it with grad enabled to differentiate it"
+            )
+        grad, mu, dlogvar = ctx.saved_tensors
+        grad_params = None
+        if grad_recon is not None and ctx.needs_input_grad[0]:
+            # Reads the gradient stored by forward once: no re-read of params or targets.
+            grad_params = scale_saved_gradient(grad, grad_recon.contiguous())
+        grad_mu, grad_logvar = kl_backward(grad_kl, mu, dlogvar)
+        if grad_logvar is not None:
+            grad_logvar = grad_logvar.to(ctx.logvar_dtype)
+        return (grad_params, None, grad_mu, grad_logvar) + (None,) * (ctx.n_inputs - 4)
+
+    op.register_autograd(backward, setup_context=setup_context)

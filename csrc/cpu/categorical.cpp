@@ -1,0 +1,156 @@
+// Categorical-256: fused log-softmax + NLL without storing probabilities.
+// Forward: per (sample, tile of kTile pixels) a max pass and a sum-exp pass over
+// the 256 class rows of the tile (256 x kTile values, read from DRAM once and
+// again from cache), keeping only lse per pixel. Backward: one streaming pass
+// that reads logits and writes (softmax - onehot) * scale, class by class.
+#include <algorithm>
+#include <vector>
+
+#include "colour_common.h"
+#include "elbits/categorical.h"
+#include "kernels.h"
+#include "parallel.h"
+
+namespace elbits::cpu {
+namespace {
+using namespace colour;
+
+constexpr int64_t kTile = 128;      // pixels per forward task: 256 x 128 x 4 B = 128 KiB
+constexpr int64_t kClassBlock = 16;  // classes per backward task
+
+template <class S, class L>
+ELBITS_INLINE void fwd_tile(const S* x, int64_t P, const L* t, int64_t n, compute_t<S>* lse, double* nll,
+              uint32_t* flags) {
+  using T = compute_t<S>;
+  T m[kTile], s[kTile], bad[kTile];  // bad[p] += v - v: 0 unless a value is NaN/Inf
+  for (int64_t p = 0; p < n; ++p) {
+    m[p] = ld(x[p]);
+    bad[p] = m[p] - m[p];
+  }
+  for (int c = 1; c < kLevels; ++c) {
+    const S* xc = x + c * P;
+    for (int64_t p = 0; p < n; ++p) {
+      const T v = ld(xc[p]);
+      bad[p] += v - v;
+      m[p] = v > m[p] ? v : m[p];
+    }
+  }
+  for (int64_t p = 0; p < n; ++p) s[p] = T(0);
+  for (int c = 0; c < kLevels; ++c) {
+    const S* xc = x + c * P;
+    for (int64_t p = 0; p < n; ++p) s[p] += ex_nonpos(ld(xc[p]) - m[p]);
+  }
+  double acc = 0.0;
+  uint32_t range = 0, nonfinite = 0;
+  for (int64_t p = 0; p < n; ++p) {
+    nonfinite |= !(bad[p] == T(0));
+    const T l = lse_from(m[p], s[p]);
+    lse[p] = l;
+    int64_t lv = level_of(t[p]);
+    range |= (lv < 0 || lv > 255);
+    lv = lv < 0 ? 0 : lv > 255 ? 255 : lv;
+    acc += static_cast<double>(l - ld(x[lv * P + p]));
+  }
+  *nll = acc;
+  flags[0] = nonfinite;
+  flags[1] = range;
+}
+
+template <class S, class L>
+ELBITS_INLINE void bwd_block(const S* x, int64_t P, const L* t, int c0, int c1, const compute_t<S>* lse,
+               compute_t<S> g, S* out) {
+  using T = compute_t<S>;
+  for (int c = c0; c < c1; ++c) {
+    const S* xc = x + c * P;
+    S* oc = out + c * P;
+#pragma GCC ivdep
+    for (int64_t p = 0; p < P; ++p)
+      st(oc + p, categorical_grad(T(ld(xc[p])), lse[p], level_of(t[p]) == c, g));
+  }
+}
+
+}  // namespace
+
+// Per-ISA clones of the tile loops (see colour_common.h).
+namespace colour_isa {
+using colour::compute_t;
+#define ELBITS_CAT_CLONES(S, L)                                                                        \
+  ELBITS_CLONES void cat_fwd(const S* x, int64_t P, const L* t, int64_t n, compute_t<S>* lse,         \
+                             double* nll, uint32_t* flags) {                                         \
+    fwd_tile<S, L>(x, P, t, n, lse, nll, flags);                                                      \
+  }                                                                                                   \
+  ELBITS_CLONES void cat_bwd(const S* x, int64_t P, const L* t, int c0, int c1,                       \
+                             const compute_t<S>* lse, compute_t<S> g, S* out) {                       \
+    bwd_block<S, L>(x, P, t, c0, c1, lse, g, out);                                                    \
+  }
+ELBITS_CAT_CLONES(float, uint8_t)
+ELBITS_CAT_CLONES(float, int64_t)
+ELBITS_CAT_CLONES(half_t, uint8_t)
+ELBITS_CAT_CLONES(half_t, int64_t)
+ELBITS_CAT_CLONES(bf16_t, uint8_t)
+ELBITS_CAT_CLONES(bf16_t, int64_t)
+ELBITS_CAT_CLONES(double, uint8_t)
+ELBITS_CAT_CLONES(double, int64_t)
+#undef ELBITS_CAT_CLONES
+}  // namespace colour_isa
+
+PixelFlags categorical256_forward(const CategoricalArgs& a) {
+  PixelFlags out;
+  if (a.batch == 0 || a.pixels == 0) return out;
+  const int64_t tiles = (a.pixels + kTile - 1) / kTile;
+  const int64_t n_tasks = a.batch * tiles;
+  std::vector<double> partial(n_tasks);
+  std::vector<uint32_t> flags(2 * n_tasks);
+  dispatch_float(a.logits_dtype, [&](auto s_tag) {
+    using S = decltype(s_tag);
+    using T = compute_t<S>;
+    dispatch_level(a.target_dtype, [&](auto l_tag) {
+      using L = decltype(l_tag);
+      parallel_for(n_tasks, a.n_threads, [&](int64_t task) {
+        const int64_t b = task / tiles;
+        const int64_t p0 = (task % tiles) * kTile;
+        const int64_t n = std::min(kTile, a.pixels - p0);
+        const S* x = static_cast<const S*>(a.logits) + b * a.logits_batch_stride + p0;
+        const L* t = static_cast<const L*>(a.target) + b * a.target_batch_stride + p0;
+        T* lse = static_cast<T*>(a.lse) + b * a.pixels + p0;
+        colour_isa::cat_fwd(x, a.pixels, t, n, lse, &partial[task], &flags[2 * task]);
+      });
+    });
+  });
+  for (int64_t b = 0; b < a.batch; ++b) {
+    double s = 0.0;
+    for (int64_t i = 0; i < tiles; ++i) s += partial[b * tiles + i];
+    if (a.out_f64) static_cast<double*>(a.recon)[b] = s;
+    else static_cast<float*>(a.recon)[b] = static_cast<float>(s);
+  }
+  for (int64_t i = 0; i < n_tasks; ++i) {
+    out.nonfinite_params |= flags[2 * i] != 0;
+    out.target_level_out_of_range |= flags[2 * i + 1] != 0;
+  }
+  return out;
+}
+
+void categorical256_backward(const CategoricalArgs& a, const void* scale, DType scale_dtype,
+                             int64_t scale_stride, void* grad) {
+  if (a.batch == 0 || a.pixels == 0) return;
+  const int64_t blocks = kLevels / kClassBlock;
+  dispatch_float(a.logits_dtype, [&](auto s_tag) {
+    using S = decltype(s_tag);
+    using T = compute_t<S>;
+    dispatch_level(a.target_dtype, [&](auto l_tag) {
+      using L = decltype(l_tag);
+      parallel_for(a.batch * blocks, a.n_threads, [&](int64_t task) {
+        const int64_t b = task / blocks;
+        const int c0 = static_cast<int>((task % blocks) * kClassBlock);
+        const S* x = static_cast<const S*>(a.logits) + b * a.logits_batch_stride;
+        const L* t = static_cast<const L*>(a.target) + b * a.target_batch_stride;
+        const T* lse = static_cast<const T*>(a.lse) + b * a.pixels;
+        S* o = static_cast<S*>(grad) + b * kLevels * a.pixels;
+        const T g = static_cast<T>(load_scale(scale, scale_dtype, b * scale_stride));
+        colour_isa::cat_bwd(x, a.pixels, t, c0, c0 + static_cast<int>(kClassBlock), lse, g, o);
+      });
+    });
+  });
+}
+
+}  // namespace elbits::cpu

@@ -1,0 +1,88 @@
+// Continuous Bernoulli per element, gradient stored (Bernoulli pattern).
+#include <algorithm>
+#include <vector>
+
+#include "colour_common.h"
+#include "elbits/continuous_bernoulli.h"
+#include "kernels.h"
+#include "parallel.h"
+
+namespace elbits::cpu {
+namespace {
+using namespace colour;
+
+constexpr int64_t kChunk = 8192;
+
+template <class T>
+double target_value(T v) { return static_cast<double>(ld(v)); }
+double target_value(uint8_t v) { return v / 255.0; }
+
+template <class S, class TT>
+void cb_chunk(const S* x, const TT* t, S* g, int64_t n, double* sum, uint32_t* flags) {
+  using T = compute_t<S>;
+  double acc = 0.0;
+  uint32_t bad = 0, range = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const T eta = ld(x[i]);
+    const double tv = target_value(t[i]);
+    bad |= nonfinite_v(eta);
+    range |= !(tv >= 0.0 && tv <= 1.0);
+    T nll, grad;
+    continuous_bernoulli_nll(eta, static_cast<T>(tv), nll, grad);
+    acc += nll;
+    if (g) st(g + i, grad);
+  }
+  *sum = acc;
+  flags[0] = bad;
+  flags[1] = range;
+}
+
+template <class F>
+void dispatch_target(DType d, F&& f) {
+  switch (d) {
+    case DType::UInt8: f(uint8_t{}); break;
+    case DType::Float64: f(double{}); break;
+    case DType::Float16: f(half_t{}); break;
+    case DType::BFloat16: f(bf16_t{}); break;
+    default: f(float{}); break;
+  }
+}
+
+}  // namespace
+
+BernoulliFlags continuous_bernoulli_rows(const BernoulliArgs& a) {
+  BernoulliFlags out;
+  if (a.batch == 0) return out;
+  const int64_t chunks = a.n == 0 ? 1 : (a.n + kChunk - 1) / kChunk;
+  const int64_t n_tasks = a.batch * chunks;
+  std::vector<double> partial(n_tasks);
+  std::vector<uint32_t> flags(2 * n_tasks);
+  dispatch_float(a.logits_dtype, [&](auto s_tag) {
+    using S = decltype(s_tag);
+    dispatch_target(a.target_dtype, [&](auto t_tag) {
+      using TT = decltype(t_tag);
+      parallel_for(n_tasks, a.n_threads, [&](int64_t task) {
+        const int64_t row = task / chunks;
+        const int64_t begin = (task % chunks) * kChunk;
+        const int64_t len = std::min(kChunk, a.n - begin);
+        const S* x = static_cast<const S*>(a.logits) + row * a.logits_row_stride + begin;
+        const TT* t = static_cast<const TT*>(a.target) + row * a.target_row_stride + begin;
+        S* g = a.grad ? static_cast<S*>(a.grad) + row * a.n + begin : nullptr;
+        cb_chunk(x, t, g, len, &partial[task], &flags[2 * task]);
+      });
+    });
+  });
+  for (int64_t row = 0; row < a.batch; ++row) {
+    double s = 0.0;
+    for (int64_t c = 0; c < chunks; ++c) s += partial[row * chunks + c];
+    if (a.out_f64) static_cast<double*>(a.recon)[row] = s;
+    else static_cast<float*>(a.recon)[row] = static_cast<float>(s);
+  }
+  for (int64_t i = 0; i < n_tasks; ++i) {
+    out.nonfinite_logits |= flags[2 * i] != 0;
+    out.target_out_of_range |= flags[2 * i + 1] != 0;
+  }
+  return out;
+}
+
+}  // namespace elbits::cpu

@@ -1,0 +1,246 @@
+// Discretized logistic mixture (PixelCNN++), fused with its gradient.
+// Work: per (sample, tile of kTile pixels). Inside a tile every loop runs over
+// the pixels (contiguous in NCHW), so the per-subpixel math vectorises; the
+// parameter layout and the edge bins are handled with 0/1 weights, not branches
+// per element of a full where() tree (see elbits/logistic_mixture.h).
+#include <algorithm>
+#include <vector>
+
+#include "colour_common.h"
+#include "elbits/logistic_mixture.h"
+#include "kernels.h"
+#include "parallel.h"
+
+namespace elbits::cpu {
+namespace {
+using namespace colour;
+
+constexpr int64_t kTile = 64;
+
+template <class S, class L>
+ELBITS_INLINE void mix_tile(const S* prm, int64_t P, const L* tgt, int64_t n, int64_t C, int64_t K, S* grad,
+              double* nll_sum, uint32_t* flags) {
+  using T = compute_t<S>;
+  const int64_t nb = C == 3 ? 3 * K : 2 * K;  // channels per image channel block
+  // Scratch: x, weights per channel; lp per k; dmean/dls per (c, k); tanh coeffs per (j, k).
+  std::vector<T> buf((3 * C + K + 2 * C * K + 3 * K + 6) * kTile, T(0));
+  T* xs = buf.data();               // [C][kTile]
+  T* wlo = xs + C * kTile;          // [C][kTile]
+  T* whi = wlo + C * kTile;         // [C][kTile]
+  T* lp = whi + C * kTile;          // [K][kTile]
+  T* dmn = lp + K * kTile;          // [C][K][kTile]
+  T* dls = dmn + C * K * kTile;     // [C][K][kTile]
+  T* coef = dls + C * K * kTile;    // [3][K][kTile]
+  T* mx1 = coef + 3 * K * kTile;    // [kTile] each
+  T* mx2 = mx1 + kTile;
+  T* s1 = mx2 + kTile;
+  T* s2 = s1 + kTile;
+  const T* zeros = s2 + kTile;  // stays 0
+  T badv[kTile];  // badv[p] += v - v: 0 unless a parameter is NaN/Inf
+  for (int64_t p = 0; p < kTile; ++p) badv[p] = T(0);
+  uint32_t range = 0;
+  for (int64_t c = 0; c < C; ++c) {
+    #pragma GCC ivdep
+      for (int64_t p = 0; p < n; ++p) {
+      int64_t lv = level_of(tgt[c * P + p]);
+      range |= (lv < 0 || lv > 255);
+      lv = lv < 0 ? 0 : lv > 255 ? 255 : lv;
+      xs[c * kTile + p] = T(lv) / T(127.5) - T(1);
+      wlo[c * kTile + p] = lv > 0 ? T(1) : T(0);
+      whi[c * kTile + p] = lv < 255 ? T(1) : T(0);
+    }
+  }
+  auto row = [&](int64_t ch) { return prm + ch * P; };
+  for (int64_t k = 0; k < K; ++k) {
+    T* lpk = lp + k * kTile;
+    for (int64_t p = 0; p < n; ++p) lpk[p] = T(0);
+    if (C == 3) {
+      for (int64_t j = 0; j < 3; ++j) {
+        const S* cr = row(K + j * nb + 2 * K + k);
+        T* co = coef + (j * K + k) * kTile;
+        #pragma GCC ivdep
+      for (int64_t p = 0; p < n; ++p) {
+          const T v = ld(cr[p]);
+          badv[p] += v - v;
+          co[p] = tanh_v(v);
+        }
+      }
+    }
+    for (int64_t c = 0; c < C; ++c) {
+      const S* mr = row(K + c * nb + k);
+      const S* lr = row(K + c * nb + K + k);
+      const T* x = xs + c * kTile;
+      const T* lo = wlo + c * kTile;
+      const T* hi = whi + c * kTile;
+      const T* alpha = coef + (0 * K + k) * kTile;
+      const T* beta = coef + (1 * K + k) * kTile;
+      const T* gamma = coef + (2 * K + k) * kTile;
+      T* dm = dmn + (c * K + k) * kTile;
+      T* dl = dls + (c * K + k) * kTile;
+      // Mean coupling (PixelCNN++): G += alpha R, B += beta R + gamma G; zeros elsewhere.
+      const T* ca = C == 3 && c == 1 ? alpha : C == 3 && c == 2 ? beta : zeros;
+      const T* cb = C == 3 && c == 2 ? gamma : zeros;
+      const T* x1 = C == 3 ? xs + kTile : zeros;
+      #pragma GCC ivdep
+      for (int64_t p = 0; p < n; ++p) {
+        T m = ld(mr[p]);
+        const T lsr = ld(lr[p]);
+        badv[p] += (m - m) + (lsr - lsr);
+        m += ca[p] * xs[p] + cb[p] * x1[p];
+        const T lsv = lsr < T(-7) ? T(-7) : lsr;
+        T l, g_m, g_ls;
+        discretized_logistic(x[p], lo[p], hi[p], m, lsv, l, g_m, g_ls);
+        lpk[p] += l;
+        dm[p] = g_m;
+        dl[p] = lsr >= T(-7) ? g_ls : T(0);
+      }
+    }
+  }
+  // Mixture: nll = logsumexp(pi) - logsumexp(pi + lp).
+  #pragma GCC ivdep
+      for (int64_t p = 0; p < n; ++p) {
+    mx1[p] = -INFINITY;
+    mx2[p] = -INFINITY;
+    s1[p] = T(0);
+    s2[p] = T(0);
+  }
+  for (int64_t k = 0; k < K; ++k) {
+    const S* pr = row(k);
+    const T* lpk = lp + k * kTile;
+    #pragma GCC ivdep
+      for (int64_t p = 0; p < n; ++p) {
+      const T v = ld(pr[p]);
+      badv[p] += v - v;
+      const T w = v + lpk[p];
+      mx1[p] = v > mx1[p] ? v : mx1[p];
+      mx2[p] = w > mx2[p] ? w : mx2[p];
+    }
+  }
+  for (int64_t k = 0; k < K; ++k) {
+    const S* pr = row(k);
+    const T* lpk = lp + k * kTile;
+    #pragma GCC ivdep
+      for (int64_t p = 0; p < n; ++p) {
+      const T v = ld(pr[p]);
+      s1[p] += ex_nonpos(v - mx1[p]);
+      s2[p] += ex_nonpos(v + lpk[p] - mx2[p]);
+    }
+  }
+  double acc = 0.0;
+  uint32_t nonfinite = 0;
+  #pragma GCC ivdep
+      for (int64_t p = 0; p < n; ++p) {
+    nonfinite |= !(badv[p] == T(0));
+    mx1[p] = mx1[p] + lg(s1[p]);  // lse of the mixture logits
+    mx2[p] = mx2[p] + lg(s2[p]);  // log p(x) + lse
+    acc += static_cast<double>(mx1[p] - mx2[p]);
+  }
+  *nll_sum = acc;
+  flags[0] = nonfinite;
+  flags[1] = range;
+  if (!grad) return;
+  // d nll / d pi_k = softmax(pi)_k - r_k, r_k = posterior responsibility;
+  // d nll / d theta_{k,c} = -r_k d lp_{k,c} / d theta.
+  auto grow = [&](int64_t ch) { return grad + ch * P; };
+  for (int64_t k = 0; k < K; ++k) {
+    const S* pr = row(k);
+    const T* lpk = lp + k * kTile;
+    S* gp = grow(k);
+    T* r = s1;  // reuse as r_k[p]
+    #pragma GCC ivdep
+      for (int64_t p = 0; p < n; ++p) {
+      const T v = ld(pr[p]);
+      const T w = ex_nonpos(v - mx1[p] < T(0) ? v - mx1[p] : T(0));
+      const T rk = ex_nonpos(v + lpk[p] - mx2[p] < T(0) ? v + lpk[p] - mx2[p] : T(0));
+      r[p] = rk;
+      st(gp + p, w - rk);
+    }
+    T* gm2 = s2;  // d nll / d mean of channel 2 (for beta, gamma)
+    for (int64_t c = 0; c < C; ++c) {
+      const T* dm = dmn + (c * K + k) * kTile;
+      const T* dl = dls + (c * K + k) * kTile;
+      S* gmr = grow(K + c * nb + k);
+      S* glr = grow(K + c * nb + K + k);
+      #pragma GCC ivdep
+      for (int64_t p = 0; p < n; ++p) {
+        const T gmv = -r[p] * dm[p];
+        st(gmr + p, gmv);
+        st(glr + p, -r[p] * dl[p]);
+        if (C == 3 && c == 1) {
+          const T al = coef[(0 * K + k) * kTile + p];
+          st(grow(K + 0 * nb + 2 * K + k) + p, gmv * xs[p] * (T(1) - al * al));
+        }
+        if (C == 3 && c == 2) gm2[p] = gmv;
+      }
+    }
+    if (C == 3) {
+      S* gb = grow(K + 1 * nb + 2 * K + k);
+      S* gg = grow(K + 2 * nb + 2 * K + k);
+      const T* be = coef + (1 * K + k) * kTile;
+      const T* ga = coef + (2 * K + k) * kTile;
+      #pragma GCC ivdep
+      for (int64_t p = 0; p < n; ++p) {
+        st(gb + p, gm2[p] * xs[p] * (T(1) - be[p] * be[p]));
+        st(gg + p, gm2[p] * xs[kTile + p] * (T(1) - ga[p] * ga[p]));
+      }
+    }
+  }
+}
+
+}  // namespace
+
+// Per-ISA clones of the tile loop (see colour_common.h).
+namespace colour_isa {
+#define ELBITS_MIX_CLONES(S, L)                                                                       \
+  ELBITS_CLONES void mix(const S* prm, int64_t P, const L* tgt, int64_t n, int64_t C, int64_t K,     \
+                         S* grad, double* nll_sum, uint32_t* flags) {                                \
+    mix_tile<S, L>(prm, P, tgt, n, C, K, grad, nll_sum, flags);                                      \
+  }
+ELBITS_MIX_CLONES(float, uint8_t)
+ELBITS_MIX_CLONES(float, int64_t)
+ELBITS_MIX_CLONES(half_t, uint8_t)
+ELBITS_MIX_CLONES(half_t, int64_t)
+ELBITS_MIX_CLONES(bf16_t, uint8_t)
+ELBITS_MIX_CLONES(bf16_t, int64_t)
+ELBITS_MIX_CLONES(double, uint8_t)
+ELBITS_MIX_CLONES(double, int64_t)
+#undef ELBITS_MIX_CLONES
+}  // namespace colour_isa
+
+PixelFlags logistic_mixture_rows(const PixelArgs& a) {
+  PixelFlags out;
+  if (a.batch == 0 || a.pixels == 0) return out;
+  const int64_t tiles = (a.pixels + kTile - 1) / kTile;
+  const int64_t n_tasks = a.batch * tiles;
+  const int64_t nch = a.n_mix + a.channels * (a.channels == 3 ? 3 : 2) * a.n_mix;
+  std::vector<double> partial(n_tasks);
+  std::vector<uint32_t> flags(2 * n_tasks);
+  dispatch_float(a.params_dtype, [&](auto s_tag) {
+    using S = decltype(s_tag);
+    dispatch_level(a.target_dtype, [&](auto l_tag) {
+      using L = decltype(l_tag);
+      parallel_for(n_tasks, a.n_threads, [&](int64_t task) {
+        const int64_t b = task / tiles;
+        const int64_t p0 = (task % tiles) * kTile;
+        const int64_t n = std::min(kTile, a.pixels - p0);
+        const S* prm = static_cast<const S*>(a.params) + b * a.params_batch_stride + p0;
+        const L* t = static_cast<const L*>(a.target) + b * a.target_batch_stride + p0;
+        S* g = a.grad ? static_cast<S*>(a.grad) + b * nch * a.pixels + p0 : nullptr;
+        colour_isa::mix(prm, a.pixels, t, n, a.channels, a.n_mix, g, &partial[task], &flags[2 * task]);
+      });
+    });
+  });
+  for (int64_t b = 0; b < a.batch; ++b) {
+    double s = 0.0;
+    for (int64_t i = 0; i < tiles; ++i) s += partial[b * tiles + i];
+    if (a.out_f64) static_cast<double*>(a.recon)[b] = s;
+    else static_cast<float*>(a.recon)[b] = static_cast<float>(s);
+  }
+  for (int64_t i = 0; i < n_tasks; ++i) {
+    out.nonfinite_params |= flags[2 * i] != 0;
+    out.target_level_out_of_range |= flags[2 * i + 1] != 0;
+  }
+  return out;
+}
+
+}  // namespace elbits::cpu

@@ -1,0 +1,354 @@
+"""Likelihoods for 8-bit and colour images, fused with the Gaussian KL (CPU).
+
+- ``elbits::categorical256_elbo``: softmax over 256 levels; forward keeps only the
+  per-pixel log-sum-exp, backward recomputes ``softmax - onehot`` from the logits
+  in one read + one write (optionally into the logits buffer itself).
+- ``elbits::logistic_mixture_elbo``, ``elbits::discretized_gaussian_elbo``,
+  ``elbits::continuous_bernoulli_elbo``: per-subpixel parameters; forward writes
+  the gradient beside the loss (as :mod:`elbits.ops.bernoulli`), backward scales it.
+
+The ``*_terms`` functions at the bottom validate inputs and are what
+:data:`elbits.api.LIKELIHOODS` registers. Formulas, layouts and numerics:
+docs/likelihoods.md.
+"""
+
+from typing import Callable
+
+import torch
+
+from .._core import core
+from .._dtypes import FLOATS, code, out_dtype
+from ..terms import ELBOTerms
+from . import validate as v
+from .common import gaussian_kl_into, kl_backward, num_threads, register_stored_gradient_autograd
+from .validate import raise_flags
+
+Tensor = torch.Tensor
+_EMPTY = (0,)
+LEVELS = 256
+_LEVEL_TARGETS = (torch.uint8, torch.int64)
+
+
+def _lse_dtype(logits_dtype: torch.dtype) -> torch.dtype:
+    return torch.float64 if logits_dtype == torch.float64 else torch.float32
+
+
+# ---------------------------------------------------------------- categorical-256
+
+
+@torch.library.custom_op("elbits::categorical256_elbo", mutates_args=())
+def categorical256_elbo(
+    logits: Tensor,
+    target: Tensor,
+    mu: Tensor,
+    logvar: Tensor,
+    compute_grad: bool,
+    inplace_grad: bool,
+    check_finite: bool,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """logits ``[B, 256, P]`` (each sample contiguous), target ``[B, P]`` levels.
+
+    Returns (recon [B], kl [B, Z], lse [B, P], d kl / d logvar or empty).
+    """
+    batch, _, pixels = logits.shape
+    odt = out_dtype(logits.dtype, mu.dtype, logvar.dtype)
+    recon = torch.empty((batch,), dtype=odt)
+    lse = torch.empty((batch, pixels), dtype=_lse_dtype(logits.dtype))
+    flags = core.categorical256_forward(
+        logits.data_ptr(), code(logits.dtype), logits.stride(0),
+        target.data_ptr(), code(target.dtype), target.stride(0),
+        batch, pixels, lse.data_ptr(), recon.data_ptr(), odt == torch.float64, num_threads(),
+    )
+    kl, dlogvar, kl_flags = gaussian_kl_into(mu, logvar, odt, compute_grad)
+    if check_finite:
+        raise_flags({**flags, **kl_flags})
+    elif flags["target_level_out_of_range"]:
+        raise_flags({"target_level_out_of_range": True})
+    return recon, kl, lse, dlogvar
+
+
+@categorical256_elbo.register_fake
+def _(logits, target, mu, logvar, compute_grad, inplace_grad, check_finite):
+    odt = out_dtype(logits.dtype, mu.dtype, logvar.dtype)
+    batch, z = mu.shape
+    recon = logits.new_empty((logits.shape[0],), dtype=odt)
+    kl = logits.new_empty((batch, z), dtype=odt)
+    lse = logits.new_empty((logits.shape[0], logits.shape[2]), dtype=_lse_dtype(logits.dtype))
+    dlogvar = logits.new_empty((batch, z) if compute_grad else _EMPTY, dtype=odt)
+    return recon, kl, lse, dlogvar
+
+
+def _categorical_grad_call(logits, target, lse, scale, out):
+    core.categorical256_backward(
+        logits.data_ptr(), code(logits.dtype), logits.stride(0),
+        target.data_ptr(), code(target.dtype), target.stride(0),
+        logits.shape[0], logits.shape[2], lse.data_ptr(),
+        scale.data_ptr(), code(scale.dtype), scale.stride(0), out.data_ptr(), num_threads(),
+    )
+
+
+@torch.library.custom_op("elbits::categorical256_grad", mutates_args=())
+def categorical256_grad(logits: Tensor, target: Tensor, lse: Tensor, scale: Tensor) -> Tensor:
+    """``(softmax(logits) - onehot(target)) * scale[b]``, a new contiguous tensor of logits' dtype."""
+    out = torch.empty(logits.shape, dtype=logits.dtype)
+    _categorical_grad_call(logits, target, lse, scale, out)
+    return out
+
+
+@categorical256_grad.register_fake
+def _(logits, target, lse, scale):
+    return logits.new_empty(logits.shape)
+
+
+@torch.library.custom_op("elbits::categorical256_grad_", mutates_args=("logits",))
+def categorical256_grad_(logits: Tensor, target: Tensor, lse: Tensor, scale: Tensor) -> None:
+    """In place: overwrites ``logits`` (contiguous) with the gradient. Declared as a
+    mutation, so autograd's version counter catches any later use of the old logits."""
+    _categorical_grad_call(logits, target, lse, scale, logits)
+
+
+@categorical256_grad_.register_fake
+def _(logits, target, lse, scale):
+    return None
+
+
+def _cat_setup_context(ctx, inputs, output):
+    logits, target, mu, logvar, compute_grad, inplace_grad, _check = inputs
+    _recon, _kl, lse, dlogvar = output
+    ctx.compute_grad = compute_grad
+    ctx.inplace_grad = inplace_grad
+    ctx.logvar_dtype = logvar.dtype
+    ctx.save_for_backward(logits, target, lse, mu, dlogvar)
+    ctx.mark_non_differentiable(lse, dlogvar)
+    ctx.set_materialize_grads(False)
+
+
+def _cat_backward(ctx, grad_recon, grad_kl, _g, _d):
+    if not ctx.compute_grad:
+        raise RuntimeError(
+            "elbits.categorical256_elbo was run without gradient support (grad disabled or no input "
+            "requiring grad when it was called); call it with grad enabled to differentiate it"
+        )
+    logits, target, lse, mu, dlogvar = ctx.saved_tensors
+    grad_logits = None
+    if grad_recon is not None and ctx.needs_input_grad[0]:
+        scale = grad_recon.contiguous()
+        if ctx.inplace_grad:
+            categorical256_grad_(logits, target, lse, scale)
+            grad_logits = logits
+        else:
+            grad_logits = categorical256_grad(logits, target, lse, scale)
+    grad_mu, grad_logvar = kl_backward(grad_kl, mu, dlogvar)
+    if grad_logvar is not None:
+        grad_logvar = grad_logvar.to(ctx.logvar_dtype)
+    return grad_logits, None, grad_mu, grad_logvar, None, None, None
+
+
+categorical256_elbo.register_autograd(_cat_backward, setup_context=_cat_setup_context)
+
+
+# ------------------------------------------- per-subpixel likelihoods (stored gradient)
+
+
+def _pixel_op(name: str, kernel: str):
+    """A custom op (params, target, mu, logvar, n_mix, compute_grad, check_finite) ->
+    (recon, kl, grad, dlogvar) over ``elbits._C.<kernel>`` with a stored gradient."""
+
+    def impl(
+        params: Tensor, target: Tensor, mu: Tensor, logvar: Tensor, n_mix: int, compute_grad: bool,
+        check_finite: bool,
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        batch = params.shape[0]
+        odt = out_dtype(params.dtype, mu.dtype, logvar.dtype)
+        recon = torch.empty((batch,), dtype=odt)
+        grad = torch.empty(params.shape if compute_grad else _EMPTY, dtype=params.dtype)
+        gptr = grad.data_ptr() if compute_grad else 0
+        if kernel == "continuous_bernoulli_rows":
+            flags = core.continuous_bernoulli_rows(
+                params.data_ptr(), code(params.dtype), params.stride(0),
+                target.data_ptr(), code(target.dtype), target.stride(0),
+                batch, params.shape[1], gptr, recon.data_ptr(), odt == torch.float64, num_threads(),
+            )
+        else:
+            flags = getattr(core, kernel)(
+                params.data_ptr(), code(params.dtype), params.stride(0),
+                target.data_ptr(), code(target.dtype), target.stride(0),
+                batch, target.shape[1], target.shape[2], n_mix, gptr, recon.data_ptr(),
+                odt == torch.float64, num_threads(),
+            )
+        kl, dlogvar, kl_flags = gaussian_kl_into(mu, logvar, odt, compute_grad)
+        if check_finite:
+            raise_flags({**flags, **kl_flags})
+        else:
+            raise_flags({k: flags.get(k, False) for k in ("target_level_out_of_range", "target_out_of_range")})
+        return recon, kl, grad, dlogvar
+
+    op = torch.library.custom_op(f"elbits::{name}", impl, mutates_args=())
+
+    def fake(params, target, mu, logvar, n_mix, compute_grad, check_finite):
+        odt = out_dtype(params.dtype, mu.dtype, logvar.dtype)
+        batch, z = mu.shape
+        recon = params.new_empty((params.shape[0],), dtype=odt)
+        kl = params.new_empty((batch, z), dtype=odt)
+        grad = params.new_empty(params.shape if compute_grad else _EMPTY)
+        dlogvar = params.new_empty((batch, z) if compute_grad else _EMPTY, dtype=odt)
+        return recon, kl, grad, dlogvar
+
+    op.register_fake(fake)
+
+    register_stored_gradient_autograd(op, name)
+    return op
+
+
+logistic_mixture_elbo = _pixel_op("logistic_mixture_elbo", "logistic_mixture_rows")
+discretized_gaussian_elbo = _pixel_op("discretized_gaussian_elbo", "discretized_gaussian_rows")
+continuous_bernoulli_elbo = _pixel_op("continuous_bernoulli_elbo", "continuous_bernoulli_rows")
+
+
+# ------------------------------------------------------------- validation + entry points
+
+
+def _needs_grad(*tensors: Tensor) -> bool:
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+
+
+def _sample_contiguous(t: Tensor, shape: tuple[int, ...]) -> Tensor:
+    """``t`` viewed as ``shape`` (batch first) with each sample contiguous; copies only when needed."""
+    flat = t.reshape(shape) if t[0].is_contiguous() else t.contiguous().reshape(shape)
+    if not flat[0].is_contiguous():
+        flat = flat.contiguous()
+    return flat
+
+
+def _levels(target: Tensor, what: str) -> Tensor:
+    """Integer levels 0..255 from uint8/int64 levels, or from floats in [-1, 1] (x = level/127.5 - 1)."""
+    if target.dtype in _LEVEL_TARGETS:
+        return target
+    if target.dtype in FLOATS:
+        t = target.detach().double()
+        if not bool(((t >= -1.0) & (t <= 1.0)).all()):
+            raise ValueError(f"target has values outside [-1, 1] (or NaN); {what} reads float targets as level/127.5 - 1")
+        return ((t + 1.0) * 127.5).round().to(torch.int64)
+    v.check_dtype("target", target, _LEVEL_TARGETS + FLOATS)
+    raise AssertionError
+
+
+def _common(name: str, params: object, target: object, mu: object, logvar: object):
+    params = v.check_tensor(name, params)
+    target = v.check_tensor("target", target)
+    v.check_dtype(name, params, FLOATS)
+    batch, _ = v.check_batch(name, params)
+    mu, logvar = v.check_latents(mu, logvar, batch)
+    v.check_same_device({name: params, "target": target, "mu": mu, "logvar": logvar})
+    if target.dim() < 1 or target.shape[0] != batch:
+        raise ValueError(f"target batch size {tuple(target.shape)[:1]} does not match the batch size {batch} of {name}")
+    return params, target, mu, logvar, batch
+
+
+def categorical256_terms(logits, target, mu, logvar, check_finite: bool = True, inplace_grad: bool = False) -> ELBOTerms:
+    """``"categorical256"``: logits ``[B, 256, *spatial]``, target levels ``[B, *spatial]`` (uint8/int64).
+
+    ``inplace_grad=True`` makes backward write d recon / d logits into the logits
+    tensor itself and return it as the gradient (no gradient allocation): the
+    logits values are gone after backward. The op declares the mutation, so autograd
+    raises if anything else saved the logits for its own backward; under
+    torch.compile the mutation is functionalised (a copy), so it only saves memory eagerly.
+    """
+    logits, target, mu, logvar, batch = _common("logits", logits, target, mu, logvar)
+    v.check_dtype("target", target, _LEVEL_TARGETS)
+    if logits.dim() < 3 or logits.shape[1] != LEVELS:
+        raise ValueError(
+            f"logits must be [B, 256, *spatial] (256 levels in dimension 1, as F.cross_entropy), got {tuple(logits.shape)}"
+        )
+    spatial = tuple(logits.shape[2:])
+    if tuple(target.shape) != (batch, *spatial):
+        raise ValueError(f"target must be [B, *spatial] = {(batch, *spatial)} for logits {tuple(logits.shape)}, got {tuple(target.shape)}")
+    pixels = 1
+    for s in spatial:
+        pixels *= s
+    x = _sample_contiguous(logits, (batch, LEVELS, pixels))
+    if inplace_grad and not x.is_contiguous():
+        x = x.contiguous()
+    t = _sample_contiguous(target, (batch, pixels))
+    recon, kl, _, _ = categorical256_elbo(x, t, mu, logvar, _needs_grad(logits, mu, logvar), inplace_grad, check_finite)
+    return ELBOTerms(recon, kl, pixels)
+
+
+def categorical256_inplace_terms(logits, target, mu, logvar, check_finite: bool = True) -> ELBOTerms:
+    """``"categorical256_inplace"``: :func:`categorical256_terms` with ``inplace_grad=True``."""
+    return categorical256_terms(logits, target, mu, logvar, check_finite, inplace_grad=True)
+
+
+def _image_target(name: str, params: Tensor, target: Tensor, what: str) -> tuple[Tensor, int]:
+    if target.dim() < 3:
+        raise ValueError(f"target must be [B, C, *spatial] (C = 1 or 3), got shape {tuple(target.shape)}")
+    if params.dim() != target.dim() or params.shape[2:] != target.shape[2:]:
+        raise ValueError(
+            f"{name} must be [B, channels, *spatial] with the spatial shape of target {tuple(target.shape)}, "
+            f"got {tuple(params.shape)}"
+        )
+    return _levels(target, what), target.shape[1]
+
+
+def logistic_mixture_terms(params, target, mu, logvar, check_finite: bool = True) -> ELBOTerms:
+    """``"logistic_mixture"``: PixelCNN++ params ``[B, 10K, H, W]`` (3 channels) or ``[B, 3K, H, W]``
+    (1 channel); target ``[B, C, H, W]`` uint8/int64 levels or float in [-1, 1]."""
+    params, target, mu, logvar, batch = _common("params", params, target, mu, logvar)
+    levels, chans = _image_target("params", params, target, "logistic_mixture")
+    if chans not in (1, 3):
+        raise ValueError(f"logistic_mixture needs a 1- or 3-channel target, got {chans} channels (shape {tuple(target.shape)})")
+    per = 10 if chans == 3 else 3
+    nch = params.shape[1]
+    if nch % per != 0:
+        raise ValueError(
+            f"params has {nch} channels, but a K-component logistic mixture over {chans} image channel(s) needs "
+            f"{per}*K channels (PixelCNN++ order: {'K logits | 3x(K means, K log-scales, K coeffs)' if chans == 3 else 'K logits | K means | K log-scales'})"
+        )
+    k = nch // per
+    pixels = levels[0, 0].numel()
+    p = _sample_contiguous(params, (batch, nch, pixels))
+    t = _sample_contiguous(levels, (batch, chans, pixels))
+    recon, kl, _, _ = logistic_mixture_elbo(p, t, mu, logvar, k, _needs_grad(params, mu, logvar), check_finite)
+    return ELBOTerms(recon, kl, chans * pixels)
+
+
+def discretized_gaussian_terms(params, target, mu, logvar, check_finite: bool = True) -> ELBOTerms:
+    """``"discretized_gaussian"``: params ``[B, 2C, *spatial]`` = C means | C log-scales (data
+    scaled to [-1, 1]); target ``[B, C, *spatial]`` uint8/int64 levels or float in [-1, 1]."""
+    params, target, mu, logvar, batch = _common("params", params, target, mu, logvar)
+    levels, chans = _image_target("params", params, target, "discretized_gaussian")
+    if params.shape[1] != 2 * chans:
+        raise ValueError(
+            f"params must have 2*C = {2 * chans} channels (C means then C log-scales) for a {chans}-channel "
+            f"target, got {params.shape[1]}"
+        )
+    pixels = levels[0, 0].numel()
+    p = _sample_contiguous(params, (batch, 2 * chans, pixels))
+    t = _sample_contiguous(levels, (batch, chans, pixels))
+    recon, kl, _, _ = discretized_gaussian_elbo(p, t, mu, logvar, 0, _needs_grad(params, mu, logvar), check_finite)
+    return ELBOTerms(recon, kl, chans * pixels)
+
+
+_CB_TARGETS = (torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.uint8)
+
+
+def continuous_bernoulli_terms(logits, target, mu, logvar, check_finite: bool = True) -> ELBOTerms:
+    """``"continuous_bernoulli"``: logits ``[B, ...]``, target of the same shape, float in
+    [0, 1] or uint8 levels (read as level / 255)."""
+    logits, target, mu, logvar, batch = _common("logits", logits, target, mu, logvar)
+    v.check_dtype("target", target, _CB_TARGETS)
+    if target.shape != logits.shape:
+        raise ValueError(f"target must have the shape of logits {tuple(logits.shape)}, got {tuple(target.shape)}")
+    x = v.rows_contiguous(logits)
+    t = v.rows_contiguous(target)
+    recon, kl, _, _ = continuous_bernoulli_elbo(x, t, mu, logvar, 0, _needs_grad(logits, mu, logvar), check_finite)
+    return ELBOTerms(recon, kl, x.shape[1])
+
+
+COLOUR_LIKELIHOODS: dict[str, Callable[..., ELBOTerms]] = {
+    "categorical256": categorical256_terms,
+    "categorical256_inplace": categorical256_inplace_terms,
+    "logistic_mixture": logistic_mixture_terms,
+    "discretized_gaussian": discretized_gaussian_terms,
+    "continuous_bernoulli": continuous_bernoulli_terms,
+}

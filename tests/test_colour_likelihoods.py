@@ -1,0 +1,389 @@
+"""Colour / 8-bit likelihoods (issue 3) against the float64 references in elbits.reference."""
+
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import elbits
+from elbits import reference as ref
+
+LOW = [torch.float16, torch.bfloat16]
+# Relative tolerance on per-sample sums (parameters are rounded to the dtype first,
+# so both sides see the same numbers; what remains is float32 arithmetic).
+RTOL = {torch.float32: 2e-5, torch.float16: 2e-5, torch.bfloat16: 2e-5, torch.float64: 1e-10}
+
+
+def latents(batch, z=4, dtype=torch.float32, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(batch, z, generator=g).to(dtype), torch.randn(batch, z, generator=g).to(dtype)
+
+
+def levels(shape, seed=0, dtype=torch.uint8):
+    g = torch.Generator().manual_seed(seed)
+    t = torch.randint(0, 256, shape, generator=g)
+    flat = t.view(-1)
+    flat[: min(4, flat.numel())] = torch.tensor([0, 255, 1, 254])[: min(4, flat.numel())]  # every edge bin
+    return t.to(dtype)
+
+
+def check(name, params, target, grad=True, rtol=None, gtol=2e-4):
+    """Values and gradients (w.r.t. params, weighted per sample) vs the float64 reference."""
+    params = params.detach().requires_grad_(grad)
+    mu, logvar = latents(params.shape[0], dtype=params.dtype if params.dtype != torch.float64 else torch.float64)
+    terms = elbits.elbo_terms(params, target, mu, logvar, name)
+    want = ref.elbo_terms(params.detach(), target, mu, logvar, name)
+    assert terms.recon.shape == (params.shape[0],)
+    assert terms.dims == want.dims
+    rtol = RTOL[params.dtype] if rtol is None else rtol
+    tol = rtol * want.recon.abs() + 1e-4 * math.sqrt(terms.dims)
+    assert ((terms.recon.double() - want.recon).abs() <= tol).all(), (terms.recon, want.recon)
+    if not grad:
+        return
+    w = torch.rand(params.shape[0], dtype=torch.float64, generator=torch.Generator().manual_seed(3)) + 0.5
+    (terms.recon.double() * w).sum().backward()
+    p64 = params.detach().double().requires_grad_(True)
+    (ref.elbo_terms(p64, target, mu, logvar, name).recon * w).sum().backward()
+    assert params.grad.dtype == params.dtype
+    err = (params.grad.double() - p64.grad).abs()
+    scale = p64.grad.abs().max().clamp(min=1.0)
+    assert (err <= gtol * scale + 1e-2 * p64.grad.abs()).all(), err.max()
+
+
+# ------------------------------------------------------------------ categorical-256
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, *LOW])
+@pytest.mark.parametrize("tdtype", [torch.uint8, torch.int64])
+def test_categorical_values_grads(dtype, tdtype):
+    g = torch.Generator().manual_seed(0)
+    logits = (torch.randn(3, 256, 3, 5, 4, generator=g) * 4).to(dtype)
+    check("categorical256", logits, levels((3, 3, 5, 4), dtype=tdtype))
+
+
+@pytest.mark.parametrize("shape", [(1, 256, 1), (2, 256, 7), (2, 256, 13, 11), (1, 256, 300)])
+def test_categorical_shapes_and_saturation(shape):
+    g = torch.Generator().manual_seed(1)
+    logits = torch.randn(shape, generator=g) * 30
+    logits[:, 7] += 1e4  # one class saturates; the others underflow in the softmax
+    check("categorical256", logits, levels((shape[0], *shape[2:])))
+
+
+def test_categorical_noncontiguous_and_inplace():
+    g = torch.Generator().manual_seed(2)
+    base = torch.randn(4, 8, 8, 256, generator=g)
+    logits = base.permute(0, 3, 1, 2)  # channels-last storage: not sample-contiguous as NCHW
+    target = levels((4, 8, 8))
+    check("categorical256", logits, target)
+    # In place: same gradient, written into the logits buffer.
+    x = torch.randn(2, 256, 6, 5, generator=g)
+    mu, lv = latents(2)
+    a = x.clone().requires_grad_(True)
+    elbits.elbo_terms(a, levels((2, 6, 5)), mu, lv, "categorical256").recon.sum().backward()
+    h = x.clone().requires_grad_(True)
+    logits = h * 1.0  # a non-leaf decoder output nobody else saved
+    elbits.elbo_terms(logits, levels((2, 6, 5)), mu, lv, "categorical256_inplace").recon.sum().backward()
+    torch.testing.assert_close(h.grad, a.grad)
+    torch.testing.assert_close(logits.detach(), a.grad)  # the buffer now holds the gradient
+    # A producer that saved its output for backward: the declared mutation is caught.
+    h2 = x.clone().requires_grad_(True)
+    out = h2.exp()
+    terms = elbits.elbo_terms(out, levels((2, 6, 5)), mu, lv, "categorical256_inplace")
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        terms.recon.sum().backward()
+
+
+def test_categorical_sums_to_one():
+    g = torch.Generator().manual_seed(3)
+    logits = (torch.randn(1, 256, 1, generator=g) * 5).expand(256, 256, 1).contiguous()
+    target = torch.arange(256).view(256, 1)
+    mu, lv = latents(256)
+    recon = elbits.elbo_terms(logits, target, mu, lv, "categorical256").recon.double()
+    assert abs(torch.exp(-recon).sum().item() - 1.0) < 1e-5
+
+
+# ------------------------------------------------------------ logistic mixture (PixelCNN++)
+
+
+def mixture_params(batch, chans, k, side=4, seed=0, dtype=torch.float32, scale=1.0):
+    g = torch.Generator().manual_seed(seed)
+    per = 10 if chans == 3 else 3
+    p = torch.randn(batch, per * k, side, side, generator=g) * scale
+    _k, _l, means, log_scales, coeffs = ref._mixture_split(p, chans)
+    means.mul_(0.5)
+    log_scales.mul_(1.5).sub_(2.5)  # scales from e^-7 (clamped) to ~e^2: sharp and flat bins
+    return p.to(dtype)
+
+
+@pytest.mark.parametrize("chans,k", [(3, 1), (3, 10), (1, 1), (1, 10)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, *LOW])
+def test_mixture_values_grads(chans, k, dtype):
+    p = mixture_params(2, chans, k, dtype=dtype)
+    check("logistic_mixture", p, levels((2, chans, 4, 4)))
+
+
+def test_mixture_saturated_and_matches_pixelcnn():
+    p = mixture_params(2, 3, 3, seed=5, scale=1.0)
+    _k, logit, means, log_scales, coeffs = ref._mixture_split(p, 3)
+    log_scales[0] = -12.0  # below the -7 clamp: zero gradient there
+    log_scales[1, 0] = 9.0  # very flat
+    means[1, 1] = 40.0  # far outside [-1, 1]: bin masses ~exp(-1e4) where PixelCNN++ falls back
+    coeffs[0, 0] = 30.0  # tanh saturated
+    logit[1] *= 50.0
+    target = levels((2, 3, 4, 4))
+    check("logistic_mixture", p, target, gtol=1e-3)
+    # Where bin masses are not tiny the published formula agrees with the exact one.
+    q = mixture_params(2, 3, 4, seed=6)
+    ref._mixture_split(q, 3)[3].fill_(-1.0)  # wide logistics: every bin mass above the 1e-5 switch
+    torch.testing.assert_close(ref.pixelcnn_pp_nll(q.double(), target), ref.logistic_mixture_nll(q, target), rtol=1e-9, atol=1e-9)
+
+
+def test_mixture_float_targets():
+    p = mixture_params(2, 3, 2)
+    lv = levels((2, 3, 4, 4))
+    mu, logvar = latents(2)
+    a = elbits.elbo_terms(p, lv, mu, logvar, "logistic_mixture").recon
+    b = elbits.elbo_terms(p, lv.float() / 127.5 - 1.0, mu, logvar, "logistic_mixture").recon
+    torch.testing.assert_close(a, b)
+
+
+def test_mixture_sums_to_one():
+    # 1 channel: every level of one pixel.
+    p = mixture_params(1, 1, 3, side=1, seed=7).expand(256, 9, 1, 1).contiguous()
+    mu, lv = latents(256)
+    recon = elbits.elbo_terms(p, torch.arange(256).view(256, 1, 1, 1), mu, lv, "logistic_mixture").recon.double()
+    assert abs(torch.exp(-recon).sum().item() - 1.0) < 1e-5
+    # 3 channels, K = 2: summing over every (G, B) for a fixed R gives the R marginal,
+    # which is the 1-channel mixture of the R parameters.
+    k = 2
+    p3 = mixture_params(1, 3, k, side=1, seed=8)
+    gb = torch.cartesian_prod(torch.arange(256), torch.arange(256))
+    r = 77
+    t = torch.stack([torch.full((65536,), r), gb[:, 0], gb[:, 1]], 1).view(65536, 3, 1, 1)
+    mu, lv = latents(65536)
+    joint = elbits.elbo_terms(p3.expand(65536, 10 * k, 1, 1).contiguous(), t, mu, lv, "logistic_mixture").recon.double()
+    marg = torch.cat([p3[:, :k], p3[:, k : 3 * k]], 1)  # logits | R means | R log-scales
+    want = elbits.elbo_terms(marg, torch.full((1, 1, 1, 1), r), mu[:1], lv[:1], "logistic_mixture").recon.double()
+    assert abs(torch.exp(-joint).sum().item() / torch.exp(-want).item() - 1.0) < 1e-5
+
+
+# ------------------------------------------------------------- discretized Gaussian
+
+
+def gaussian_params(batch, chans, side=4, seed=0, dtype=torch.float32):
+    g = torch.Generator().manual_seed(seed)
+    means = torch.randn(batch, chans, side, side, generator=g) * 0.6
+    log_scales = torch.randn(batch, chans, side, side, generator=g) * 2.0 - 3.0
+    return torch.cat([means, log_scales], 1).to(dtype)
+
+
+@pytest.mark.parametrize("chans", [1, 3])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, *LOW])
+def test_gaussian_values_grads(chans, dtype):
+    p = gaussian_params(2, chans)
+    if dtype == torch.float16:
+        p[:, chans:].clamp_(min=-4.0)  # sharper bins have gradients beyond float16's 65504
+    check("discretized_gaussian", p.to(dtype), levels((2, chans, 4, 4)))
+
+
+def test_gaussian_saturated():
+    p = gaussian_params(2, 3, seed=4)
+    p[0, 3:] = -15.0  # sigma ~ 3e-7: bins far from the mean underflow erfc
+    p[1, :3] = 30.0
+    p[1, 3] = 12.0
+    check("discretized_gaussian", p, levels((2, 3, 4, 4)), gtol=1e-3)
+
+
+def test_gaussian_sums_to_one():
+    p = gaussian_params(1, 1, side=1, seed=9)
+    for mean, ls in [(0.1, -3.0), (0.99, -6.0), (-3.0, -1.0), (0.0, 2.0)]:
+        q = torch.tensor([mean, ls]).view(1, 2, 1, 1).expand(256, 2, 1, 1).contiguous()
+        mu, lv = latents(256)
+        recon = elbits.elbo_terms(q, torch.arange(256).view(256, 1, 1, 1), mu, lv, "discretized_gaussian").recon
+        assert abs(torch.exp(-recon.double()).sum().item() - 1.0) < 1e-5, (mean, ls)
+    assert p.shape == (1, 2, 1, 1)
+
+
+# ------------------------------------------------------------- continuous Bernoulli
+
+CB_LOGITS = [0.0, 1e-6, -1e-4, 0.01, -0.3, 0.49, 0.51, -0.7, 2.0, -15.0, 40.0, -100.0]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, *LOW])
+def test_cb_values_grads(dtype):
+    g = torch.Generator().manual_seed(0)
+    logits = torch.cat([torch.tensor(CB_LOGITS), torch.randn(36, generator=g) * 3]).view(2, 3, 8).to(dtype)
+    target = torch.rand(2, 3, 8, generator=g)
+    target[0, 0, :2] = torch.tensor([0.0, 1.0])
+    check("continuous_bernoulli", logits, target, gtol=5e-5)
+    check("continuous_bernoulli", logits, (target * 255).round().to(torch.uint8), gtol=5e-5)
+
+
+def test_cb_normalised():
+    x = torch.linspace(0, 1, 4001, dtype=torch.float64)
+    for eta in [0.0, 1e-5, 0.3, -0.5, 0.7, 4.0, -30.0]:
+        logits = torch.full((4001, 1), eta)
+        mu, lv = latents(4001)
+        nll = elbits.elbo_terms(logits, x.view(-1, 1).float(), mu, lv, "continuous_bernoulli").recon.double()
+        dens = torch.exp(-nll)
+        integral = torch.trapezoid(dens, x).item()
+        assert abs(integral - 1.0) < 1e-4 * max(1.0, abs(eta)), (eta, integral)
+
+
+# ------------------------------------------------------------------ all likelihoods
+
+
+def small_case(name, dtype=torch.float64):
+    if name == "categorical256":
+        return torch.randn(2, 256, 2, 3, dtype=dtype), levels((2, 2, 3))
+    if name == "logistic_mixture":
+        return mixture_params(2, 3, 2, side=2).to(dtype), levels((2, 3, 2, 2))
+    if name == "discretized_gaussian":
+        return gaussian_params(2, 3, side=2).to(dtype), levels((2, 3, 2, 2))
+    return torch.randn(2, 3, 2, 2, dtype=dtype), torch.rand(2, 3, 2, 2)
+
+
+NAMES = ["categorical256", "logistic_mixture", "discretized_gaussian", "continuous_bernoulli"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_gradcheck(name):
+    # (categorical256_inplace consumes its logits: one backward per forward, which the
+    # version counter enforces, so gradcheck's repeated backward does not apply to it.)
+    params, target = small_case(name)
+    mu, lv = latents(2, dtype=torch.float64)
+
+    def f(p, m, v):
+        terms = elbits.elbo_terms(p, target, m, v, name)
+        return terms.recon, terms.kl
+
+    inputs = (params.requires_grad_(True), mu.requires_grad_(True), lv.requires_grad_(True))
+    assert torch.autograd.gradcheck(f, inputs, eps=1e-6, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_deterministic_across_threads(name):
+    params, target = small_case(name, torch.float32)
+    mu, lv = latents(2)
+    old = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        a = elbits.elbo_terms(params, target, mu, lv, name).recon
+        torch.set_num_threads(max(2, old))
+        b = elbits.elbo_terms(params, target, mu, lv, name).recon
+    finally:
+        torch.set_num_threads(old)
+    assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_elbo_loss_module(name):
+    params, target = small_case(name, torch.float32)
+    params.requires_grad_(True)
+    mu, lv = latents(2)
+    loss = elbits.ELBOLoss(likelihood=name)(params, target, mu, lv)
+    loss.backward()
+    assert params.grad is not None and torch.isfinite(params.grad).all()
+    assert elbits.ELBOLoss(likelihood=name).last is None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NAMES)
+def test_compile_fullgraph(name):
+    params, target = small_case(name, torch.float32)
+    mu, lv = latents(2)
+
+    def f(p, t, m, v):
+        terms = elbits.elbo_terms(p, t, m, v, name)
+        return (terms.recon + terms.kl_total).mean()
+
+    p1 = params.clone().requires_grad_(True)
+    p2 = params.clone().requires_grad_(True)
+    f(p1, target, mu, lv).backward()
+    torch.compile(f, fullgraph=True)(p2, target, mu, lv).backward()
+    torch.testing.assert_close(p1.grad, p2.grad)
+
+
+# ------------------------------------------------------------------------- hypothesis
+
+
+@settings(max_examples=15)
+@given(
+    b=st.integers(1, 3), h=st.integers(1, 5), w=st.integers(1, 40),
+    scale=st.sampled_from([0.1, 3.0, 50.0]), seed=st.integers(0, 2**16),
+)
+def test_hypothesis_categorical(b, h, w, scale, seed):
+    g = torch.Generator().manual_seed(seed)
+    check("categorical256", torch.randn(b, 256, h, w, generator=g) * scale, levels((b, h, w), seed=seed), gtol=1e-3)
+
+
+@settings(max_examples=15)
+@given(
+    b=st.integers(1, 2), chans=st.sampled_from([1, 3]), k=st.integers(1, 4), side=st.integers(1, 9),
+    seed=st.integers(0, 2**16),
+)
+def test_hypothesis_mixture(b, chans, k, side, seed):
+    check("logistic_mixture", mixture_params(b, chans, k, side=side, seed=seed), levels((b, chans, side, side), seed=seed), gtol=1e-3)
+
+
+@settings(max_examples=15)
+@given(
+    b=st.integers(1, 2), chans=st.sampled_from([1, 3]), side=st.integers(1, 9), seed=st.integers(0, 2**16),
+    eta_scale=st.sampled_from([1e-3, 0.4, 5.0]),
+)
+def test_hypothesis_gaussian_and_cb(b, chans, side, seed, eta_scale):
+    check("discretized_gaussian", gaussian_params(b, chans, side=side, seed=seed), levels((b, chans, side, side), seed=seed), gtol=1e-3)
+    g = torch.Generator().manual_seed(seed)
+    eta = torch.randn(b, chans, side, side, generator=g) * eta_scale
+    check("continuous_bernoulli", eta, torch.rand(b, chans, side, side, generator=g), gtol=1e-4)
+
+
+# ------------------------------------------------------------------------ bad inputs
+
+
+def test_bad_inputs():
+    mu, lv = latents(2)
+    x = torch.randn(2, 256, 3, 3)
+    with pytest.raises(ValueError, match="256"):
+        elbits.elbo_terms(torch.randn(2, 255, 3, 3), levels((2, 3, 3)), mu, lv, "categorical256")
+    with pytest.raises(ValueError, match="target must be"):
+        elbits.elbo_terms(x, levels((2, 3, 4)), mu, lv, "categorical256")
+    with pytest.raises(TypeError, match="target must have dtype"):
+        elbits.elbo_terms(x, levels((2, 3, 3)).float(), mu, lv, "categorical256")
+    with pytest.raises(ValueError, match="outside 0..255"):
+        elbits.elbo_terms(x, torch.full((2, 3, 3), 256), mu, lv, "categorical256")
+    with pytest.raises(ValueError, match="outside 0..255"):
+        elbits.elbo_terms(x, torch.full((2, 3, 3), -1), mu, lv, "categorical256", check_finite=False)
+    bad = x.clone()
+    bad[1, 3, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match="parameters contain NaN"):
+        elbits.elbo_terms(bad, levels((2, 3, 3)), mu, lv, "categorical256")
+    assert torch.isnan(elbits.elbo_terms(bad, levels((2, 3, 3)), mu, lv, "categorical256", check_finite=False).recon[1])
+    # logistic mixture
+    t = levels((2, 3, 4, 4))
+    with pytest.raises(ValueError, match="10\\*K"):
+        elbits.elbo_terms(torch.randn(2, 31, 4, 4), t, mu, lv, "logistic_mixture")
+    with pytest.raises(ValueError, match="1- or 3-channel"):
+        elbits.elbo_terms(torch.randn(2, 20, 4, 4), levels((2, 2, 4, 4)), mu, lv, "logistic_mixture")
+    with pytest.raises(ValueError, match="spatial"):
+        elbits.elbo_terms(torch.randn(2, 30, 4, 5), t, mu, lv, "logistic_mixture")
+    with pytest.raises(ValueError, match=r"outside \[-1, 1\]"):
+        elbits.elbo_terms(torch.randn(2, 30, 4, 4), t.float(), mu, lv, "logistic_mixture")
+    with pytest.raises(ValueError, match="outside 0..255"):
+        elbits.elbo_terms(torch.randn(2, 30, 4, 4), t.long() + 200, mu, lv, "logistic_mixture")
+    p = torch.randn(2, 30, 4, 4)
+    p[0, 12, 1, 1] = float("inf")
+    with pytest.raises(ValueError, match="parameters contain NaN or Inf"):
+        elbits.elbo_terms(p, t, mu, lv, "logistic_mixture")
+    # discretized Gaussian
+    with pytest.raises(ValueError, match="2\\*C"):
+        elbits.elbo_terms(torch.randn(2, 5, 4, 4), t, mu, lv, "discretized_gaussian")
+    # continuous Bernoulli
+    with pytest.raises(ValueError, match=r"outside \[0, 1\]"):
+        elbits.elbo_terms(torch.randn(2, 3, 4), torch.full((2, 3, 4), 1.5), mu, lv, "continuous_bernoulli")
+    with pytest.raises(ValueError, match="shape of logits"):
+        elbits.elbo_terms(torch.randn(2, 3, 4), torch.rand(2, 3, 5), mu, lv, "continuous_bernoulli")
+    with pytest.raises(ValueError, match="likelihood must be one of"):
+        elbits.ELBOLoss(likelihood="logistic")
