@@ -3,6 +3,10 @@
 PYTHON ?= python3
 VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
+# CUDA kernels: ON where nvcc is on PATH (a broken CUDA build then fails the
+# install, as CI must), else AUTO (CPU only when no toolkit is found).
+ELBITS_CUDA ?= $(if $(shell command -v nvcc),ON,AUTO)
+export ELBITS_CUDA
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 

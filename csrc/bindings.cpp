@@ -132,6 +132,12 @@ py::dict continuous_bernoulli_rows(uintptr_t logits, int logits_dtype, int64_t l
 
 }  // namespace
 
+#if defined(ELBITS_WITH_CUDA)
+namespace elbits {
+void register_cuda(py::module_& m);  // csrc/cuda/bind_cuda.cpp
+}
+#endif
+
 PYBIND11_MODULE(_C, m) {
   m.doc() = "elbits compiled core (CPU; CUDA when built with it). Internal: use elbits.elbo_terms.";
   m.def("bernoulli_nll_rows", &bernoulli_nll_rows);
@@ -142,7 +148,12 @@ PYBIND11_MODULE(_C, m) {
   m.def("logistic_mixture_rows", &pixel_rows<cpu::logistic_mixture_rows>);
   m.def("discretized_gaussian_rows", &pixel_rows<cpu::discretized_gaussian_rows>);
   m.def("continuous_bernoulli_rows", &continuous_bernoulli_rows);
+#if defined(ELBITS_WITH_CUDA)
+  m.attr("has_cuda") = true;
+  elbits::register_cuda(m);
+#else
   m.attr("has_cuda") = false;
+#endif
   m.def("use_openmp_runtime", [](const std::string& path) { return cpu::use_openmp_runtime(path.c_str()); },
         "Run parallel loops on the OpenMP runtime loaded from `path` (torch's).");
   m.def("parallel_backend", [] { return std::string(cpu::parallel_backend()); });

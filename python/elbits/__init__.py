@@ -10,12 +10,14 @@ from . import calibrate, data, entropy, models, reference, units
 from .api import elbo_terms
 from .loss import ELBOLoss
 from .meter import RateDistortionMeter
+from .ops.device_flags import check_device_errors
 from .terms import ELBOTerms
 from .units import Quantity
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "ELBOLoss", "ELBOTerms", "Quantity", "RateDistortionMeter", "calibrate", "data", "elbo_terms", "entropy",
+    "ELBOLoss", "ELBOTerms", "Quantity", "RateDistortionMeter", "calibrate", "check_device_errors", "data",
+    "elbo_terms", "entropy",
     "models", "reference", "units", "__version__",
 ]

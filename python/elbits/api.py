@@ -32,7 +32,7 @@ def _bernoulli(logits, target, mu, logvar, check_finite: bool) -> ELBOTerms:
             f"target must have the shape of logits {tuple(logits.shape)}, got {tuple(target.shape)}"
         )
     mu, logvar = v.check_latents(mu, logvar, batch)
-    v.check_same_device({"logits": logits, "target": target, "mu": mu, "logvar": logvar})
+    v.check_same_device({"logits": logits, "target": target, "mu": mu, "logvar": logvar}, cuda=True)
     if target.dtype == torch.float64 and logits.dtype != torch.float64:
         # The vector loops read float64 targets only beside float64 logits; a
         # probability in [0, 1] loses nothing that matters as float32.

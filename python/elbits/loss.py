@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from .api import LIKELIHOODS, elbo_terms
+from .ops.device_flags import check_device_errors
 from .terms import ELBOTerms
 
 if TYPE_CHECKING:
@@ -49,6 +50,10 @@ class ELBOLoss(nn.Module):
       ``crit.eval()`` leaves it alone). ``crit.beta`` is the beta of the last forward.
       Its state is part of ``crit.state_dict()``.
 
+    - ``check_every``: on CUDA, input problems (NaN/Inf, targets out of range) are
+      recorded on the device without a sync; every ``check_every`` calls the loss reads
+      them (one sync) and raises. On the CPU they raise at once.
+
     After each call ``crit.last`` holds the detached :class:`ELBOTerms` for logging.
     """
 
@@ -60,6 +65,7 @@ class ELBOLoss(nn.Module):
         *,
         check_finite: bool = True,
         controller: Optional[Controller] = None,
+        check_every: int = 100,
     ) -> None:
         super().__init__()
         if likelihood not in LIKELIHOODS:
@@ -73,6 +79,10 @@ class ELBOLoss(nn.Module):
         self.beta = beta
         self.reduction = reduction
         self.check_finite = check_finite
+        if check_every < 1:
+            raise ValueError(f"check_every must be a number of calls >= 1, got {check_every}")
+        self.check_every = check_every
+        self._calls = 0
         self.last: Optional[ELBOTerms] = None
         self.controller = controller
         if controller is not None:
@@ -89,6 +99,8 @@ class ELBOLoss(nn.Module):
     ) -> torch.Tensor:
         terms = elbo_terms(logits, target, mu, logvar, self.likelihood, check_finite=self.check_finite)
         self.last = terms.detach()
+        if self.check_finite and logits.is_cuda:
+            self._check_device(logits.device)
         if self.controller is None:
             per_sample = terms.recon + self.beta * terms.kl_total
         else:
@@ -105,6 +117,12 @@ class ELBOLoss(nn.Module):
         if self.training and torch.is_grad_enabled():
             self.controller.step(terms.detach())
         return per_sample
+
+    @torch.compiler.disable
+    def _check_device(self, device: torch.device) -> None:
+        self._calls += 1
+        if self._calls % self.check_every == 0:
+            check_device_errors(device)
 
     def extra_repr(self) -> str:
         ctrl = "" if self.controller is None else f", controller={self.controller!r}"

@@ -6,7 +6,7 @@ import torch
 
 from .._core import core
 from .._dtypes import code, out_dtype
-from .common import gaussian_kl_into, num_threads, register_stored_gradient_autograd
+from .common import cuda_stream, gaussian_kl_into, num_threads, register_stored_gradient_autograd
 from .validate import raise_flags, rows_contiguous
 
 _EMPTY = (0,)
@@ -31,14 +31,24 @@ def bernoulli_elbo(
     x = rows_contiguous(logits)
     t = rows_contiguous(target)
     n = x.shape[1]
-    recon = torch.empty((batch,), dtype=odt)
-    grad = torch.empty(logits.shape if compute_grad else _EMPTY, dtype=logits.dtype)
-    flags = core.bernoulli_nll_rows(
+    dev = logits.device
+    recon = torch.empty((batch,), dtype=odt, device=dev)
+    grad = torch.empty(logits.shape if compute_grad else _EMPTY, dtype=logits.dtype, device=dev)
+    args = (
         x.data_ptr(), code(x.dtype), x.stride(0),
         t.data_ptr(), code(t.dtype), t.stride(0),
-        batch, n, grad.data_ptr() if compute_grad else 0, recon.data_ptr(),
-        odt == torch.float64, num_threads(),
+        batch, n, grad.data_ptr() if compute_grad else 0, recon.data_ptr(), odt == torch.float64,
     )
+    if logits.is_cuda:
+        # No host sync: input problems go to the device flag word (elbits.check_device_errors).
+        from .device_flags import flags_for
+
+        with torch.cuda.device(dev):
+            partial = torch.empty(batch * core.cuda_bernoulli_chunks_per_row(n), dtype=torch.float64, device=dev)
+            core.cuda_bernoulli_nll_rows(*args, partial.data_ptr(), flags_for(dev).data_ptr(), cuda_stream(x))
+            kl, dlogvar, _ = gaussian_kl_into(mu, logvar, odt, compute_grad)
+        return recon, kl, grad, dlogvar
+    flags = core.bernoulli_nll_rows(*args, num_threads())
     kl, dlogvar, kl_flags = gaussian_kl_into(mu, logvar, odt, compute_grad)
     if check_finite:
         raise_flags({**flags, **kl_flags})

@@ -13,17 +13,40 @@ def num_threads() -> int:
     return torch.get_num_threads()
 
 
+def cuda_stream(t: torch.Tensor) -> int:
+    """torch's current stream on ``t``'s device: CUDA kernels run in order with torch's own work."""
+    return torch.cuda.current_stream(t.device).cuda_stream
+
+
 def gaussian_kl_into(mu: torch.Tensor, logvar: torch.Tensor, out_dtype: torch.dtype, with_grad: bool):
-    """KL per latent dimension ``[B, Z]`` (nats) and, if asked, d KL / d logvar."""
+    """KL per latent dimension ``[B, Z]`` (nats), d KL / d logvar if asked, and the CPU's input
+    flags (on CUDA the flags go to the device word of :mod:`elbits.ops.device_flags`: ``{}`` here)."""
     batch, z = mu.shape
-    kl = torch.empty((batch, z), dtype=out_dtype)
-    dlogvar = torch.empty((batch, z) if with_grad else (0,), dtype=out_dtype)
-    flags = core.gaussian_kl_rows(
+    kl = torch.empty((batch, z), dtype=out_dtype, device=mu.device)
+    dlogvar = torch.empty((batch, z) if with_grad else (0,), dtype=out_dtype, device=mu.device)
+    args = (
         mu.data_ptr(), code(mu.dtype), mu.stride(0), mu.stride(1),
         logvar.data_ptr(), code(logvar.dtype), logvar.stride(0), logvar.stride(1),
         batch, z, kl.data_ptr(), dlogvar.data_ptr() if with_grad else 0, out_dtype == torch.float64,
     )
-    return kl, dlogvar, flags
+    if mu.is_cuda:
+        from .device_flags import flags_for
+
+        core.cuda_gaussian_kl_rows(*args, flags_for(mu.device).data_ptr(), cuda_stream(mu))
+        return kl, dlogvar, {}
+    return kl, dlogvar, core.gaussian_kl_rows(*args)
+
+
+def _scale_into(grad: torch.Tensor, out: torch.Tensor, scale: torch.Tensor) -> None:
+    batch = grad.shape[0]
+    args = (
+        grad.data_ptr(), out.data_ptr(), code(grad.dtype), batch, grad.numel() // max(batch, 1),
+        scale.data_ptr(), code(scale.dtype), scale.stride(0),
+    )
+    if grad.is_cuda:
+        core.cuda_scale_rows(*args, cuda_stream(grad))
+    else:
+        core.scale_rows(*args, num_threads())
 
 
 def kl_backward(grad_kl, mu, dlogvar):
@@ -43,11 +66,7 @@ def scale_rows(grad: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     backward through the same graph (retain_graph, autograd.grad per term, gradcheck).
     """
     out = torch.empty_like(grad, memory_format=torch.contiguous_format)
-    batch = grad.shape[0]
-    core.scale_rows(
-        grad.data_ptr(), out.data_ptr(), code(grad.dtype), batch, grad.numel() // max(batch, 1),
-        scale.data_ptr(), code(scale.dtype), scale.stride(0), num_threads(),
-    )
+    _scale_into(grad, out, scale)
     return out
 
 
@@ -59,11 +78,7 @@ def _(grad: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
 @torch.library.custom_op("elbits::scale_rows_", mutates_args=("grad",))
 def scale_rows_(grad: torch.Tensor, scale: torch.Tensor) -> None:
     """In place: ``grad[b, ...] *= scale[b]``, for a gradient buffer nobody will read again."""
-    batch = grad.shape[0]
-    core.scale_rows(
-        grad.data_ptr(), grad.data_ptr(), code(grad.dtype), batch, grad.numel() // max(batch, 1),
-        scale.data_ptr(), code(scale.dtype), scale.stride(0), num_threads(),
-    )
+    _scale_into(grad, grad, scale)
 
 
 _keep_graph = getattr(torch._C._autograd, "_get_current_graph_task_keep_graph", None)

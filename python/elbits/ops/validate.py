@@ -30,18 +30,25 @@ def check_dtype(name: str, t: torch.Tensor, allowed: Iterable[torch.dtype]) -> N
         raise TypeError(f"{name} must have dtype in ({_dtype_names(allowed)}), got {str(t.dtype).replace('torch.', '')}")
 
 
-def check_same_device(named: dict[str, torch.Tensor]) -> torch.device:
+def check_same_device(named: dict[str, torch.Tensor], cuda: bool = False) -> torch.device:
+    """All inputs on one device, and one this op has kernels for (``cuda``: it has CUDA kernels)."""
+    from .._core import core
+
     devices = {name: t.device for name, t in named.items()}
     first_name, first = next(iter(devices.items()))
     for name, dev in devices.items():
         if dev != first:
             raise ValueError(f"{name} is on {dev} but {first_name} is on {first}: all inputs must be on one device")
-    if first.type != "cpu":
-        raise NotImplementedError(
-            f"inputs are on {first}, but this elbits build has only the CPU kernels "
-            "(elbits._C.has_cuda is False); move the tensors to the CPU"
-        )
-    return first
+    if first.type == "cpu":
+        return first
+    if first.type == "cuda" and cuda and core.has_cuda:
+        return first
+    if first.type == "cuda" and core.has_cuda:
+        raise NotImplementedError(f"inputs are on {first}, but this likelihood has only CPU kernels so far")
+    raise NotImplementedError(
+        f"inputs are on {first}, but this elbits build has only the CPU kernels (elbits._C.has_cuda is "
+        f"{core.has_cuda}); move the tensors to the CPU or build with CUDA (see README)"
+    )
 
 
 def check_latents(mu: object, logvar: object, batch: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,0 +1,231 @@
+// CUDA kernels for the Bernoulli reconstruction, the Gaussian KL and the
+// backward's row scaling. The per-element math is the CPU's, from
+// csrc/include/elbits; only the loops and the reductions are CUDA's own.
+#include <cuda_runtime.h>
+
+#include <type_traits>
+
+#include "elbits/bernoulli.h"
+#include "elbits/dtypes.h"
+#include "elbits/gaussian_kl.h"
+#include "kernels.h"
+
+namespace elbits::cuda {
+namespace {
+
+// Fixed chunking, as on the CPU: each block reduces one chunk of one row in a
+// fixed order (per-thread strided sums, then a shuffle tree), and a second
+// kernel adds a row's chunk sums in order, so results repeat run to run.
+constexpr int kThreads = 256;
+constexpr int64_t kChunk = 16384;
+
+cudaError_t first_error = cudaSuccess;
+
+void note_launch() {
+  const cudaError_t e = cudaGetLastError();
+  if (e != cudaSuccess && first_error == cudaSuccess) first_error = e;
+}
+
+cudaStream_t as_stream(uintptr_t s) { return reinterpret_cast<cudaStream_t>(s); }
+
+__device__ __forceinline__ double block_sum(double v) {
+  __shared__ double warp_sums[kThreads / 32];
+  for (int off = 16; off > 0; off >>= 1) v += __shfl_down_sync(0xffffffffu, v, off);
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  if (lane == 0) warp_sums[warp] = v;
+  __syncthreads();
+  v = 0.0;
+  if (warp == 0) {
+    v = lane < kThreads / 32 ? warp_sums[lane] : 0.0;
+    for (int off = 16; off > 0; off >>= 1) v += __shfl_down_sync(0xffffffffu, v, off);
+  }
+  return v;
+}
+
+template <class T> struct Compute { using type = float; };
+template <> struct Compute<double> { using type = double; };
+
+template <class T> __device__ __forceinline__ void store(T* p, float v) { *p = from_float<T>(v); }
+__device__ __forceinline__ void store(double* p, double v) { *p = v; }
+
+template <class LT, class TT>
+__global__ void bernoulli_chunks(const LT* __restrict__ x, int64_t x_stride, const TT* __restrict__ t,
+                                 int64_t t_stride, int64_t n, LT* __restrict__ g, double* __restrict__ partial,
+                                 int* __restrict__ flags) {
+  using acc_t = typename Compute<LT>::type;
+  const int64_t row = blockIdx.y;
+  const int64_t begin = static_cast<int64_t>(blockIdx.x) * kChunk;
+  const int64_t end = begin + kChunk < n ? begin + kChunk : n;
+  acc_t acc = 0;
+  int bad_x = 0, bad_t = 0;
+  for (int64_t i = begin + threadIdx.x; i < end; i += kThreads) {
+    const acc_t xv = static_cast<acc_t>(to_float(x[row * x_stride + i]));
+    const acc_t tv = static_cast<acc_t>(to_float(t[row * t_stride + i]));
+    acc_t nll, grad;
+    bernoulli_nll(xv, tv, nll, grad);
+    acc += nll;
+    if (g) store(g + row * n + i, grad);
+    bad_x |= not_finite(xv);
+    bad_t |= !(tv >= acc_t(0) && tv <= acc_t(1));
+  }
+  const int any_x = __syncthreads_or(bad_x);
+  const int any_t = __syncthreads_or(bad_t);
+  const double s = block_sum(static_cast<double>(acc));
+  if (threadIdx.x == 0) {
+    partial[row * gridDim.x + blockIdx.x] = s;
+    if (any_x) atomicOr(flags, kNonfiniteLogits);
+    if (any_t) atomicOr(flags, kTargetOutOfRange);
+  }
+}
+
+template <class OT>
+__global__ void finish_rows(const double* __restrict__ partial, int64_t chunks, int64_t batch, OT* out) {
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (row >= batch) return;
+  double s = 0.0;
+  for (int64_t c = 0; c < chunks; ++c) s += partial[row * chunks + c];
+  out[row] = static_cast<OT>(s);
+}
+
+template <class T>
+__device__ __forceinline__ double load2d(const void* p, int64_t i) {
+  return static_cast<double>(to_float(static_cast<const T*>(p)[i]));
+}
+
+__device__ double load_any(const void* p, DType d, int64_t i) {
+  switch (d) {
+    case DType::Float32: return load2d<float>(p, i);
+    case DType::Float64: return static_cast<const double*>(p)[i];
+    case DType::Float16: return load2d<half_t>(p, i);
+    default: return load2d<bf16_t>(p, i);
+  }
+}
+
+// KL is [batch, z]: tiny next to the images; float64 arithmetic like the CPU's.
+template <class OT>
+__global__ void kl_kernel(const void* mu, DType mu_dtype, int64_t mu_s0, int64_t mu_s1, const void* logvar,
+                          DType lv_dtype, int64_t lv_s0, int64_t lv_s1, int64_t batch, int64_t z, OT* kl,
+                          OT* dlogvar, int* flags) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= batch * z) return;
+  const int64_t b = i / z, j = i % z;
+  const double m = load_any(mu, mu_dtype, b * mu_s0 + j * mu_s1);
+  const double lv = load_any(logvar, lv_dtype, b * lv_s0 + j * lv_s1);
+  if (not_finite(m)) atomicOr(flags, kNonfiniteMu);
+  if (not_finite(lv)) atomicOr(flags, kNonfiniteLogvar);
+  double dlv;
+  kl[i] = static_cast<OT>(gaussian_kl(m, lv, dlv));
+  if (dlogvar) dlogvar[i] = static_cast<OT>(dlv);
+}
+
+template <class T, class ST>
+__global__ void scale_kernel(const T* __restrict__ g, T* out, int64_t n, const ST* __restrict__ scale,
+                             int64_t scale_stride, int64_t total) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= total) return;
+  using acc_t = typename Compute<T>::type;
+  const acc_t s = static_cast<acc_t>(scale[(i / n) * scale_stride]);
+  store(out + i, static_cast<acc_t>(to_float(g[i])) * s);
+}
+
+template <class LT, class TT>
+void launch_bernoulli(const void* x, int64_t xs, const void* t, int64_t ts, int64_t batch, int64_t n, void* g,
+                      double* partial, int* flags, int64_t chunks, cudaStream_t stream) {
+  const dim3 grid(static_cast<unsigned>(chunks), static_cast<unsigned>(batch));
+  bernoulli_chunks<LT, TT><<<grid, kThreads, 0, stream>>>(static_cast<const LT*>(x), xs, static_cast<const TT*>(t),
+                                                          ts, n, static_cast<LT*>(g), partial, flags);
+}
+
+template <class LT>
+void dispatch_target(DType td, const void* x, int64_t xs, const void* t, int64_t ts, int64_t batch, int64_t n,
+                     void* g, double* partial, int* flags, int64_t chunks, cudaStream_t stream) {
+  switch (td) {
+    case DType::Float32: return launch_bernoulli<LT, float>(x, xs, t, ts, batch, n, g, partial, flags, chunks, stream);
+    case DType::Float64: return launch_bernoulli<LT, double>(x, xs, t, ts, batch, n, g, partial, flags, chunks, stream);
+    case DType::Float16: return launch_bernoulli<LT, half_t>(x, xs, t, ts, batch, n, g, partial, flags, chunks, stream);
+    case DType::BFloat16: return launch_bernoulli<LT, bf16_t>(x, xs, t, ts, batch, n, g, partial, flags, chunks, stream);
+    default: return launch_bernoulli<LT, uint8_t>(x, xs, t, ts, batch, n, g, partial, flags, chunks, stream);
+  }
+}
+
+unsigned blocks_for(int64_t total) { return static_cast<unsigned>((total + kThreads - 1) / kThreads); }
+
+}  // namespace
+
+int64_t bernoulli_chunks_per_row(int64_t n) { return n <= 0 ? 1 : (n + kChunk - 1) / kChunk; }
+
+void bernoulli_nll_rows(const void* logits, DType logits_dtype, int64_t logits_row_stride, const void* target,
+                        DType target_dtype, int64_t target_row_stride, int64_t batch, int64_t n, void* grad,
+                        void* recon, bool out_f64, double* partial, int* flags, uintptr_t stream_handle) {
+  if (batch == 0) return;
+  const cudaStream_t stream = as_stream(stream_handle);
+  const int64_t chunks = bernoulli_chunks_per_row(n);
+  switch (logits_dtype) {
+    case DType::Float32:
+      dispatch_target<float>(target_dtype, logits, logits_row_stride, target, target_row_stride, batch, n, grad,
+                             partial, flags, chunks, stream);
+      break;
+    case DType::Float64:
+      dispatch_target<double>(target_dtype, logits, logits_row_stride, target, target_row_stride, batch, n, grad,
+                              partial, flags, chunks, stream);
+      break;
+    case DType::Float16:
+      dispatch_target<half_t>(target_dtype, logits, logits_row_stride, target, target_row_stride, batch, n, grad,
+                              partial, flags, chunks, stream);
+      break;
+    default:
+      dispatch_target<bf16_t>(target_dtype, logits, logits_row_stride, target, target_row_stride, batch, n, grad,
+                              partial, flags, chunks, stream);
+  }
+  note_launch();
+  if (out_f64) finish_rows<double><<<blocks_for(batch), kThreads, 0, stream>>>(partial, chunks, batch, static_cast<double*>(recon));
+  else finish_rows<float><<<blocks_for(batch), kThreads, 0, stream>>>(partial, chunks, batch, static_cast<float*>(recon));
+  note_launch();
+}
+
+void gaussian_kl_rows(const void* mu, DType mu_dtype, int64_t mu_s0, int64_t mu_s1, const void* logvar,
+                      DType logvar_dtype, int64_t lv_s0, int64_t lv_s1, int64_t batch, int64_t z, void* kl,
+                      void* dlogvar, bool out_f64, int* flags, uintptr_t stream_handle) {
+  const int64_t total = batch * z;
+  if (total == 0) return;
+  const cudaStream_t stream = as_stream(stream_handle);
+  if (out_f64)
+    kl_kernel<double><<<blocks_for(total), kThreads, 0, stream>>>(mu, mu_dtype, mu_s0, mu_s1, logvar, logvar_dtype,
+        lv_s0, lv_s1, batch, z, static_cast<double*>(kl), static_cast<double*>(dlogvar), flags);
+  else
+    kl_kernel<float><<<blocks_for(total), kThreads, 0, stream>>>(mu, mu_dtype, mu_s0, mu_s1, logvar, logvar_dtype,
+        lv_s0, lv_s1, batch, z, static_cast<float*>(kl), static_cast<float*>(dlogvar), flags);
+  note_launch();
+}
+
+void scale_rows(const void* g, void* out, DType dtype, int64_t batch, int64_t n, const void* scale,
+                DType scale_dtype, int64_t scale_stride, uintptr_t stream_handle) {
+  const int64_t total = batch * n;
+  if (total == 0) return;
+  const cudaStream_t stream = as_stream(stream_handle);
+  const unsigned blocks = blocks_for(total);
+#define ELBITS_SCALE(T)                                                                                     \
+  if (scale_dtype == DType::Float64)                                                                        \
+    scale_kernel<T, double><<<blocks, kThreads, 0, stream>>>(static_cast<const T*>(g), static_cast<T*>(out), n, \
+        static_cast<const double*>(scale), scale_stride, total);                                             \
+  else                                                                                                      \
+    scale_kernel<T, float><<<blocks, kThreads, 0, stream>>>(static_cast<const T*>(g), static_cast<T*>(out), n,  \
+        static_cast<const float*>(scale), scale_stride, total);
+  switch (dtype) {
+    case DType::Float32: ELBITS_SCALE(float) break;
+    case DType::Float64: ELBITS_SCALE(double) break;
+    case DType::Float16: ELBITS_SCALE(half_t) break;
+    default: ELBITS_SCALE(bf16_t) break;
+  }
+#undef ELBITS_SCALE
+  note_launch();
+}
+
+const char* last_error() {
+  if (first_error == cudaSuccess) return nullptr;
+  const char* msg = cudaGetErrorString(first_error);
+  first_error = cudaSuccess;
+  return msg;
+}
+
+}  // namespace elbits::cuda

@@ -1,0 +1,61 @@
+// pybind11 functions for the CUDA kernels (built only with ELBITS_WITH_CUDA).
+// Launches are asynchronous on the stream Python passes; nothing here syncs.
+#include <pybind11/pybind11.h>
+
+#include <stdexcept>
+
+#include "cuda/kernels.h"
+
+namespace py = pybind11;
+
+namespace elbits {
+namespace {
+
+const void* cptr(uintptr_t p) { return reinterpret_cast<const void*>(p); }
+void* mptr(uintptr_t p) { return reinterpret_cast<void*>(p); }
+
+void raise_launch_error() {
+  if (const char* e = cuda::last_error()) throw std::runtime_error(std::string("elbits CUDA launch failed: ") + e);
+}
+
+}  // namespace
+
+void register_cuda(py::module_& m) {
+  m.def("cuda_bernoulli_chunks_per_row", &cuda::bernoulli_chunks_per_row);
+  m.def("cuda_bernoulli_nll_rows",
+        [](uintptr_t logits, int logits_dtype, int64_t logits_row_stride, uintptr_t target, int target_dtype,
+           int64_t target_row_stride, int64_t batch, int64_t n, uintptr_t grad, uintptr_t recon, bool out_f64,
+           uintptr_t partial, uintptr_t flags, uintptr_t stream) {
+          {
+            py::gil_scoped_release nogil;
+            cuda::bernoulli_nll_rows(cptr(logits), static_cast<DType>(logits_dtype), logits_row_stride, cptr(target),
+                                     static_cast<DType>(target_dtype), target_row_stride, batch, n, mptr(grad),
+                                     mptr(recon), out_f64, static_cast<double*>(mptr(partial)),
+                                     static_cast<int*>(mptr(flags)), stream);
+          }
+          raise_launch_error();
+        });
+  m.def("cuda_gaussian_kl_rows",
+        [](uintptr_t mu, int mu_dtype, int64_t mu_s0, int64_t mu_s1, uintptr_t logvar, int logvar_dtype,
+           int64_t lv_s0, int64_t lv_s1, int64_t batch, int64_t z, uintptr_t kl, uintptr_t dlogvar, bool out_f64,
+           uintptr_t flags, uintptr_t stream) {
+          {
+            py::gil_scoped_release nogil;
+            cuda::gaussian_kl_rows(cptr(mu), static_cast<DType>(mu_dtype), mu_s0, mu_s1, cptr(logvar),
+                                   static_cast<DType>(logvar_dtype), lv_s0, lv_s1, batch, z, mptr(kl), mptr(dlogvar),
+                                   out_f64, static_cast<int*>(mptr(flags)), stream);
+          }
+          raise_launch_error();
+        });
+  m.def("cuda_scale_rows", [](uintptr_t g, uintptr_t out, int dtype, int64_t batch, int64_t n, uintptr_t scale,
+                              int scale_dtype, int64_t scale_stride, uintptr_t stream) {
+    {
+      py::gil_scoped_release nogil;
+      cuda::scale_rows(cptr(g), mptr(out), static_cast<DType>(dtype), batch, n, cptr(scale),
+                       static_cast<DType>(scale_dtype), scale_stride, stream);
+    }
+    raise_launch_error();
+  });
+}
+
+}  // namespace elbits
