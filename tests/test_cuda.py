@@ -83,3 +83,293 @@ def test_colour_likelihood_on_unsupported_device_is_a_clear_error():
     with pytest.raises((NotImplementedError, ValueError)):
         elbits.elbo_terms(x, torch.zeros(1, 2, 2, dtype=torch.uint8, device="meta"), torch.zeros(1, 1, device="meta"),
                           torch.zeros(1, 1, device="meta"), likelihood="categorical256")
+
+
+# ------------------------------------------------- colour / 8-bit likelihoods (issue 4)
+# The CPU tests' inputs and tolerances (tests/test_colour_likelihoods.py), run on each
+# device against the float64 reference on the CPU; plus shapes that span several
+# CUDA blocks per sample, so the chunked reductions and the grids are exercised.
+
+COLOUR_RTOL = {torch.float32: 2e-5, torch.float16: 2e-5, torch.bfloat16: 2e-5, torch.float64: 1e-10}
+LOW = [torch.float16, torch.bfloat16]
+COLOUR_NAMES = ["categorical256", "logistic_mixture", "discretized_gaussian", "continuous_bernoulli"]
+
+
+def colour_latents(batch, z=4, dtype=torch.float32, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(batch, z, generator=g).to(dtype), torch.randn(batch, z, generator=g).to(dtype)
+
+
+def colour_levels(shape, seed=0, dtype=torch.uint8):
+    g = torch.Generator().manual_seed(seed)
+    t = torch.randint(0, 256, shape, generator=g)
+    flat = t.view(-1)
+    flat[: min(4, flat.numel())] = torch.tensor([0, 255, 1, 254])[: min(4, flat.numel())]  # every edge bin
+    return t.to(dtype)
+
+
+def check_colour(device, name, params, target, rtol=None, gtol=2e-4):
+    """Values, KL and gradients (per-sample weights) on ``device`` vs the float64 reference on the CPU."""
+    mu, logvar = colour_latents(params.shape[0], dtype=params.dtype)
+    p = params.detach().to(device).requires_grad_(True)
+    terms = elbits.elbo_terms(p, target.to(device), mu.to(device), logvar.to(device), name)
+    assert terms.recon.device.type == device and terms.recon.shape == (params.shape[0],)
+    want = ref.elbo_terms(params.detach(), target, mu, logvar, name)
+    assert terms.dims == want.dims
+    rtol = COLOUR_RTOL[params.dtype] if rtol is None else rtol
+    recon = terms.recon.detach().cpu().double()
+    tol = rtol * want.recon.abs() + 1e-4 * (terms.dims ** 0.5)
+    assert ((recon - want.recon).abs() <= tol).all(), (recon, want.recon)
+    torch.testing.assert_close(terms.kl.detach().cpu().double(), want.kl, rtol=1e-5, atol=1e-6)
+    w = torch.rand(params.shape[0], dtype=torch.float64, generator=torch.Generator().manual_seed(3)) + 0.5
+    (terms.recon.double() * w.to(device)).sum().backward()
+    p64 = params.detach().double().requires_grad_(True)
+    (ref.elbo_terms(p64, target, mu, logvar, name).recon * w).sum().backward()
+    assert p.grad.dtype == params.dtype and p.grad.device.type == device
+    err = (p.grad.cpu().double() - p64.grad).abs()
+    scale = p64.grad.abs().max().clamp(min=1.0)
+    assert (err <= gtol * scale + 1e-2 * p64.grad.abs()).all(), err.max()
+    if device == "cuda":
+        elbits.check_device_errors()  # valid inputs: nothing flagged
+
+
+def mixture_params(batch, chans, k, side=4, seed=0, dtype=torch.float32):
+    g = torch.Generator().manual_seed(seed)
+    p = torch.randn(batch, (10 if chans == 3 else 3) * k, side, side, generator=g)
+    _k, _l, means, log_scales, _c = ref._mixture_split(p, chans)
+    means.mul_(0.5)
+    log_scales.mul_(1.5).sub_(2.5)  # scales from e^-7 (clamped) to ~e^2: sharp and flat bins
+    return p.to(dtype)
+
+
+def gaussian_params(batch, chans, side=4, seed=0, dtype=torch.float32):
+    g = torch.Generator().manual_seed(seed)
+    means = torch.randn(batch, chans, side, side, generator=g) * 0.6
+    log_scales = torch.randn(batch, chans, side, side, generator=g) * 2.0 - 3.0
+    return torch.cat([means, log_scales], 1).to(dtype)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, *LOW])
+@pytest.mark.parametrize("tdtype", [torch.uint8, torch.int64])
+def test_colour_categorical(device, dtype, tdtype):
+    g = torch.Generator().manual_seed(0)
+    logits = (torch.randn(3, 256, 3, 5, 4, generator=g) * 4).to(dtype)
+    check_colour(device, "categorical256", logits, colour_levels((3, 3, 5, 4), dtype=tdtype))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("shape", [(1, 256, 1), (2, 256, 7), (2, 256, 13, 11), (1, 256, 300), (3, 256, 20, 37)])
+def test_colour_categorical_shapes_and_saturation(device, shape):
+    g = torch.Generator().manual_seed(1)
+    logits = torch.randn(shape, generator=g) * 30
+    logits[:, 7] += 1e4  # one class saturates; the others underflow in the softmax
+    check_colour(device, "categorical256", logits, colour_levels((shape[0], *shape[2:])))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_colour_categorical_noncontiguous_and_inplace(device):
+    g = torch.Generator().manual_seed(2)
+    logits = torch.randn(4, 8, 8, 256, generator=g).permute(0, 3, 1, 2)  # channels-last storage
+    check_colour(device, "categorical256", logits, colour_levels((4, 8, 8)))
+    x = torch.randn(2, 256, 6, 5, generator=g).to(device)
+    target = colour_levels((2, 6, 5)).to(device)
+    mu, lv = (t.to(device) for t in colour_latents(2))
+    a = x.clone().requires_grad_(True)
+    elbits.elbo_terms(a, target, mu, lv, "categorical256").recon.sum().backward()
+    h = x.clone().requires_grad_(True)
+    out = h * 1.0  # a non-leaf decoder output nobody else saved
+    elbits.elbo_terms(out, target, mu, lv, "categorical256_inplace").recon.sum().backward()
+    torch.testing.assert_close(h.grad, a.grad)
+    torch.testing.assert_close(out.detach(), a.grad)  # the buffer now holds the gradient
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("chans,k", [(3, 1), (3, 10), (1, 1), (1, 10)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, *LOW])
+def test_colour_mixture(device, chans, k, dtype):
+    check_colour(device, "logistic_mixture", mixture_params(2, chans, k, dtype=dtype), colour_levels((2, chans, 4, 4)))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("chans,k", [(3, 5), (1, 3)])
+def test_colour_mixture_several_blocks(device, chans, k):
+    # 23 x 23 = 529 pixels: three CUDA blocks per sample, the last one partial.
+    p = mixture_params(3, chans, k, side=23, seed=4)
+    check_colour(device, "logistic_mixture", p, colour_levels((3, chans, 23, 23), seed=4), gtol=1e-3)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_colour_mixture_saturated_and_float_targets(device):
+    p = mixture_params(2, 3, 3, seed=5)
+    _k, logit, means, log_scales, coeffs = ref._mixture_split(p, 3)
+    log_scales[0] = -12.0  # below the -7 clamp: zero gradient there
+    log_scales[1, 0] = 9.0
+    means[1, 1] = 40.0
+    coeffs[0, 0] = 30.0
+    logit[1] *= 50.0
+    target = colour_levels((2, 3, 4, 4))
+    check_colour(device, "logistic_mixture", p, target, gtol=1e-3)
+    mu, lv = (t.to(device) for t in colour_latents(2))
+    a = elbits.elbo_terms(p.to(device), target.to(device), mu, lv, "logistic_mixture").recon
+    b = elbits.elbo_terms(p.to(device), (target.float() / 127.5 - 1.0).to(device), mu, lv, "logistic_mixture").recon
+    torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("chans", [1, 3])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, *LOW])
+def test_colour_gaussian(device, chans, dtype):
+    p = gaussian_params(2, chans)
+    if dtype == torch.float16:
+        p[:, chans:].clamp_(min=-4.0)  # sharper bins have gradients beyond float16's 65504
+    check_colour(device, "discretized_gaussian", p.to(dtype), colour_levels((2, chans, 4, 4)))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_colour_gaussian_saturated_and_several_blocks(device):
+    p = gaussian_params(2, 3, seed=4)
+    p[0, 3:] = -15.0  # sigma ~ 3e-7: bins far from the mean underflow erfc
+    p[1, :3] = 30.0
+    p[1, 3] = 12.0
+    check_colour(device, "discretized_gaussian", p, colour_levels((2, 3, 4, 4)), gtol=1e-3)
+    # 3 x 40 x 41 = 4920 subpixels: three CUDA chunks per sample, the last one partial.
+    check_colour(device, "discretized_gaussian", gaussian_params(3, 3, side=41, seed=5)[:, :, :40],
+                 colour_levels((3, 3, 40, 41), seed=5), gtol=1e-3)
+
+
+CB_LOGITS = [0.0, 1e-6, -1e-4, 0.01, -0.3, 0.49, 0.51, -0.7, 2.0, -15.0, 40.0, -100.0]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, *LOW])
+def test_colour_continuous_bernoulli(device, dtype):
+    g = torch.Generator().manual_seed(0)
+    logits = torch.cat([torch.tensor(CB_LOGITS), torch.randn(36, generator=g) * 3]).view(2, 3, 8).to(dtype)
+    target = torch.rand(2, 3, 8, generator=g)
+    target[0, 0, :2] = torch.tensor([0.0, 1.0])
+    check_colour(device, "continuous_bernoulli", logits, target, gtol=5e-5)
+    check_colour(device, "continuous_bernoulli", logits, (target * 255).round().to(torch.uint8), gtol=5e-5)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_colour_continuous_bernoulli_several_blocks(device):
+    g = torch.Generator().manual_seed(1)
+    logits = torch.randn(3, 3, 61, 59, generator=g) * 2  # 10797 per sample: three chunks of 4096
+    check_colour(device, "continuous_bernoulli", logits, torch.rand(3, 3, 61, 59, generator=g), gtol=1e-4)
+
+
+def colour_case(name, device, batch=2):
+    if name == "categorical256":
+        return torch.randn(batch, 256, 9, 31).to(device), colour_levels((batch, 9, 31)).to(device)
+    if name == "logistic_mixture":
+        return mixture_params(batch, 3, 4, side=17).to(device), colour_levels((batch, 3, 17, 17)).to(device)
+    if name == "discretized_gaussian":
+        return gaussian_params(batch, 3, side=40).to(device), colour_levels((batch, 3, 40, 40)).to(device)
+    return torch.randn(batch, 3, 40, 40).to(device), torch.rand(batch, 3, 40, 40).to(device)
+
+
+@needs_gpu
+@pytest.mark.parametrize("name", COLOUR_NAMES)
+def test_cuda_colour_deterministic_on_current_stream_no_sync(name):
+    params, target = colour_case(name, "cuda", batch=16)
+    mu, lv = (t.cuda() for t in colour_latents(16))
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    results = []
+    with torch.cuda.stream(stream):
+        torch.cuda.set_sync_debug_mode("error")  # any host sync in forward or backward raises
+        try:
+            for _ in range(2):
+                p = params.clone().requires_grad_(True)
+                terms = elbits.elbo_terms(p, target, mu, lv, name)
+                terms.recon.sum().backward()
+                results.append((terms.recon.detach(), p.grad))
+        finally:
+            torch.cuda.set_sync_debug_mode(0)
+    stream.synchronize()
+    assert torch.equal(results[0][0], results[1][0])
+    assert torch.equal(results[0][1], results[1][1])
+    # The same numbers as the CPU, up to float32 rounding of the per-element math.
+    cpu = elbits.elbo_terms(params.cpu(), target.cpu(), mu.cpu(), lv.cpu(), name).recon
+    torch.testing.assert_close(results[0][0].cpu(), cpu, rtol=2e-5, atol=1e-3)
+    elbits.check_device_errors()
+
+
+@needs_gpu
+@pytest.mark.parametrize("name", ["categorical256", "logistic_mixture", "discretized_gaussian"])
+def test_cuda_colour_level_out_of_range_reported_lazily(name):
+    params, target = colour_case(name, "cuda")
+    mu, lv = (t.cuda() for t in colour_latents(2))
+    bad = target.long()
+    bad.view(-1)[5] = 256
+    elbits.elbo_terms(params, bad, mu, lv, name)  # no sync, no raise here
+    with pytest.raises(ValueError, match="outside 0..255"):
+        elbits.check_device_errors()
+    elbits.check_device_errors()  # cleared
+    bad.view(-1)[5] = -1  # reported even with check_finite=False, as the CPU raises it then too
+    elbits.elbo_terms(params, bad, mu, lv, name, check_finite=False)
+    with pytest.raises(ValueError, match="outside 0..255"):
+        elbits.check_device_errors()
+    if name != "categorical256":  # float targets outside [-1, 1]: flagged on the device, no sync
+        ft = target.float() / 127.5 - 1.0
+        ft.view(-1)[3] = 1.5
+        elbits.elbo_terms(params, ft, mu, lv, name)
+        with pytest.raises(ValueError, match="outside 0..255"):
+            elbits.check_device_errors()
+
+
+@needs_gpu
+@pytest.mark.parametrize("name", COLOUR_NAMES)
+def test_cuda_colour_nonfinite_reported_lazily(name):
+    params, target = colour_case(name, "cuda")
+    mu, lv = (t.cuda() for t in colour_latents(2))
+    params[1].view(-1)[3] = float("nan")
+    recon = elbits.elbo_terms(params, target, mu, lv, name).recon
+    match = "logits contain NaN" if name == "continuous_bernoulli" else "parameters contain NaN"
+    with pytest.raises(ValueError, match=match):
+        elbits.check_device_errors()
+    assert torch.isnan(recon[1]).item() and torch.isfinite(recon[0]).item()
+    elbits.elbo_terms(params, target, mu, lv, name, check_finite=False)
+    elbits.check_device_errors()  # check_finite=False: NaN passes through unreported
+
+
+@needs_gpu
+def test_cuda_continuous_bernoulli_target_out_of_range_reported_lazily():
+    params, target = colour_case("continuous_bernoulli", "cuda")
+    mu, lv = (t.cuda() for t in colour_latents(2))
+    target[0, 0, 0, 0] = 1.5
+    elbits.elbo_terms(params, target, mu, lv, "continuous_bernoulli")
+    with pytest.raises(ValueError, match=r"outside \[0, 1\]"):
+        elbits.check_device_errors()
+
+
+@needs_gpu
+def test_cuda_colour_large_batch():
+    # More samples than a grid's y/z dimension holds (65535): the grids are 1-D.
+    n = 70000
+    logits = torch.randn(n, 256, 1, device="cuda")
+    target = torch.randint(0, 256, (n, 1), device="cuda", dtype=torch.uint8)
+    mu, lv = torch.zeros(n, 1, device="cuda"), torch.zeros(n, 1, device="cuda")
+    recon = elbits.elbo_terms(logits, target, mu, lv, "categorical256").recon
+    want = ref.elbo_terms(logits.cpu(), target.cpu(), mu.cpu(), lv.cpu(), "categorical256").recon
+    torch.testing.assert_close(recon.cpu().double(), want, rtol=2e-5, atol=1e-4)
+
+
+@needs_gpu
+@pytest.mark.slow
+@pytest.mark.parametrize("name", COLOUR_NAMES)
+def test_cuda_colour_compile_fullgraph(name):
+    torch._dynamo.reset()
+    params, target = colour_case(name, "cuda")
+    mu, lv = (t.cuda() for t in colour_latents(2))
+
+    def f(p, t, m, v):
+        terms = elbits.elbo_terms(p, t, m, v, name)
+        return (terms.recon + terms.kl_total).mean()
+
+    p1 = params.clone().requires_grad_(True)
+    p2 = params.clone().requires_grad_(True)
+    f(p1, target, mu, lv).backward()
+    torch.compile(f, fullgraph=True)(p2, target, mu, lv).backward()
+    torch.testing.assert_close(p1.grad, p2.grad)

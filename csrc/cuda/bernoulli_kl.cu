@@ -50,11 +50,12 @@ __device__ __forceinline__ void store(double* p, double v) { *p = v; }
 
 template <class LT, class TT>
 __global__ void bernoulli_chunks(const LT* __restrict__ x, int64_t x_stride, const TT* __restrict__ t,
-                                 int64_t t_stride, int64_t n, LT* __restrict__ g, double* __restrict__ partial,
-                                 int* __restrict__ flags) {
+                                 int64_t t_stride, int64_t n, int64_t chunks, LT* __restrict__ g,
+                                 double* __restrict__ partial, int* __restrict__ flags) {
   using acc_t = typename Compute<LT>::type;
-  const int64_t row = blockIdx.y;
-  const int64_t begin = static_cast<int64_t>(blockIdx.x) * kChunk;
+  // A 1-D grid of batch x chunks blocks: no 65,535 limit on the batch.
+  const int64_t row = blockIdx.x / chunks;
+  const int64_t begin = (blockIdx.x % chunks) * kChunk;
   const int64_t end = begin + kChunk < n ? begin + kChunk : n;
   acc_t acc = 0;
   int bad_x = 0, bad_t = 0;
@@ -72,7 +73,7 @@ __global__ void bernoulli_chunks(const LT* __restrict__ x, int64_t x_stride, con
   const int any_t = __syncthreads_or(bad_t);
   const double s = block_sum(static_cast<double>(acc));
   if (threadIdx.x == 0) {
-    partial[row * gridDim.x + blockIdx.x] = s;
+    partial[blockIdx.x] = s;
     if (any_x) atomicOr(flags, kNonfiniteLogits);
     if (any_t) atomicOr(flags, kTargetOutOfRange);
   }
@@ -131,9 +132,9 @@ __global__ void scale_kernel(const T* __restrict__ g, T* out, int64_t n, const S
 template <class LT, class TT>
 void launch_bernoulli(const void* x, int64_t xs, const void* t, int64_t ts, int64_t batch, int64_t n, void* g,
                       double* partial, int* flags, int64_t chunks, cudaStream_t stream) {
-  const dim3 grid(static_cast<unsigned>(chunks), static_cast<unsigned>(batch));
+  const unsigned grid = static_cast<unsigned>(chunks * batch);
   bernoulli_chunks<LT, TT><<<grid, kThreads, 0, stream>>>(static_cast<const LT*>(x), xs, static_cast<const TT*>(t),
-                                                          ts, n, static_cast<LT*>(g), partial, flags);
+                                                          ts, n, chunks, static_cast<LT*>(g), partial, flags);
 }
 
 template <class LT>

@@ -18,6 +18,29 @@ void raise_launch_error() {
   if (const char* e = cuda::last_error()) throw std::runtime_error(std::string("elbits CUDA launch failed: ") + e);
 }
 
+// The colour kernels return their launch status instead of keeping it.
+void raise_if(const char* e) {
+  if (e) throw std::runtime_error(std::string("elbits CUDA launch failed: ") + e);
+}
+
+using PixelRowsFn = const char* (*)(const void*, DType, int64_t, const void*, DType, int64_t, int64_t, int64_t,
+                                    int64_t, int64_t, void*, void*, bool, double*, int*, bool, uintptr_t);
+
+template <PixelRowsFn F>
+void pixel_rows(uintptr_t params, int params_dtype, int64_t params_bs, uintptr_t target, int target_dtype,
+                int64_t target_bs, int64_t batch, int64_t channels, int64_t pixels, int64_t n_mix, uintptr_t grad,
+                uintptr_t recon, bool out_f64, uintptr_t partial, uintptr_t flags, bool check_finite,
+                uintptr_t stream) {
+  const char* e;
+  {
+    py::gil_scoped_release nogil;
+    e = F(cptr(params), static_cast<DType>(params_dtype), params_bs, cptr(target), static_cast<DType>(target_dtype),
+          target_bs, batch, channels, pixels, n_mix, mptr(grad), mptr(recon), out_f64,
+          static_cast<double*>(mptr(partial)), static_cast<int*>(mptr(flags)), check_finite, stream);
+  }
+  raise_if(e);
+}
+
 }  // namespace
 
 void register_cuda(py::module_& m) {
@@ -56,6 +79,57 @@ void register_cuda(py::module_& m) {
     }
     raise_launch_error();
   });
+
+  // ---- Colour / 8-bit likelihoods.
+  m.def("cuda_categorical256_chunks_per_row", &cuda::categorical256_chunks_per_row);
+  m.def("cuda_categorical256_forward",
+        [](uintptr_t logits, int logits_dtype, int64_t logits_bs, uintptr_t target, int target_dtype,
+           int64_t target_bs, int64_t batch, int64_t pixels, uintptr_t lse, uintptr_t recon, bool out_f64,
+           uintptr_t partial, uintptr_t flags, bool check_finite, uintptr_t stream) {
+          const char* e;
+          {
+            py::gil_scoped_release nogil;
+            e = cuda::categorical256_forward(cptr(logits), static_cast<DType>(logits_dtype), logits_bs, cptr(target),
+                                             static_cast<DType>(target_dtype), target_bs, batch, pixels, mptr(lse),
+                                             mptr(recon), out_f64, static_cast<double*>(mptr(partial)),
+                                             static_cast<int*>(mptr(flags)), check_finite, stream);
+          }
+          raise_if(e);
+        });
+  m.def("cuda_categorical256_backward",
+        [](uintptr_t logits, int logits_dtype, int64_t logits_bs, uintptr_t target, int target_dtype,
+           int64_t target_bs, int64_t batch, int64_t pixels, uintptr_t lse, uintptr_t scale, int scale_dtype,
+           int64_t scale_stride, uintptr_t grad, uintptr_t stream) {
+          const char* e;
+          {
+            py::gil_scoped_release nogil;
+            e = cuda::categorical256_backward(cptr(logits), static_cast<DType>(logits_dtype), logits_bs,
+                                              cptr(target), static_cast<DType>(target_dtype), target_bs, batch,
+                                              pixels, cptr(lse), cptr(scale), static_cast<DType>(scale_dtype),
+                                              scale_stride, mptr(grad), stream);
+          }
+          raise_if(e);
+        });
+  m.def("cuda_logistic_mixture_chunks_per_row", &cuda::logistic_mixture_chunks_per_row);
+  m.def("cuda_logistic_mixture_rows", &pixel_rows<&cuda::logistic_mixture_rows>);
+  m.def("cuda_discretized_gaussian_chunks_per_row", &cuda::discretized_gaussian_chunks_per_row);
+  m.def("cuda_discretized_gaussian_rows", &pixel_rows<&cuda::discretized_gaussian_rows>);
+  m.def("cuda_continuous_bernoulli_chunks_per_row", &cuda::continuous_bernoulli_chunks_per_row);
+  m.def("cuda_continuous_bernoulli_rows",
+        [](uintptr_t logits, int logits_dtype, int64_t logits_row_stride, uintptr_t target, int target_dtype,
+           int64_t target_row_stride, int64_t batch, int64_t n, uintptr_t grad, uintptr_t recon, bool out_f64,
+           uintptr_t partial, uintptr_t flags, bool check_finite, uintptr_t stream) {
+          const char* e;
+          {
+            py::gil_scoped_release nogil;
+            e = cuda::continuous_bernoulli_rows(cptr(logits), static_cast<DType>(logits_dtype), logits_row_stride,
+                                                cptr(target), static_cast<DType>(target_dtype), target_row_stride,
+                                                batch, n, mptr(grad), mptr(recon), out_f64,
+                                                static_cast<double*>(mptr(partial)), static_cast<int*>(mptr(flags)),
+                                                check_finite, stream);
+          }
+          raise_if(e);
+        });
 }
 
 }  // namespace elbits

@@ -37,4 +37,54 @@ void scale_rows(const void* g, void* out, DType dtype, int64_t batch, int64_t n,
 // Name of the first CUDA error raised by the last launch, or nullptr.
 const char* last_error();
 
+
+// ---- Colour / 8-bit likelihoods (categorical.cu, logistic_mixture.cu,
+// discretized_gaussian.cu, continuous_bernoulli.cu): the CPU entry points of
+// csrc/cpu/kernels.h on the device. Same layouts: parameters [B, channels,
+// pixels] with each sample contiguous (batch stride in elements), integer
+// targets uint8/int64 levels [B, C, pixels], grad contiguous in the parameters'
+// dtype. Each forward reduces fixed chunks of a sample into `partial` (scratch
+// of batch * *_chunks_per_row(...) float64 on the device) and a finishing kernel
+// adds a sample's chunks in order, so recon repeats bit for bit run to run.
+// Input problems OR bits into *flags (kNonfiniteParams / kTargetLevelOutOfRange;
+// the continuous Bernoulli uses kNonfiniteLogits / kTargetOutOfRange as the CPU
+// does); with check_finite = false the NaN/Inf bits are not set (target range
+// bits still are, as the CPU still raises for them).
+// Each returns nullptr, or the name of the CUDA error a launch raised.
+
+int64_t categorical256_chunks_per_row(int64_t pixels);
+// logits [B, 256, P] (class stride P), target [B, P]; lse [B, P] contiguous,
+// float32 (float64 for float64 logits); recon [B].
+const char* categorical256_forward(const void* logits, DType logits_dtype, int64_t logits_bs, const void* target,
+                                   DType target_dtype, int64_t target_bs, int64_t batch, int64_t pixels, void* lse,
+                                   void* recon, bool out_f64, double* partial, int* flags, bool check_finite,
+                                   uintptr_t stream);
+// grad [B, 256, P] contiguous = (softmax - onehot) * scale[b]; may be the logits buffer itself.
+const char* categorical256_backward(const void* logits, DType logits_dtype, int64_t logits_bs, const void* target,
+                                    DType target_dtype, int64_t target_bs, int64_t batch, int64_t pixels,
+                                    const void* lse, const void* scale, DType scale_dtype, int64_t scale_stride,
+                                    void* grad, uintptr_t stream);
+
+// PixelCNN++ mixture, params [B, K + C*(3K or 2K), P]; grad nullable.
+int64_t logistic_mixture_chunks_per_row(int64_t channels, int64_t pixels);
+const char* logistic_mixture_rows(const void* params, DType params_dtype, int64_t params_bs, const void* target,
+                                  DType target_dtype, int64_t target_bs, int64_t batch, int64_t channels,
+                                  int64_t pixels, int64_t n_mix, void* grad, void* recon, bool out_f64,
+                                  double* partial, int* flags, bool check_finite, uintptr_t stream);
+
+// Discretized Gaussian, params [B, 2C, P] (means then log-scales); n_mix unused.
+int64_t discretized_gaussian_chunks_per_row(int64_t channels, int64_t pixels);
+const char* discretized_gaussian_rows(const void* params, DType params_dtype, int64_t params_bs, const void* target,
+                                      DType target_dtype, int64_t target_bs, int64_t batch, int64_t channels,
+                                      int64_t pixels, int64_t n_mix, void* grad, void* recon, bool out_f64,
+                                      double* partial, int* flags, bool check_finite, uintptr_t stream);
+
+// Continuous Bernoulli, [batch, n] rows (row strides given) as bernoulli_nll_rows;
+// targets float in [0, 1] or uint8 levels / 255.
+int64_t continuous_bernoulli_chunks_per_row(int64_t n);
+const char* continuous_bernoulli_rows(const void* logits, DType logits_dtype, int64_t logits_row_stride,
+                                      const void* target, DType target_dtype, int64_t target_row_stride,
+                                      int64_t batch, int64_t n, void* grad, void* recon, bool out_f64,
+                                      double* partial, int* flags, bool check_finite, uintptr_t stream);
+
 }  // namespace elbits::cuda

@@ -1,4 +1,4 @@
-"""Likelihoods for 8-bit and colour images, fused with the Gaussian KL (CPU).
+"""Likelihoods for 8-bit and colour images, fused with the Gaussian KL (CPU and CUDA).
 
 - ``elbits::categorical256_elbo``: softmax over 256 levels; forward keeps only the
   per-pixel log-sum-exp, backward recomputes ``softmax - onehot`` from the logits
@@ -6,6 +6,10 @@
 - ``elbits::logistic_mixture_elbo``, ``elbits::discretized_gaussian_elbo``,
   ``elbits::continuous_bernoulli_elbo``: per-subpixel parameters; forward writes
   the gradient beside the loss (as :mod:`elbits.ops.bernoulli`), backward scales it.
+
+On CUDA the kernels run on torch's current stream and never sync with the host:
+input problems are OR-ed into the device flag word of :mod:`elbits.ops.device_flags`
+(read by :func:`elbits.check_device_errors`) instead of raising here.
 
 The ``*_terms`` functions at the bottom validate inputs and are what
 :data:`elbits.api.LIKELIHOODS` registers. Formulas, layouts and numerics:
@@ -20,7 +24,7 @@ from .._core import core
 from .._dtypes import FLOATS, code, out_dtype
 from ..terms import ELBOTerms
 from . import validate as v
-from .common import gaussian_kl_into, kl_backward, num_threads, register_stored_gradient_autograd
+from .common import cuda_stream, gaussian_kl_into, kl_backward, num_threads, register_stored_gradient_autograd
 from .validate import raise_flags
 
 Tensor = torch.Tensor
@@ -52,13 +56,26 @@ def categorical256_elbo(
     """
     batch, _, pixels = logits.shape
     odt = out_dtype(logits.dtype, mu.dtype, logvar.dtype)
-    recon = torch.empty((batch,), dtype=odt)
-    lse = torch.empty((batch, pixels), dtype=_lse_dtype(logits.dtype))
-    flags = core.categorical256_forward(
+    dev = logits.device
+    recon = torch.empty((batch,), dtype=odt, device=dev)
+    lse = torch.empty((batch, pixels), dtype=_lse_dtype(logits.dtype), device=dev)
+    args = (
         logits.data_ptr(), code(logits.dtype), logits.stride(0),
         target.data_ptr(), code(target.dtype), target.stride(0),
-        batch, pixels, lse.data_ptr(), recon.data_ptr(), odt == torch.float64, num_threads(),
+        batch, pixels, lse.data_ptr(), recon.data_ptr(), odt == torch.float64,
     )
+    if logits.is_cuda:
+        # No host sync: input problems go to the device flag word (elbits.check_device_errors).
+        from .device_flags import flags_for
+
+        with torch.cuda.device(dev):
+            partial = torch.empty(batch * core.cuda_categorical256_chunks_per_row(pixels), dtype=torch.float64, device=dev)
+            core.cuda_categorical256_forward(
+                *args, partial.data_ptr(), flags_for(dev).data_ptr(), check_finite, cuda_stream(logits)
+            )
+            kl, dlogvar, _ = gaussian_kl_into(mu, logvar, odt, compute_grad)
+        return recon, kl, lse, dlogvar
+    flags = core.categorical256_forward(*args, num_threads())
     kl, dlogvar, kl_flags = gaussian_kl_into(mu, logvar, odt, compute_grad)
     if check_finite:
         raise_flags({**flags, **kl_flags})
@@ -79,18 +96,23 @@ def _(logits, target, mu, logvar, compute_grad, inplace_grad, check_finite):
 
 
 def _categorical_grad_call(logits, target, lse, scale, out):
-    core.categorical256_backward(
+    args = (
         logits.data_ptr(), code(logits.dtype), logits.stride(0),
         target.data_ptr(), code(target.dtype), target.stride(0),
         logits.shape[0], logits.shape[2], lse.data_ptr(),
-        scale.data_ptr(), code(scale.dtype), scale.stride(0), out.data_ptr(), num_threads(),
+        scale.data_ptr(), code(scale.dtype), scale.stride(0), out.data_ptr(),
     )
+    if logits.is_cuda:
+        with torch.cuda.device(logits.device):
+            core.cuda_categorical256_backward(*args, cuda_stream(logits))
+    else:
+        core.categorical256_backward(*args, num_threads())
 
 
 @torch.library.custom_op("elbits::categorical256_grad", mutates_args=())
 def categorical256_grad(logits: Tensor, target: Tensor, lse: Tensor, scale: Tensor) -> Tensor:
     """``(softmax(logits) - onehot(target)) * scale[b]``, a new contiguous tensor of logits' dtype."""
-    out = torch.empty(logits.shape, dtype=logits.dtype)
+    out = torch.empty(logits.shape, dtype=logits.dtype, device=logits.device)
     _categorical_grad_call(logits, target, lse, scale, out)
     return out
 
@@ -160,22 +182,29 @@ def _pixel_op(name: str, kernel: str):
     ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         batch = params.shape[0]
         odt = out_dtype(params.dtype, mu.dtype, logvar.dtype)
-        recon = torch.empty((batch,), dtype=odt)
-        grad = torch.empty(params.shape if compute_grad else _EMPTY, dtype=params.dtype)
+        dev = params.device
+        recon = torch.empty((batch,), dtype=odt, device=dev)
+        grad = torch.empty(params.shape if compute_grad else _EMPTY, dtype=params.dtype, device=dev)
         gptr = grad.data_ptr() if compute_grad else 0
+        head = (params.data_ptr(), code(params.dtype), params.stride(0), target.data_ptr(), code(target.dtype), target.stride(0))
         if kernel == "continuous_bernoulli_rows":
-            flags = core.continuous_bernoulli_rows(
-                params.data_ptr(), code(params.dtype), params.stride(0),
-                target.data_ptr(), code(target.dtype), target.stride(0),
-                batch, params.shape[1], gptr, recon.data_ptr(), odt == torch.float64, num_threads(),
-            )
+            sizes: tuple[int, ...] = (batch, params.shape[1])
         else:
-            flags = getattr(core, kernel)(
-                params.data_ptr(), code(params.dtype), params.stride(0),
-                target.data_ptr(), code(target.dtype), target.stride(0),
-                batch, target.shape[1], target.shape[2], n_mix, gptr, recon.data_ptr(),
-                odt == torch.float64, num_threads(),
-            )
+            sizes = (batch, target.shape[1], target.shape[2], n_mix)
+        args = (*head, *sizes, gptr, recon.data_ptr(), odt == torch.float64)
+        if params.is_cuda:
+            # No host sync: input problems go to the device flag word (elbits.check_device_errors).
+            from .device_flags import flags_for
+
+            with torch.cuda.device(dev):
+                chunks = getattr(core, f"cuda_{kernel[:-5]}_chunks_per_row")(*sizes[1:3])
+                partial = torch.empty(batch * chunks, dtype=torch.float64, device=dev)
+                getattr(core, f"cuda_{kernel}")(
+                    *args, partial.data_ptr(), flags_for(dev).data_ptr(), check_finite, cuda_stream(params)
+                )
+                kl, dlogvar, _ = gaussian_kl_into(mu, logvar, odt, compute_grad)
+            return recon, kl, grad, dlogvar
+        flags = getattr(core, kernel)(*args, num_threads())
         kl, dlogvar, kl_flags = gaussian_kl_into(mu, logvar, odt, compute_grad)
         if check_finite:
             raise_flags({**flags, **kl_flags})
@@ -226,6 +255,11 @@ def _levels(target: Tensor, what: str) -> Tensor:
         return target
     if target.dtype in FLOATS:
         t = target.detach().double()
+        if t.is_cuda:
+            # No host sync on CUDA: a value outside [-1, 1] (or NaN) becomes level -1, which the
+            # kernel flags lazily as a level out of range (elbits.check_device_errors).
+            inside = (t >= -1.0) & (t <= 1.0)
+            return torch.where(inside, (t + 1.0) * 127.5, -1.0).round().to(torch.int64)
         if not bool(((t >= -1.0) & (t <= 1.0)).all()):
             raise ValueError(f"target has values outside [-1, 1] (or NaN); {what} reads float targets as level/127.5 - 1")
         return ((t + 1.0) * 127.5).round().to(torch.int64)
@@ -239,7 +273,7 @@ def _common(name: str, params: object, target: object, mu: object, logvar: objec
     v.check_dtype(name, params, FLOATS)
     batch, _ = v.check_batch(name, params)
     mu, logvar = v.check_latents(mu, logvar, batch)
-    v.check_same_device({name: params, "target": target, "mu": mu, "logvar": logvar})
+    v.check_same_device({name: params, "target": target, "mu": mu, "logvar": logvar}, cuda=True)
     if target.dim() < 1 or target.shape[0] != batch:
         raise ValueError(f"target batch size {tuple(target.shape)[:1]} does not match the batch size {batch} of {name}")
     return params, target, mu, logvar, batch

@@ -1,0 +1,121 @@
+// Private helpers of the CUDA colour-likelihood kernels (categorical.cu,
+// logistic_mixture.cu, discretized_gaussian.cu, continuous_bernoulli.cu):
+// storage loads/stores in the compute type, the fixed-order block reduction and
+// the finishing kernel, as in bernoulli_kl.cu. The per-element math itself is
+// only ever the shared headers in csrc/include/elbits.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <type_traits>
+
+#include "elbits/dtypes.h"
+#include "kernels.h"
+
+namespace elbits::cuda::colour {
+namespace {
+
+constexpr int kThreads = 256;
+
+// Compute type of a storage type: float, or double for float64 storage.
+template <class S>
+using compute_t = std::conditional_t<std::is_same_v<S, double>, double, float>;
+
+__device__ __forceinline__ float ld(float v) { return v; }
+__device__ __forceinline__ double ld(double v) { return v; }
+__device__ __forceinline__ float ld(half_t v) { return to_float(v); }
+__device__ __forceinline__ float ld(bf16_t v) { return to_float(v); }
+
+__device__ __forceinline__ void st(float* p, float v) { *p = v; }
+__device__ __forceinline__ void st(double* p, double v) { *p = v; }
+__device__ __forceinline__ void st(half_t* p, float v) { *p = from_float<half_t>(v); }
+__device__ __forceinline__ void st(bf16_t* p, float v) { *p = from_float<bf16_t>(v); }
+
+__device__ __forceinline__ int64_t level_of(uint8_t v) { return v; }
+__device__ __forceinline__ int64_t level_of(int64_t v) { return v; }
+
+// Per-sample upstream scale (float32 or float64 [B], any stride).
+__device__ __forceinline__ double load_scale(const void* p, bool f64, int64_t i) {
+  return f64 ? static_cast<const double*>(p)[i] : static_cast<double>(static_cast<const float*>(p)[i]);
+}
+
+// Sum over a block of kThreads threads in a fixed order (shuffle tree per warp,
+// then the warp sums in warp order); the result is valid in thread 0.
+__device__ __forceinline__ double block_sum(double v) {
+  __shared__ double warp_sums[kThreads / 32];
+  for (int off = 16; off > 0; off >>= 1) v += __shfl_down_sync(0xffffffffu, v, off);
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  if (lane == 0) warp_sums[warp] = v;
+  __syncthreads();
+  v = 0.0;
+  if (warp == 0) {
+    v = lane < kThreads / 32 ? warp_sums[lane] : 0.0;
+    for (int off = 16; off > 0; off >>= 1) v += __shfl_down_sync(0xffffffffu, v, off);
+  }
+  return v;
+}
+
+// Grids are 1-D, block = row * chunks + chunk (no 65535 limit on the batch).
+// Thread 0 of the block stores the block's partial sum and ORs in the flag bit
+// of each problem any thread of the block saw (one atomic per bad block only).
+// Every thread of the block must call it (no early return before).
+__device__ __forceinline__ void finish_block(double acc, bool bad_values, int values_bit, bool bad_target,
+                                             int target_bit, double* partial, int* flags) {
+  const int any_values = __syncthreads_or(bad_values);
+  const int any_target = __syncthreads_or(bad_target);
+  const double s = block_sum(acc);
+  if (threadIdx.x == 0) {
+    partial[blockIdx.x] = s;  // grid = rows x chunks, flattened row-major
+    const int bits = (any_values ? values_bit : 0) | (any_target ? target_bit : 0);
+    if (bits) atomicOr(flags, bits);
+  }
+}
+
+// recon[row] = sum of the row's chunk partials, in chunk order.
+template <class OT>
+__global__ void finish_rows(const double* __restrict__ partial, int64_t chunks, int64_t batch, OT* out) {
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (row >= batch) return;
+  double s = 0.0;
+  for (int64_t c = 0; c < chunks; ++c) s += partial[row * chunks + c];
+  out[row] = static_cast<OT>(s);
+}
+
+inline cudaStream_t as_stream(uintptr_t s) { return reinterpret_cast<cudaStream_t>(s); }
+
+inline unsigned blocks_for(int64_t total) { return static_cast<unsigned>((total + kThreads - 1) / kThreads); }
+
+// The launch status of the kernels just queued: nullptr, or the CUDA error's name.
+inline const char* launch_status() {
+  const cudaError_t e = cudaGetLastError();
+  return e == cudaSuccess ? nullptr : cudaGetErrorString(e);
+}
+
+inline void launch_finish(const double* partial, int64_t chunks, int64_t batch, void* recon, bool out_f64,
+                          cudaStream_t stream) {
+  if (out_f64)
+    finish_rows<double><<<blocks_for(batch), kThreads, 0, stream>>>(partial, chunks, batch, static_cast<double*>(recon));
+  else
+    finish_rows<float><<<blocks_for(batch), kThreads, 0, stream>>>(partial, chunks, batch, static_cast<float*>(recon));
+}
+
+// Calls f(S{}) with S the storage type of a floating dtype.
+template <class F>
+void dispatch_float(DType d, F&& f) {
+  switch (d) {
+    case DType::Float64: f(double{}); break;
+    case DType::Float16: f(half_t{}); break;
+    case DType::BFloat16: f(bf16_t{}); break;
+    default: f(float{}); break;
+  }
+}
+
+// Calls f(L{}) with L the storage type of integer levels (uint8 or int64).
+template <class F>
+void dispatch_level(DType d, F&& f) {
+  if (d == DType::Int64) f(int64_t{});
+  else f(uint8_t{});
+}
+
+}  // namespace
+}  // namespace elbits::cuda::colour
