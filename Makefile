@@ -22,7 +22,7 @@ install: $(VENV)/.torch
 	$(PIP) install -q ".[test]"
 
 demo: install
-	$(VENV)/bin/elbits example
+	$(VENV)/bin/elbits demo
 
 test: install
 	$(VENV)/bin/ruff check python tests benchmarks

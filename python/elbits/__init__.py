@@ -6,7 +6,7 @@ core, returned per sample in nats with conversions to bits and bits/dim.
 
 from __future__ import annotations
 
-from . import calibrate, data, entropy, models, reference, units
+from . import calibrate, data, entropy, models, reference, report, train, units
 from .api import elbo_terms
 from .loss import ELBOLoss
 from .meter import RateDistortionMeter
@@ -19,5 +19,5 @@ __version__ = "0.1.0"
 __all__ = [
     "ELBOLoss", "ELBOTerms", "Quantity", "RateDistortionMeter", "calibrate", "check_device_errors", "data",
     "elbo_terms", "entropy",
-    "models", "reference", "units", "__version__",
+    "models", "reference", "report", "train", "units", "__version__",
 ]

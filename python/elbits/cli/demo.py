@@ -1,0 +1,33 @@
+"""``elbits demo``: train a beta-VAE on procedural dSprites on the CPU in minutes and write a report of its rate
+and distortion in bits against the data's budget (report.md and PNG plots)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from elbits.report import DEMO_DEFAULTS
+    from elbits.train import TrainConfig
+
+    from .train import add_train_arguments
+
+    p = sub.add_parser("demo", help="train a beta-VAE on dSprites for a few CPU minutes and write a report",
+                       description=__doc__)
+    p.add_argument("--out", default="elbits-report", help="report folder (default %(default)s)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar, no summary")
+    add_train_arguments(p, {**TrainConfig().to_dict(), **DEMO_DEFAULTS})
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from elbits.report import run_demo
+
+    from .train import config_kwargs
+
+    kw = config_kwargs(args)
+    kw["progress"] = kw["progress"] and not args.quiet
+    command = "elbits demo" + (" " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 and sys.argv[1] == "demo" else "")
+    run_demo(args.out, command=command, quiet=args.quiet, **kw)
+    return 0

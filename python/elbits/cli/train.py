@@ -1,0 +1,86 @@
+"""``elbits train``: fit a VAE on dSprites with the fused ELBOLoss, a beta controller and the rate-distortion meter.
+
+Multi-process: ``torchrun --nproc-per-node N -m elbits train ...`` (DDP; gloo on CPU, nccl on GPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def add_train_arguments(p: argparse.ArgumentParser, defaults: dict) -> None:
+    """The TrainConfig options shared by ``train`` and ``demo`` (``defaults``: shown in the help)."""
+    from elbits.train import CONTROLLERS
+
+    g = p.add_argument_group("training")
+    g.add_argument("--steps", type=int, default=defaults["steps"], help="optimiser steps (default %(default)s)")
+    g.add_argument("--batch-size", type=int, default=defaults["batch_size"],
+                   help="images per step and process (default %(default)s)")
+    g.add_argument("--lr", type=float, default=defaults["lr"], help="AdamW learning rate (default %(default)s)")
+    g.add_argument("--weight-decay", type=float, default=defaults["weight_decay"], help="AdamW weight decay")
+    g.add_argument("--seed", type=int, default=defaults["seed"], help="model init, data order and z noise")
+    g.add_argument("--z-dim", type=int, default=defaults["z_dim"], help="latent dimensions (default %(default)s)")
+    g.add_argument("--controller", choices=CONTROLLERS, default=defaults["controller"],
+                   help="beta controller (default %(default)s)")
+    g.add_argument("--beta", type=float, default=defaults["beta"],
+                   help="fixed beta, or the starting beta of target-rate (nats of D per nat of R)")
+    g.add_argument("--target-bits", type=float, default=None,
+                   help="geco: distortion target; target-rate: rate target (default H(X) of the training set)")
+    g.add_argument("--capacity-bits", type=float, default=defaults["capacity_bits"],
+                   help="capacity: final C, bits per image (default %(default)s)")
+    g.add_argument("--capacity-steps", type=int, default=None, help="capacity: steps to reach C (default: --steps)")
+    g.add_argument("--gamma", type=float, default=defaults["gamma"], help="capacity: gamma (default %(default)s)")
+    g.add_argument("--controller-lr", type=float, default=defaults["controller_lr"], help="geco / target-rate step size")
+    d = p.add_argument_group("data")
+    d.add_argument("--npz", default=None, help="the real dsprites_ndarray_...npz (default: procedural dSprites)")
+    d.add_argument("--train-size", type=int, default=defaults["train_size"],
+                   help="training images drawn from the set; 0 = all (default %(default)s)")
+    d.add_argument("--data-seed", type=int, default=defaults["data_seed"], help="which images (default %(default)s)")
+    o = p.add_argument_group("output")
+    o.add_argument("--log-every", type=int, default=defaults["log_every"], help="steps per metrics record")
+    o.add_argument("--checkpoint-every", type=int, default=defaults["checkpoint_every"],
+                   help="steps per checkpoint (0: at the end only)")
+    o.add_argument("--resume", nargs="?", const="auto", default=None,
+                   help="continue from OUT/checkpoint.pt, or from the checkpoint PATH given")
+    o.add_argument("--no-progress", action="store_true", help="no progress bar")
+    o.add_argument("--no-tensorboard", action="store_true", help="no TensorBoard scalars even if installed")
+    o.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
+
+
+def config_kwargs(args: argparse.Namespace) -> dict:
+    return {
+        "steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "weight_decay": args.weight_decay,
+        "seed": args.seed, "z_dim": args.z_dim, "controller": args.controller, "beta": args.beta,
+        "target_bits": args.target_bits, "capacity_bits": args.capacity_bits, "capacity_steps": args.capacity_steps,
+        "gamma": args.gamma, "controller_lr": args.controller_lr, "npz": args.npz,
+        "train_size": args.train_size or None, "data_seed": args.data_seed, "log_every": args.log_every,
+        "checkpoint_every": args.checkpoint_every, "resume": args.resume, "progress": not args.no_progress,
+        "tensorboard": not args.no_tensorboard, "device": args.device,
+    }
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from elbits.train import TrainConfig
+
+    p = sub.add_parser("train", help="train a VAE on dSprites; rate and distortion in bits, checkpoints, DDP",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", default="elbits-run",
+                   help="folder for metrics.jsonl, checkpoint.pt, final.json, tb/ (default %(default)s)")
+    add_train_arguments(p, TrainConfig().to_dict())
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from elbits.train import TrainConfig, train
+
+    cfg = TrainConfig(out_dir=args.out, **config_kwargs(args))
+    result = train(cfg)
+    if result.rank == 0 and result.final is not None:
+        f = result.final
+        keys = ("rate_bits", "distortion_bits", "nelbo_bits", "budget_bits", "bound_bits", "bound_slack_bits",
+                "active_units", "beta")
+        print(json.dumps({"step": result.step, "train_s": round(result.seconds, 2),
+                          **{k: f[k] for k in keys if k in f}}))
+        print(f"metrics: {result.out_dir / 'metrics.jsonl'}, checkpoint: {result.out_dir / 'checkpoint.pt'}")
+    return 0
