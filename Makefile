@@ -37,7 +37,7 @@ dev: $(VENV)/.torch
 	$(PIP) install -q pybind11 scikit-build-core
 	cmake -S . -B build/dev -G Ninja -DCMAKE_BUILD_TYPE=Release \
 	  -Dpybind11_DIR=$$($(PY) -c 'import pybind11; print(pybind11.get_cmake_dir())') \
-	  -DPython_EXECUTABLE=$(abspath $(PY))
+	  -DPython_EXECUTABLE=$(abspath $(PY)) -DELBITS_CUDA=$(ELBITS_CUDA)
 	cmake --build build/dev
 	for f in build/dev/_C*.so; do cp $$f python/elbits/.tmp_C.so && mv python/elbits/.tmp_C.so python/elbits/$$(basename $$f); done
 

@@ -91,3 +91,16 @@ def test_compile_conv_vae_fullgraph_matches_eager():
     torch.testing.assert_close(compiled, eager, rtol=1e-5, atol=1e-5)
     for a, b in zip(g_comp, g_eager):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_bench_cli_json(capsys):
+    import json
+
+    from elbits.cli import main
+
+    assert main(["bench", "bernoulli-256", "--rounds", "2", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    impls = {r["impl"]: r for r in out["results"]}
+    assert set(impls) == {"fused", "eager", "compile"}
+    assert impls["compile"]["vs_compile"] == 1.0 and impls["fused"]["median_ms"] > 0
+    assert out["machine"]["elbits_cpu_isa"]

@@ -45,9 +45,16 @@ class Case:
         raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
 
 
-def _bernoulli_fused(logits, target, mu, logvar):
-    terms = elbo_terms(logits, target, mu, logvar)
-    return (terms.recon + terms.kl_total).mean()
+def _kl_total(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    return reference.gaussian_kl(mu, logvar, mu.dtype).sum(1)
+
+
+def _fused_loss(likelihood: str) -> Loss:
+    def loss(params, target, mu, logvar):
+        terms = elbo_terms(params, target, mu, logvar, likelihood)
+        return (terms.recon + terms.kl_total).mean()
+
+    return loss
 
 
 def _bernoulli_reference(logits, target, mu, logvar):
@@ -69,12 +76,50 @@ def bernoulli_case(batch: int, z: int = 10, side: int = 64, seed: int = 0) -> Ca
 
     n = batch * side * side
     # one pass: read logits (4 B) and target (1 B), write the logits' gradient (4 B)
-    return Case(f"bernoulli+kl {batch}x1x{side}x{side}", make, _bernoulli_fused, _bernoulli_reference, 9 * n)
+    return Case(f"bernoulli+kl {batch}x1x{side}x{side}", make, _fused_loss("bernoulli"), _bernoulli_reference, 9 * n)
+
+
+def _categorical_reference(params, target, mu, logvar):
+    recon = torch.nn.functional.cross_entropy(params, target.long(), reduction="none").flatten(1).sum(1)
+    return (recon + _kl_total(mu, logvar)).mean()
+
+
+def _mixture_reference(params, target, mu, logvar):
+    return (reference.pixelcnn_pp_nll(params, target) + _kl_total(mu, logvar)).mean()
+
+
+def colour_case(likelihood: str, batch: int, side: int = 32, k: int = 10, z: int = 32, seed: int = 0) -> Case:
+    """3-channel ``side``x``side`` images: ``"categorical256"`` logits [B, 256, 3, side, side] or
+    ``"logistic_mixture"`` params [B, 10k, side, side]; uint8 levels as targets."""
+    channels = 256 if likelihood == "categorical256" else 10 * k
+    shape = (batch, 256, 3, side, side) if likelihood == "categorical256" else (batch, channels, side, side)
+
+    def make() -> dict[str, torch.Tensor]:
+        g = torch.Generator().manual_seed(seed)
+        return {
+            "params": torch.randn(shape, generator=g).requires_grad_(True),
+            "target": torch.randint(0, 256, (batch, 3, side, side), generator=g, dtype=torch.uint8),
+            "mu": torch.randn(batch, z, generator=g).requires_grad_(True),
+            "logvar": torch.randn(batch, z, generator=g).requires_grad_(True),
+        }
+
+    n_params = 1
+    for d in shape:
+        n_params *= d
+    if likelihood == "categorical256":
+        # forward reads the logits, backward reads them again and writes the gradient
+        return Case(f"categorical256 {batch}x3x{side}x{side}", make, _fused_loss(likelihood),
+                    _categorical_reference, 3 * 4 * n_params)
+    # read the parameters, write their gradient
+    return Case(f"logistic mixture K={k} {batch}x3x{side}x{side}", make, _fused_loss(likelihood),
+                _mixture_reference, 2 * 4 * n_params)
 
 
 CASES: dict[str, Callable[[], Case]] = {
     "bernoulli-256": lambda: bernoulli_case(256),
     "bernoulli-1024": lambda: bernoulli_case(1024),
+    "categorical256-32": lambda: colour_case("categorical256", 32),
+    "mixture-16": lambda: colour_case("logistic_mixture", 16),
 }
 
 
@@ -85,7 +130,7 @@ def fwd_bwd(case: Case, impl: str) -> Callable[[dict[str, torch.Tensor]], None]:
     def run(inputs: dict[str, torch.Tensor]) -> None:
         for t in inputs.values():
             t.grad = None
-        loss_fn(**inputs).backward()
+        loss_fn(*inputs.values()).backward()  # (params, target, mu, logvar), in that order
 
     return run
 

@@ -18,13 +18,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def machine() -> dict[str, object]:
+    import os
+
     import torch
 
     from .._core import core
 
     return {
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": _cpu_name(),
+        "cores": os.cpu_count(),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "elbits_cpu_isa": core.cpu_isa(),
@@ -44,11 +58,13 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps({"machine": machine(), "results": [asdict(r) for r in results]}, indent=2))
         return 0
     m = machine()
-    print(f"torch {m['torch']}, {m['threads']} threads, elbits ISA {m['elbits_cpu_isa']}, {m['elbits_parallel']}")
-    print(f"{'case':<28}{'impl':<9}{'median ms':>10}{'/compile':>10}{'/eager':>8}{'alloc MB':>10}{'GB/s*':>8}")
+    print(f"{m['cpu']} ({m['cores']} cores), torch {m['torch']}, {m['threads']} threads,")
+    print(f"elbits ISA {m['elbits_cpu_isa']}, parallel loops on {m['elbits_parallel']}")
+    print(f"{'case':<36}{'impl':<9}{'median ms':>10}{'/compile':>10}{'/eager':>8}{'alloc MB':>10}{'GB/s*':>8}")
     for r in results:
         vc = f"{r.vs_compile:.2f}" if r.vs_compile is not None else "-"
         ve = f"{r.vs_eager:.2f}" if r.vs_eager is not None else "-"
-        print(f"{r.case:<28}{r.impl:<9}{r.median_ms:>10.3f}{vc:>10}{ve:>8}{r.allocated_mb:>10.1f}{r.gb_per_s:>8.1f}")
-    print("* effective GB/s: the bytes a one-pass kernel must move (read inputs, write the gradient) / time")
+        print(f"{r.case:<36}{r.impl:<9}{r.median_ms:>10.3f}{vc:>10}{ve:>8}{r.allocated_mb:>10.1f}{r.gb_per_s:>8.1f}")
+    print("* effective GB/s: the bytes an ideal fwd+bwd must move (read the inputs, write the gradient;")
+    print("  categorical-256: read the logits twice) / median time")
     return 0
