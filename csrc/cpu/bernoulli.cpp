@@ -8,6 +8,7 @@
 #include "isa_kernels.h"
 #include "kernels.h"
 #include "parallel.h"
+#include "rows.h"
 
 namespace elbits::cpu {
 namespace {
@@ -85,17 +86,10 @@ BernoulliFlags bernoulli_nll_rows(const BernoulliArgs& a) {
     char* g = a.grad ? static_cast<char*>(a.grad) + (row * a.n + begin) * lsize : nullptr;
     fn(x, t, g, len, &partial[task], &flags[3 * task]);
   });
-  for (int64_t row = 0; row < a.batch; ++row) {
-    double s = 0.0;
-    for (int64_t c = 0; c < chunks_per_row; ++c) s += partial[row * chunks_per_row + c];
-    if (a.out_f64) static_cast<double*>(a.recon)[row] = s;
-    else static_cast<float*>(a.recon)[row] = static_cast<float>(s);
-  }
-  for (int64_t task = 0; task < n_tasks; ++task) {
-    out.nonfinite_logits |= flags[3 * task] != 0;
-    out.target_out_of_range |= flags[3 * task + 1] != 0;
-    out.loss_overflow |= flags[3 * task + 2] != 0;
-  }
+  finish_rows(partial, a.batch, chunks_per_row, a.recon, a.out_f64);
+  out.nonfinite_logits = any_flag(flags, 3, 0);
+  out.target_out_of_range = any_flag(flags, 3, 1);
+  out.loss_overflow = any_flag(flags, 3, 2);
   return out;
 }
 

@@ -6,6 +6,7 @@
 #include "elbits/continuous_bernoulli.h"
 #include "kernels.h"
 #include "parallel.h"
+#include "rows.h"
 
 namespace elbits::cpu {
 namespace {
@@ -72,16 +73,9 @@ BernoulliFlags continuous_bernoulli_rows(const BernoulliArgs& a) {
       });
     });
   });
-  for (int64_t row = 0; row < a.batch; ++row) {
-    double s = 0.0;
-    for (int64_t c = 0; c < chunks; ++c) s += partial[row * chunks + c];
-    if (a.out_f64) static_cast<double*>(a.recon)[row] = s;
-    else static_cast<float*>(a.recon)[row] = static_cast<float>(s);
-  }
-  for (int64_t i = 0; i < n_tasks; ++i) {
-    out.nonfinite_logits |= flags[2 * i] != 0;
-    out.target_out_of_range |= flags[2 * i + 1] != 0;
-  }
+  finish_rows(partial, a.batch, chunks, a.recon, a.out_f64);
+  out.nonfinite_logits = any_flag(flags, 2, 0);
+  out.target_out_of_range = any_flag(flags, 2, 1);
   return out;
 }
 

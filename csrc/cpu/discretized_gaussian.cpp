@@ -7,6 +7,7 @@
 #include "elbits/logmath.h"
 #include "kernels.h"
 #include "parallel.h"
+#include "rows.h"
 
 namespace elbits::cpu {
 namespace {
@@ -67,16 +68,9 @@ PixelFlags discretized_gaussian_rows(const PixelArgs& a) {
       });
     });
   });
-  for (int64_t b = 0; b < a.batch; ++b) {
-    double s = 0.0;
-    for (int64_t i = 0; i < chunks; ++i) s += partial[b * chunks + i];
-    if (a.out_f64) static_cast<double*>(a.recon)[b] = s;
-    else static_cast<float*>(a.recon)[b] = static_cast<float>(s);
-  }
-  for (int64_t i = 0; i < n_tasks; ++i) {
-    out.nonfinite_params |= flags[2 * i] != 0;
-    out.target_level_out_of_range |= flags[2 * i + 1] != 0;
-  }
+  finish_rows(partial, a.batch, chunks, a.recon, a.out_f64);
+  out.nonfinite_params = any_flag(flags, 2, 0);
+  out.target_level_out_of_range = any_flag(flags, 2, 1);
   return out;
 }
 

@@ -8,15 +8,20 @@
 #include "elbits/bernoulli.h"
 #include "elbits/dtypes.h"
 #include "elbits/gaussian_kl.h"
+#include "common.cuh"
 #include "kernels.h"
 
 namespace elbits::cuda {
 namespace {
 
+using colour::as_stream;
+using colour::blocks_for;
+using colour::kThreads;
+using colour::launch_finish;
+
 // Fixed chunking, as on the CPU: each block reduces one chunk of one row in a
-// fixed order (per-thread strided sums, then a shuffle tree), and a second
-// kernel adds a row's chunk sums in order, so results repeat run to run.
-constexpr int kThreads = 256;
+// fixed order (per-thread strided sums, then common.cuh's shuffle tree), and a
+// finishing kernel adds a row's chunk sums in order, so results repeat run to run.
 constexpr int64_t kChunk = 16384;
 
 cudaError_t first_error = cudaSuccess;
@@ -24,22 +29,6 @@ cudaError_t first_error = cudaSuccess;
 void note_launch() {
   const cudaError_t e = cudaGetLastError();
   if (e != cudaSuccess && first_error == cudaSuccess) first_error = e;
-}
-
-cudaStream_t as_stream(uintptr_t s) { return reinterpret_cast<cudaStream_t>(s); }
-
-__device__ __forceinline__ double block_sum(double v) {
-  __shared__ double warp_sums[kThreads / 32];
-  for (int off = 16; off > 0; off >>= 1) v += __shfl_down_sync(0xffffffffu, v, off);
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  if (lane == 0) warp_sums[warp] = v;
-  __syncthreads();
-  v = 0.0;
-  if (warp == 0) {
-    v = lane < kThreads / 32 ? warp_sums[lane] : 0.0;
-    for (int off = 16; off > 0; off >>= 1) v += __shfl_down_sync(0xffffffffu, v, off);
-  }
-  return v;
 }
 
 template <class T> struct Compute { using type = float; };
@@ -69,23 +58,7 @@ __global__ void bernoulli_chunks(const LT* __restrict__ x, int64_t x_stride, con
     bad_x |= not_finite(xv);
     bad_t |= !(tv >= acc_t(0) && tv <= acc_t(1));
   }
-  const int any_x = __syncthreads_or(bad_x);
-  const int any_t = __syncthreads_or(bad_t);
-  const double s = block_sum(static_cast<double>(acc));
-  if (threadIdx.x == 0) {
-    partial[blockIdx.x] = s;
-    if (any_x) atomicOr(flags, kNonfiniteLogits);
-    if (any_t) atomicOr(flags, kTargetOutOfRange);
-  }
-}
-
-template <class OT>
-__global__ void finish_rows(const double* __restrict__ partial, int64_t chunks, int64_t batch, OT* out) {
-  const int64_t row = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (row >= batch) return;
-  double s = 0.0;
-  for (int64_t c = 0; c < chunks; ++c) s += partial[row * chunks + c];
-  out[row] = static_cast<OT>(s);
+  colour::finish_block(static_cast<double>(acc), bad_x, kNonfiniteLogits, bad_t, kTargetOutOfRange, partial, flags);
 }
 
 template <class T>
@@ -149,8 +122,6 @@ void dispatch_target(DType td, const void* x, int64_t xs, const void* t, int64_t
   }
 }
 
-unsigned blocks_for(int64_t total) { return static_cast<unsigned>((total + kThreads - 1) / kThreads); }
-
 }  // namespace
 
 int64_t bernoulli_chunks_per_row(int64_t n) { return n <= 0 ? 1 : (n + kChunk - 1) / kChunk; }
@@ -179,8 +150,7 @@ void bernoulli_nll_rows(const void* logits, DType logits_dtype, int64_t logits_r
                               partial, flags, chunks, stream);
   }
   note_launch();
-  if (out_f64) finish_rows<double><<<blocks_for(batch), kThreads, 0, stream>>>(partial, chunks, batch, static_cast<double*>(recon));
-  else finish_rows<float><<<blocks_for(batch), kThreads, 0, stream>>>(partial, chunks, batch, static_cast<float*>(recon));
+  launch_finish(partial, chunks, batch, recon, out_f64, stream);
   note_launch();
 }
 

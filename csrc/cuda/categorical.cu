@@ -13,7 +13,7 @@
 // same thread, loads of a group issued before its stores).
 #include <cuda_runtime.h>
 
-#include "colour_common.cuh"
+#include "common.cuh"
 #include "elbits/categorical.h"
 #include "elbits/logmath.h"
 #include "kernels.h"

@@ -5,7 +5,7 @@
 // in float64 like the CPU's.
 #include <cuda_runtime.h>
 
-#include "colour_common.cuh"
+#include "common.cuh"
 #include "elbits/continuous_bernoulli.h"
 #include "elbits/logmath.h"
 #include "kernels.h"

@@ -7,7 +7,7 @@
 // threads striding by kThreads (coalesced), in a fixed order.
 #include <cuda_runtime.h>
 
-#include "colour_common.cuh"
+#include "common.cuh"
 #include "elbits/discretized_gaussian.h"
 #include "elbits/logmath.h"
 #include "kernels.h"

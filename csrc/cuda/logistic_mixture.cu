@@ -15,7 +15,7 @@
 // pixel's parameters hits the cache.
 #include <cuda_runtime.h>
 
-#include "colour_common.cuh"
+#include "common.cuh"
 #include "elbits/logistic_mixture.h"
 #include "elbits/logmath.h"
 #include "kernels.h"

@@ -1,7 +1,7 @@
-// Private helpers of the CUDA colour-likelihood kernels (categorical.cu,
+// Private helpers of the CUDA kernels (bernoulli_kl.cu, categorical.cu,
 // logistic_mixture.cu, discretized_gaussian.cu, continuous_bernoulli.cu):
 // storage loads/stores in the compute type, the fixed-order block reduction and
-// the finishing kernel, as in bernoulli_kl.cu. The per-element math itself is
+// the finishing kernel. The per-element math itself is
 // only ever the shared headers in csrc/include/elbits.
 #pragma once
 #include <cuda_runtime.h>
