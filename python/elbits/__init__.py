@@ -6,7 +6,7 @@ core, returned per sample in nats with conversions to bits and bits/dim.
 
 from __future__ import annotations
 
-from . import calibrate, data, entropy, models, reference, report, train, units
+from . import analysis, calibrate, data, entropy, evaluate, models, reference, report, train, units
 from .api import elbo_terms
 from .loss import ELBOLoss
 from .meter import RateDistortionMeter
@@ -17,7 +17,7 @@ from .units import Quantity
 __version__ = "0.1.0"
 
 __all__ = [
-    "ELBOLoss", "ELBOTerms", "Quantity", "RateDistortionMeter", "calibrate", "check_device_errors", "data",
-    "elbo_terms", "entropy",
+    "ELBOLoss", "ELBOTerms", "Quantity", "RateDistortionMeter", "analysis", "calibrate", "check_device_errors", "data",
+    "elbo_terms", "entropy", "evaluate",
     "models", "reference", "report", "train", "units", "__version__",
 ]

@@ -9,7 +9,7 @@ from typing import Optional
 
 # Subcommand modules (in elbits.cli); each defines register(subparsers) which adds
 # its parser and sets ``func`` (a callable taking the parsed args, returning an exit code).
-SUBCOMMANDS = ["example", "entropy_cmd", "bench", "train", "demo"]
+SUBCOMMANDS = ["example", "entropy_cmd", "bench", "train", "demo", "evaluate", "sweep"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,59 @@
+"""``elbits sweep``: train one VAE per beta (or per rate target) and draw the rate-distortion frontier.
+
+Writes OUT/sweep.csv (R, D, I(X;Z), KL(q(z)||p(z)), bits per image, per run), OUT/sweep_rd.png (the R-D plane
+with the bounds D = sum_i H(X_i) at rate 0 and D + R >= H(X), the empirical frontier and its slopes) and
+OUT/sweep_split.png (R split into I(X;Z) and prior mismatch). Each run's training files go to OUT/<label>/.
+See docs/results.md for the settings used there and their wall times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def _floats(text: str) -> list[float]:
+    return [float(v) for v in text.replace(",", " ").split()] if text else []
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from elbits.cli.train import add_train_arguments
+    from elbits.train import TrainConfig
+
+    p = sub.add_parser("sweep", help="train over a list of betas / rate targets; CSV and R-D plot with bounds",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--betas", type=_floats, default=[0.5, 1.0, 2.0, 4.0, 8.0],
+                   help="fixed betas, comma separated (default 0.5,1,2,4,8; '' for none)")
+    p.add_argument("--targets", type=_floats, default=[],
+                   help="rate targets in bits for the target-rate controller, comma separated")
+    p.add_argument("--out", default="elbits-sweep", help="output folder (default %(default)s)")
+    p.add_argument("--eval-images", type=int, default=4096,
+                   help="training images each model is evaluated on (evenly spaced); 0 = all (default %(default)s)")
+    p.add_argument("--samples", type=int, default=4, help="z draws per image for D (default %(default)s)")
+    p.add_argument("--mi-points", type=int, default=1024, help="images sampled for I(X;Z) (default %(default)s)")
+    p.add_argument("--mi-samples", type=int, default=4, help="z draws per such image (default %(default)s)")
+    p.add_argument("--no-plot", action="store_true", help="CSV only")
+    p.add_argument("--init", default=None,
+                   help="start every run from this checkpoint (disentangling-vae model.pt or elbits checkpoint.pt)")
+    defaults = TrainConfig().to_dict()
+    defaults.update(steps=400, train_size=4096, log_every=50)
+    add_train_arguments(p, defaults)
+    p.set_defaults(func=run, controller="fixed")
+
+
+def run(args: argparse.Namespace) -> int:
+    from elbits.cli.train import config_kwargs
+    from elbits.sweep import run_sweep
+    from elbits.train import TrainConfig
+
+    kw = config_kwargs(args)
+    kw.update(controller="fixed", resume=None)
+    base = TrainConfig(out_dir=args.out, **kw)
+    res = run_sweep(base, args.betas, args.targets, out_dir=args.out, eval_images=args.eval_images or None,
+                    samples=args.samples, mi_points=args.mi_points, mi_samples=args.mi_samples,
+                    plot=not args.no_plot, init=args.init)
+    fr = res.frontier
+    print(json.dumps({"points": [p.row() for p in res.points], "frontier_slopes": list(fr.slopes),
+                      "budget": res.budget.to_dict(), "seconds": round(res.seconds, 1)}))
+    print(f"csv: {res.csv_path}" + "".join(f", plot: {p}" for p in res.plots))
+    return 0
