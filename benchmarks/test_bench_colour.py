@@ -1,7 +1,7 @@
 """fwd+bwd of the colour likelihoods + KL: elbits vs eager PyTorch vs torch.compile, same inputs, same run.
 
 Run: cd benchmarks && ../.venv/bin/python -m pytest -q -p no:cacheprovider test_bench_colour.py
-(PYTHONPATH=../python for the in-place build). Figures: docs/likelihoods.md.
+(PYTHONPATH=../python for the in-place build). Figures: README.md "Likelihoods".
 """
 
 import pytest

@@ -44,7 +44,7 @@ def _bernoulli(logits, target, mu, logvar, check_finite: bool) -> ELBOTerms:
 
 
 LIKELIHOODS: dict[str, Likelihood] = {"bernoulli": _bernoulli}
-# 8-bit / colour images (python/elbits/ops/colour.py, docs/likelihoods.md).
+# 8-bit / colour images (python/elbits/ops/colour.py, README.md "Likelihoods").
 LIKELIHOODS.update(COLOUR_LIKELIHOODS)
 
 

@@ -13,7 +13,7 @@ input problems are OR-ed into the device flag word of :mod:`elbits.ops.device_fl
 
 The ``*_terms`` functions at the bottom validate inputs and are what
 :data:`elbits.api.LIKELIHOODS` registers. Formulas, layouts and numerics:
-docs/likelihoods.md.
+README.md "Likelihoods".
 """
 
 from typing import Callable

@@ -1,6 +1,6 @@
 """Training: ``elbits.train.train(TrainConfig(...))`` fits a VAE with the fused ELBOLoss, a beta controller
 from :mod:`elbits.calibrate` and the :class:`~elbits.meter.RateDistortionMeter`; ``elbits train`` on the
-command line, ``torchrun ... -m elbits train`` for DDP. See docs/main-job.md.
+command line, ``torchrun ... -m elbits train`` for DDP. See README.md "The main job".
 """
 
 from __future__ import annotations
