@@ -17,16 +17,18 @@ namespace {
 const void* ptr(uintptr_t p) { return reinterpret_cast<const void*>(p); }
 void* mut_ptr(uintptr_t p) { return reinterpret_cast<void*>(p); }
 
-py::dict bernoulli_nll_rows(uintptr_t logits, int logits_dtype, int64_t logits_row_stride, uintptr_t target,
-                            int target_dtype, int64_t target_row_stride, int64_t batch, int64_t n,
-                            uintptr_t grad, uintptr_t recon, bool out_f64, int n_threads) {
+// Bernoulli-shaped likelihoods (Bernoulli, continuous Bernoulli): [batch, n] rows, one flag set.
+template <cpu::BernoulliFlags (*Fn)(const cpu::BernoulliArgs&)>
+py::dict bernoulli_like_rows(uintptr_t logits, int logits_dtype, int64_t logits_row_stride, uintptr_t target,
+                             int target_dtype, int64_t target_row_stride, int64_t batch, int64_t n,
+                             uintptr_t grad, uintptr_t recon, bool out_f64, int n_threads) {
   cpu::BernoulliArgs a{ptr(logits), static_cast<DType>(logits_dtype), logits_row_stride, ptr(target),
                        static_cast<DType>(target_dtype), target_row_stride, batch, n, mut_ptr(grad),
                        mut_ptr(recon), out_f64, n_threads};
   cpu::BernoulliFlags f;
   {
     py::gil_scoped_release nogil;
-    f = cpu::bernoulli_nll_rows(a);
+    f = Fn(a);
   }
   py::dict out;
   out["nonfinite_logits"] = f.nonfinite_logits;
@@ -113,22 +115,6 @@ py::dict pixel_rows(uintptr_t params, int params_dtype, int64_t params_bs, uintp
   return pixel_flags(f);
 }
 
-py::dict continuous_bernoulli_rows(uintptr_t logits, int logits_dtype, int64_t logits_row_stride, uintptr_t target,
-                                   int target_dtype, int64_t target_row_stride, int64_t batch, int64_t n,
-                                   uintptr_t grad, uintptr_t recon, bool out_f64, int n_threads) {
-  cpu::BernoulliArgs a{ptr(logits), static_cast<DType>(logits_dtype), logits_row_stride, ptr(target),
-                       static_cast<DType>(target_dtype), target_row_stride, batch, n, mut_ptr(grad),
-                       mut_ptr(recon), out_f64, n_threads};
-  cpu::BernoulliFlags f;
-  {
-    py::gil_scoped_release nogil;
-    f = cpu::continuous_bernoulli_rows(a);
-  }
-  py::dict out;
-  out["nonfinite_logits"] = f.nonfinite_logits;
-  out["target_out_of_range"] = f.target_out_of_range;
-  return out;
-}
 
 }  // namespace
 
@@ -140,14 +126,14 @@ void register_cuda(py::module_& m);  // csrc/cuda/bind_cuda.cpp
 
 PYBIND11_MODULE(_C, m) {
   m.doc() = "elbits compiled core (CPU; CUDA when built with it). Internal: use elbits.elbo_terms.";
-  m.def("bernoulli_nll_rows", &bernoulli_nll_rows);
+  m.def("bernoulli_nll_rows", &bernoulli_like_rows<cpu::bernoulli_nll_rows>);
   m.def("gaussian_kl_rows", &gaussian_kl_rows);
   m.def("scale_rows", &scale_rows);
   m.def("categorical256_forward", &categorical256_forward);
   m.def("categorical256_backward", &categorical256_backward);
   m.def("logistic_mixture_rows", &pixel_rows<cpu::logistic_mixture_rows>);
   m.def("discretized_gaussian_rows", &pixel_rows<cpu::discretized_gaussian_rows>);
-  m.def("continuous_bernoulli_rows", &continuous_bernoulli_rows);
+  m.def("continuous_bernoulli_rows", &bernoulli_like_rows<cpu::continuous_bernoulli_rows>);
 #if defined(ELBITS_WITH_CUDA)
   m.attr("has_cuda") = true;
   elbits::register_cuda(m);

@@ -90,22 +90,12 @@ def test_colour_likelihood_on_unsupported_device_is_a_clear_error():
 # device against the float64 reference on the CPU; plus shapes that span several
 # CUDA blocks per sample, so the chunked reductions and the grids are exercised.
 
-COLOUR_RTOL = {torch.float32: 2e-5, torch.float16: 2e-5, torch.bfloat16: 2e-5, torch.float64: 1e-10}
+from test_colour_likelihoods import RTOL as COLOUR_RTOL  # noqa: E402  (same inputs as the CPU tests)
+from test_colour_likelihoods import latents as colour_latents  # noqa: E402
+from test_colour_likelihoods import levels as colour_levels  # noqa: E402
+
 LOW = [torch.float16, torch.bfloat16]
 COLOUR_NAMES = ["categorical256", "logistic_mixture", "discretized_gaussian", "continuous_bernoulli"]
-
-
-def colour_latents(batch, z=4, dtype=torch.float32, seed=1):
-    g = torch.Generator().manual_seed(seed)
-    return torch.randn(batch, z, generator=g).to(dtype), torch.randn(batch, z, generator=g).to(dtype)
-
-
-def colour_levels(shape, seed=0, dtype=torch.uint8):
-    g = torch.Generator().manual_seed(seed)
-    t = torch.randint(0, 256, shape, generator=g)
-    flat = t.view(-1)
-    flat[: min(4, flat.numel())] = torch.tensor([0, 255, 1, 254])[: min(4, flat.numel())]  # every edge bin
-    return t.to(dtype)
 
 
 def check_colour(device, name, params, target, rtol=None, gtol=2e-4):
