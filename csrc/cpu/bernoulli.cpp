@@ -73,20 +73,13 @@ BernoulliFlags bernoulli_nll_rows(const BernoulliArgs& a) {
   const BernoulliChunkFn fn = pick_kernel(a.logits_dtype, a.target_dtype);
   const size_t lsize = dtype_size(a.logits_dtype);
   const size_t tsize = dtype_size(a.target_dtype);
-  const int64_t chunks_per_row = a.n == 0 ? 1 : (a.n + kChunk - 1) / kChunk;
-  const int64_t n_tasks = a.batch * chunks_per_row;
-  std::vector<double> partial(n_tasks);
-  std::vector<uint32_t> flags(3 * n_tasks);
-  parallel_for(n_tasks, a.n_threads, [&](int64_t task) {
-    const int64_t row = task / chunks_per_row;
-    const int64_t begin = (task % chunks_per_row) * kChunk;
-    const int64_t len = std::min(kChunk, a.n - begin);
+  const auto flags = reduce_rows<3>(a.batch, a.n, kChunk, a.n_threads, a.recon, a.out_f64,
+                                    [&](int64_t row, int64_t begin, int64_t len, double* sum, uint32_t* f) {
     const char* x = static_cast<const char*>(a.logits) + (row * a.logits_row_stride + begin) * lsize;
     const char* t = static_cast<const char*>(a.target) + (row * a.target_row_stride + begin) * tsize;
     char* g = a.grad ? static_cast<char*>(a.grad) + (row * a.n + begin) * lsize : nullptr;
-    fn(x, t, g, len, &partial[task], &flags[3 * task]);
+    fn(x, t, g, len, sum, f);
   });
-  finish_rows(partial, a.batch, chunks_per_row, a.recon, a.out_f64);
   out.nonfinite_logits = any_flag(flags, 3, 0);
   out.target_out_of_range = any_flag(flags, 3, 1);
   out.loss_overflow = any_flag(flags, 3, 2);

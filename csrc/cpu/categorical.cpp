@@ -98,27 +98,21 @@ ELBITS_CAT_CLONES(double, int64_t)
 PixelFlags categorical256_forward(const CategoricalArgs& a) {
   PixelFlags out;
   if (a.batch == 0 || a.pixels == 0) return out;
-  const int64_t tiles = (a.pixels + kTile - 1) / kTile;
-  const int64_t n_tasks = a.batch * tiles;
-  std::vector<double> partial(n_tasks);
-  std::vector<uint32_t> flags(2 * n_tasks);
+  std::vector<uint32_t> flags;
   dispatch_float(a.logits_dtype, [&](auto s_tag) {
     using S = decltype(s_tag);
     using T = compute_t<S>;
     dispatch_level(a.target_dtype, [&](auto l_tag) {
       using L = decltype(l_tag);
-      parallel_for(n_tasks, a.n_threads, [&](int64_t task) {
-        const int64_t b = task / tiles;
-        const int64_t p0 = (task % tiles) * kTile;
-        const int64_t n = std::min(kTile, a.pixels - p0);
+      flags = reduce_rows<2>(a.batch, a.pixels, kTile, a.n_threads, a.recon, a.out_f64,
+                             [&](int64_t b, int64_t p0, int64_t n, double* sum, uint32_t* f) {
         const S* x = static_cast<const S*>(a.logits) + b * a.logits_batch_stride + p0;
         const L* t = static_cast<const L*>(a.target) + b * a.target_batch_stride + p0;
         T* lse = static_cast<T*>(a.lse) + b * a.pixels + p0;
-        colour_isa::cat_fwd(x, a.pixels, t, n, lse, &partial[task], &flags[2 * task]);
+        colour_isa::cat_fwd(x, a.pixels, t, n, lse, sum, f);
       });
     });
   });
-  finish_rows(partial, a.batch, tiles, a.recon, a.out_f64);
   out.nonfinite_params = any_flag(flags, 2, 0);
   out.target_level_out_of_range = any_flag(flags, 2, 1);
   return out;

@@ -54,26 +54,20 @@ void dispatch_target(DType d, F&& f) {
 BernoulliFlags continuous_bernoulli_rows(const BernoulliArgs& a) {
   BernoulliFlags out;
   if (a.batch == 0) return out;
-  const int64_t chunks = a.n == 0 ? 1 : (a.n + kChunk - 1) / kChunk;
-  const int64_t n_tasks = a.batch * chunks;
-  std::vector<double> partial(n_tasks);
-  std::vector<uint32_t> flags(2 * n_tasks);
+  std::vector<uint32_t> flags;
   dispatch_float(a.logits_dtype, [&](auto s_tag) {
     using S = decltype(s_tag);
     dispatch_target(a.target_dtype, [&](auto t_tag) {
       using TT = decltype(t_tag);
-      parallel_for(n_tasks, a.n_threads, [&](int64_t task) {
-        const int64_t row = task / chunks;
-        const int64_t begin = (task % chunks) * kChunk;
-        const int64_t len = std::min(kChunk, a.n - begin);
+      flags = reduce_rows<2>(a.batch, a.n, kChunk, a.n_threads, a.recon, a.out_f64,
+                             [&](int64_t row, int64_t begin, int64_t len, double* sum, uint32_t* f) {
         const S* x = static_cast<const S*>(a.logits) + row * a.logits_row_stride + begin;
         const TT* t = static_cast<const TT*>(a.target) + row * a.target_row_stride + begin;
         S* g = a.grad ? static_cast<S*>(a.grad) + row * a.n + begin : nullptr;
-        cb_chunk(x, t, g, len, &partial[task], &flags[2 * task]);
+        cb_chunk(x, t, g, len, sum, f);
       });
     });
   });
-  finish_rows(partial, a.batch, chunks, a.recon, a.out_f64);
   out.nonfinite_logits = any_flag(flags, 2, 0);
   out.target_out_of_range = any_flag(flags, 2, 1);
   return out;

@@ -49,26 +49,20 @@ void dg_chunk(const S* prm, int64_t P, const L* tgt, int64_t n, int64_t C, S* gr
 PixelFlags discretized_gaussian_rows(const PixelArgs& a) {
   PixelFlags out;
   if (a.batch == 0 || a.pixels == 0) return out;
-  const int64_t chunks = (a.pixels + kChunk - 1) / kChunk;
-  const int64_t n_tasks = a.batch * chunks;
-  std::vector<double> partial(n_tasks);
-  std::vector<uint32_t> flags(2 * n_tasks);
+  std::vector<uint32_t> flags;
   dispatch_float(a.params_dtype, [&](auto s_tag) {
     using S = decltype(s_tag);
     dispatch_level(a.target_dtype, [&](auto l_tag) {
       using L = decltype(l_tag);
-      parallel_for(n_tasks, a.n_threads, [&](int64_t task) {
-        const int64_t b = task / chunks;
-        const int64_t p0 = (task % chunks) * kChunk;
-        const int64_t n = std::min(kChunk, a.pixels - p0);
+      flags = reduce_rows<2>(a.batch, a.pixels, kChunk, a.n_threads, a.recon, a.out_f64,
+                             [&](int64_t b, int64_t p0, int64_t n, double* sum, uint32_t* f) {
         const S* prm = static_cast<const S*>(a.params) + b * a.params_batch_stride + p0;
         const L* t = static_cast<const L*>(a.target) + b * a.target_batch_stride + p0;
         S* g = a.grad ? static_cast<S*>(a.grad) + b * 2 * a.channels * a.pixels + p0 : nullptr;
-        dg_chunk(prm, a.pixels, t, n, a.channels, g, &partial[task], &flags[2 * task]);
+        dg_chunk(prm, a.pixels, t, n, a.channels, g, sum, f);
       });
     });
   });
-  finish_rows(partial, a.batch, chunks, a.recon, a.out_f64);
   out.nonfinite_params = any_flag(flags, 2, 0);
   out.target_level_out_of_range = any_flag(flags, 2, 1);
   return out;

@@ -211,27 +211,21 @@ ELBITS_MIX_CLONES(double, int64_t)
 PixelFlags logistic_mixture_rows(const PixelArgs& a) {
   PixelFlags out;
   if (a.batch == 0 || a.pixels == 0) return out;
-  const int64_t tiles = (a.pixels + kTile - 1) / kTile;
-  const int64_t n_tasks = a.batch * tiles;
   const int64_t nch = a.n_mix + a.channels * (a.channels == 3 ? 3 : 2) * a.n_mix;
-  std::vector<double> partial(n_tasks);
-  std::vector<uint32_t> flags(2 * n_tasks);
+  std::vector<uint32_t> flags;
   dispatch_float(a.params_dtype, [&](auto s_tag) {
     using S = decltype(s_tag);
     dispatch_level(a.target_dtype, [&](auto l_tag) {
       using L = decltype(l_tag);
-      parallel_for(n_tasks, a.n_threads, [&](int64_t task) {
-        const int64_t b = task / tiles;
-        const int64_t p0 = (task % tiles) * kTile;
-        const int64_t n = std::min(kTile, a.pixels - p0);
+      flags = reduce_rows<2>(a.batch, a.pixels, kTile, a.n_threads, a.recon, a.out_f64,
+                             [&](int64_t b, int64_t p0, int64_t n, double* sum, uint32_t* f) {
         const S* prm = static_cast<const S*>(a.params) + b * a.params_batch_stride + p0;
         const L* t = static_cast<const L*>(a.target) + b * a.target_batch_stride + p0;
         S* g = a.grad ? static_cast<S*>(a.grad) + b * nch * a.pixels + p0 : nullptr;
-        colour_isa::mix(prm, a.pixels, t, n, a.channels, a.n_mix, g, &partial[task], &flags[2 * task]);
+        colour_isa::mix(prm, a.pixels, t, n, a.channels, a.n_mix, g, sum, f);
       });
     });
   });
-  finish_rows(partial, a.batch, tiles, a.recon, a.out_f64);
   out.nonfinite_params = any_flag(flags, 2, 0);
   out.target_level_out_of_range = any_flag(flags, 2, 1);
   return out;

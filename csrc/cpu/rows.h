@@ -1,8 +1,11 @@
 // The fixed-order end of every per-sample reduction on the CPU: each row's chunk
 // partials (float64) are added in chunk order, whatever thread computed them.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <vector>
+
+#include "parallel.h"
 
 namespace elbits::cpu {
 
@@ -14,6 +17,27 @@ inline void finish_rows(const std::vector<double>& partial, int64_t batch, int64
     if (out_f64) static_cast<double*>(recon)[row] = s;
     else static_cast<float*>(recon)[row] = static_cast<float>(s);
   }
+}
+
+// The per-sample reduction driver of every CPU likelihood: cuts each of `batch`
+// rows of `n` elements into fixed chunks of `chunk`, runs
+// fn(row, begin, len, &partial_sum, flags_of_this_task) on the thread pool, then
+// writes recon[row] from the partials in chunk order. Returns every task's
+// kFlags flags (read them with any_flag). Results do not depend on n_threads.
+template <int kFlags, class Fn>
+std::vector<uint32_t> reduce_rows(int64_t batch, int64_t n, int64_t chunk, int n_threads, void* recon,
+                                  bool out_f64, Fn&& fn) {
+  const int64_t chunks = n <= 0 ? 1 : (n + chunk - 1) / chunk;
+  const int64_t n_tasks = batch * chunks;
+  std::vector<double> partial(n_tasks);
+  std::vector<uint32_t> flags(kFlags * n_tasks);
+  parallel_for(n_tasks, n_threads, [&](int64_t task) {
+    const int64_t row = task / chunks;
+    const int64_t begin = (task % chunks) * chunk;
+    fn(row, begin, std::min(chunk, n - begin), &partial[task], &flags[kFlags * task]);
+  });
+  finish_rows(partial, batch, chunks, recon, out_f64);
+  return flags;
 }
 
 // OR of flag slot `slot` over every task (tasks store `stride` flags each).
