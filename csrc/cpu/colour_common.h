@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "elbits/dispatch.h"
 #include "elbits/dtypes.h"
 
 namespace elbits::cpu::colour {
@@ -23,24 +24,6 @@ inline void st(bf16_t* p, float v) { *p = from_float<bf16_t>(v); }
 
 inline int64_t level_of(uint8_t v) { return v; }
 inline int64_t level_of(int64_t v) { return v; }
-
-// Calls f(S{}) with S the storage type of a floating dtype.
-template <class F>
-void dispatch_float(DType d, F&& f) {
-  switch (d) {
-    case DType::Float64: f(double{}); break;
-    case DType::Float16: f(half_t{}); break;
-    case DType::BFloat16: f(bf16_t{}); break;
-    default: f(float{}); break;
-  }
-}
-
-// Calls f(L{}) with L the storage type of integer levels (uint8 or int64).
-template <class F>
-void dispatch_level(DType d, F&& f) {
-  if (d == DType::Int64) f(int64_t{});
-  else f(uint8_t{});
-}
 
 inline double load_scale(const void* p, DType d, int64_t i) {
   return d == DType::Float64 ? static_cast<const double*>(p)[i] : static_cast<const float*>(p)[i];

@@ -4,6 +4,7 @@
 
 #include "colour_common.h"
 #include "elbits/continuous_bernoulli.h"
+#include "elbits/dispatch.h"
 #include "kernels.h"
 #include "parallel.h"
 #include "rows.h"
@@ -36,17 +37,6 @@ void cb_chunk(const S* x, const TT* t, S* g, int64_t n, double* sum, uint32_t* f
   *sum = acc;
   flags[0] = bad;
   flags[1] = range;
-}
-
-template <class F>
-void dispatch_target(DType d, F&& f) {
-  switch (d) {
-    case DType::UInt8: f(uint8_t{}); break;
-    case DType::Float64: f(double{}); break;
-    case DType::Float16: f(half_t{}); break;
-    case DType::BFloat16: f(bf16_t{}); break;
-    default: f(float{}); break;
-  }
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "elbits/dispatch.h"
 #include "elbits/dtypes.h"
 #include "kernels.h"
 
@@ -99,23 +100,6 @@ inline void launch_finish(const double* partial, int64_t chunks, int64_t batch, 
     finish_rows<float><<<blocks_for(batch), kThreads, 0, stream>>>(partial, chunks, batch, static_cast<float*>(recon));
 }
 
-// Calls f(S{}) with S the storage type of a floating dtype.
-template <class F>
-void dispatch_float(DType d, F&& f) {
-  switch (d) {
-    case DType::Float64: f(double{}); break;
-    case DType::Float16: f(half_t{}); break;
-    case DType::BFloat16: f(bf16_t{}); break;
-    default: f(float{}); break;
-  }
-}
-
-// Calls f(L{}) with L the storage type of integer levels (uint8 or int64).
-template <class F>
-void dispatch_level(DType d, F&& f) {
-  if (d == DType::Int64) f(int64_t{});
-  else f(uint8_t{});
-}
 
 }  // namespace
 }  // namespace elbits::cuda::colour

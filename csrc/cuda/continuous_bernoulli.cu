@@ -7,6 +7,7 @@
 
 #include "common.cuh"
 #include "elbits/continuous_bernoulli.h"
+#include "elbits/dispatch.h"
 #include "elbits/logmath.h"
 #include "kernels.h"
 
@@ -42,17 +43,6 @@ __global__ void __launch_bounds__(kThreads)
     if (g) st(g + row * n + i, grad);
   }
   finish_block(acc, check_finite && bad, kNonfiniteLogits, range, kTargetOutOfRange, partial, flags);
-}
-
-template <class F>
-void dispatch_target(DType d, F&& f) {
-  switch (d) {
-    case DType::UInt8: f(uint8_t{}); break;
-    case DType::Float64: f(double{}); break;
-    case DType::Float16: f(half_t{}); break;
-    case DType::BFloat16: f(bf16_t{}); break;
-    default: f(float{}); break;
-  }
 }
 
 }  // namespace
