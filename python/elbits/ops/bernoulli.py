@@ -6,7 +6,13 @@ import torch
 
 from .._core import core
 from .._dtypes import code, out_dtype
-from .common import cuda_stream, gaussian_kl_into, num_threads, register_stored_gradient_autograd
+from .common import (
+    cuda_stream,
+    fake_stored_gradient_outputs,
+    gaussian_kl_into,
+    num_threads,
+    register_stored_gradient_autograd,
+)
 from .validate import raise_flags, rows_contiguous
 
 _EMPTY = (0,)
@@ -57,13 +63,7 @@ def bernoulli_elbo(
 
 @bernoulli_elbo.register_fake
 def _(logits, target, mu, logvar, compute_grad, check_finite):
-    odt = out_dtype(logits.dtype, mu.dtype, logvar.dtype)
-    batch, z = mu.shape
-    recon = logits.new_empty((logits.shape[0],), dtype=odt)
-    kl = logits.new_empty((batch, z), dtype=odt)
-    grad = logits.new_empty(logits.shape if compute_grad else _EMPTY)
-    dlogvar = logits.new_empty((batch, z) if compute_grad else _EMPTY, dtype=odt)
-    return recon, kl, grad, dlogvar
+    return fake_stored_gradient_outputs(logits, mu, logvar, compute_grad)
 
 
 register_stored_gradient_autograd(bernoulli_elbo, "bernoulli_elbo")

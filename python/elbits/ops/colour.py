@@ -24,7 +24,14 @@ from .._core import core
 from .._dtypes import FLOATS, code, out_dtype
 from ..terms import ELBOTerms
 from . import validate as v
-from .common import cuda_stream, gaussian_kl_into, kl_backward, num_threads, register_stored_gradient_autograd
+from .common import (
+    cuda_stream,
+    fake_stored_gradient_outputs,
+    gaussian_kl_into,
+    kl_backward,
+    num_threads,
+    register_stored_gradient_autograd,
+)
 from .validate import raise_flags
 
 Tensor = torch.Tensor
@@ -215,13 +222,7 @@ def _pixel_op(name: str, kernel: str):
     op = torch.library.custom_op(f"elbits::{name}", impl, mutates_args=())
 
     def fake(params, target, mu, logvar, n_mix, compute_grad, check_finite):
-        odt = out_dtype(params.dtype, mu.dtype, logvar.dtype)
-        batch, z = mu.shape
-        recon = params.new_empty((params.shape[0],), dtype=odt)
-        kl = params.new_empty((batch, z), dtype=odt)
-        grad = params.new_empty(params.shape if compute_grad else _EMPTY)
-        dlogvar = params.new_empty((batch, z) if compute_grad else _EMPTY, dtype=odt)
-        return recon, kl, grad, dlogvar
+        return fake_stored_gradient_outputs(params, mu, logvar, compute_grad)
 
     op.register_fake(fake)
 

@@ -105,6 +105,19 @@ def scale_saved_gradient(grad: torch.Tensor, scale: torch.Tensor) -> torch.Tenso
     return scale_rows(grad, scale)
 
 
+def fake_stored_gradient_outputs(params: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, compute_grad: bool):
+    """Meta outputs of a stored-gradient op: recon [B], kl [B, Z], d recon/d params, d kl/d logvar."""
+    from .._dtypes import out_dtype
+
+    odt = out_dtype(params.dtype, mu.dtype, logvar.dtype)
+    batch, z = mu.shape
+    recon = params.new_empty((params.shape[0],), dtype=odt)
+    kl = params.new_empty((batch, z), dtype=odt)
+    grad = params.new_empty(params.shape if compute_grad else (0,))
+    dlogvar = params.new_empty((batch, z) if compute_grad else (0,), dtype=odt)
+    return recon, kl, grad, dlogvar
+
+
 def register_stored_gradient_autograd(op, name: str) -> None:
     """Autograd for ops whose forward returns ``(recon, kl, d recon/d params, d kl/d logvar)``.
 
