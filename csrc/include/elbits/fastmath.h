@@ -34,14 +34,16 @@ ELBITS_HD uint32_t float_to_bits(float f) {
 // y is split as k*ln2 + r with |r| <= ln2/2; exp(r) is a degree-6 polynomial
 // fitted here (reweighted least squares on Chebyshev nodes) to 9.7e-8 relative
 // error in float32, and 2^k is put into the exponent bits.
-// Below -87 the result would be subnormal: it is flushed to an exact 0, which
-// is the correctly rounded limit of every quantity built from it.
+// Underflow costs one max: y is clamped at -127 ln2, where k = -127 makes the
+// exponent field 0, so 2^k is read as an exact +0 and so is the result (the
+// correctly rounded limit of every quantity built from it, to float32's
+// subnormal range). NaN passes the clamp (the comparison is false) and stays NaN.
 ELBITS_HD float exp_nonpos(float y) {
   const float kLog2e = 1.4426950408889634f;
   const float kLn2Hi = 0.693145751953125f;     // ln2 with 12 trailing zero bits
   const float kLn2Lo = 1.428606765330187e-06f;  // ln2 - kLn2Hi
-  const bool underflow = y < -87.0f;
-  const float yc = underflow ? -87.0f : y;  // NaN compares false: stays NaN
+  const float kFloor = -88.02969193111305f;     // -127 ln2
+  const float yc = y < kFloor ? kFloor : y;
   // trunc(v - 0.5) rounds v <= 0 to nearest; int conversion vectorises on SSE2.
   const float kf = static_cast<float>(static_cast<int32_t>(yc * kLog2e - 0.5f));
   const float r = (yc - kf * kLn2Hi) - kf * kLn2Lo;
@@ -53,11 +55,7 @@ ELBITS_HD float exp_nonpos(float y) {
   p = p * r + 1.0f;
   p = p * r + 1.0f;
   const int32_t k = static_cast<int32_t>(kf);
-  const float scale = bits_to_float(static_cast<uint32_t>(k + 127) << 23);
-  // A multiply, not `underflow ? 0 : p * scale`: GCC would turn that select into
-  // a branch around the whole computation and give up vectorising the loop.
-  const float keep = underflow ? 0.0f : 1.0f;
-  return (p * scale) * keep;
+  return p * bits_to_float(static_cast<uint32_t>(k + 127) << 23);
 }
 
 // log1p(e) for e in [0, 1] (the term log1p(exp(-|x|)) of the stable softplus),
