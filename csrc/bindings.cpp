@@ -21,10 +21,10 @@ void* mut_ptr(uintptr_t p) { return reinterpret_cast<void*>(p); }
 template <cpu::BernoulliFlags (*Fn)(const cpu::BernoulliArgs&)>
 py::dict bernoulli_like_rows(uintptr_t logits, int logits_dtype, int64_t logits_row_stride, uintptr_t target,
                              int target_dtype, int64_t target_row_stride, int64_t batch, int64_t n,
-                             uintptr_t grad, uintptr_t recon, bool out_f64, int n_threads) {
+                             uintptr_t grad, double grad_scale, uintptr_t recon, bool out_f64, int n_threads) {
   cpu::BernoulliArgs a{ptr(logits), static_cast<DType>(logits_dtype), logits_row_stride, ptr(target),
                        static_cast<DType>(target_dtype), target_row_stride, batch, n, mut_ptr(grad),
-                       mut_ptr(recon), out_f64, n_threads};
+                       mut_ptr(recon), out_f64, n_threads, grad_scale};
   cpu::BernoulliFlags f;
   {
     py::gil_scoped_release nogil;
@@ -54,10 +54,10 @@ py::dict gaussian_kl_rows(uintptr_t mu, int mu_dtype, int64_t mu_s0, int64_t mu_
 }
 
 void scale_rows(uintptr_t g, uintptr_t out, int dtype, int64_t batch, int64_t n, uintptr_t scale,
-                int scale_dtype, int64_t scale_stride, int n_threads) {
+                int scale_dtype, int64_t scale_stride, double prescale, int n_threads) {
   py::gil_scoped_release nogil;
   cpu::scale_rows(ptr(g), mut_ptr(out), static_cast<DType>(dtype), batch, n, ptr(scale),
-                  static_cast<DType>(scale_dtype), scale_stride, n_threads);
+                  static_cast<DType>(scale_dtype), scale_stride, prescale, n_threads);
 }
 
 

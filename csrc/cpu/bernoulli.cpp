@@ -19,7 +19,7 @@ constexpr int64_t kChunk = 8192;
 
 // float64 storage (gradcheck, float64 callers): libm's exp/log1p, scalar.
 template <class TT>
-void chunk_f64(const void* xp, const void* tp, void* gp, int64_t n, double* sum, uint32_t* flags) {
+void chunk_f64(const void* xp, const void* tp, void* gp, double gs, int64_t n, double* sum, uint32_t* flags) {
   const double* x = static_cast<const double*>(xp);
   const TT* t = static_cast<const TT*>(tp);
   double* g = static_cast<double*>(gp);
@@ -30,7 +30,7 @@ void chunk_f64(const void* xp, const void* tp, void* gp, int64_t n, double* sum,
     double nll, grad;
     bernoulli_nll(x[i], tv, nll, grad);
     acc += nll;
-    if (g) g[i] = grad;
+    if (g) g[i] = grad * gs;
     fx |= not_finite(x[i]);
     ft |= !(tv >= 0.0 && tv <= 1.0);
   }
@@ -78,7 +78,7 @@ BernoulliFlags bernoulli_nll_rows(const BernoulliArgs& a) {
     const char* x = static_cast<const char*>(a.logits) + (row * a.logits_row_stride + begin) * lsize;
     const char* t = static_cast<const char*>(a.target) + (row * a.target_row_stride + begin) * tsize;
     char* g = a.grad ? static_cast<char*>(a.grad) + (row * a.n + begin) * lsize : nullptr;
-    fn(x, t, g, len, sum, f);
+    fn(x, t, g, a.grad_scale, len, sum, f);
   });
   out.nonfinite_logits = any_flag(flags, 3, 0);
   out.target_out_of_range = any_flag(flags, 3, 1);

@@ -20,7 +20,7 @@ double target_value(T v) { return static_cast<double>(ld(v)); }
 double target_value(uint8_t v) { return v / 255.0; }
 
 template <class S, class TT>
-void cb_chunk(const S* x, const TT* t, S* g, int64_t n, double* sum, uint32_t* flags) {
+void cb_chunk(const S* x, const TT* t, S* g, double gs, int64_t n, double* sum, uint32_t* flags) {
   using T = compute_t<S>;
   double acc = 0.0;
   uint32_t bad = 0, range = 0;
@@ -32,7 +32,7 @@ void cb_chunk(const S* x, const TT* t, S* g, int64_t n, double* sum, uint32_t* f
     T nll, grad;
     continuous_bernoulli_nll(eta, static_cast<T>(tv), nll, grad);
     acc += nll;
-    if (g) st(g + i, grad);
+    if (g) st(g + i, static_cast<T>(grad * gs));
   }
   *sum = acc;
   flags[0] = bad;
@@ -54,7 +54,7 @@ BernoulliFlags continuous_bernoulli_rows(const BernoulliArgs& a) {
         const S* x = static_cast<const S*>(a.logits) + row * a.logits_row_stride + begin;
         const TT* t = static_cast<const TT*>(a.target) + row * a.target_row_stride + begin;
         S* g = a.grad ? static_cast<S*>(a.grad) + row * a.n + begin : nullptr;
-        cb_chunk(x, t, g, len, sum, f);
+        cb_chunk(x, t, g, a.grad_scale, len, sum, f);
       });
     });
   });

@@ -38,7 +38,7 @@ void rescan(const LT* x, const TT* t, int64_t n, uint32_t* flags) {
 }
 
 template <class LT, class TT, bool kGrad>
-void bernoulli_loop(const LT* x, const TT* t, LT* g, int64_t n, double* sum, uint32_t* flags) {
+void bernoulli_loop(const LT* x, const TT* t, LT* g, float gs, int64_t n, double* sum, uint32_t* flags) {
   double total = 0.0;
   float t_min = 0.0f, t_max = 0.0f;
   for (int64_t start = 0; start < n; start += kBlock) {
@@ -51,7 +51,7 @@ void bernoulli_loop(const LT* x, const TT* t, LT* g, int64_t n, double* sum, uin
       float nll, grad;
       bernoulli_nll(xv, tv, nll, grad);
       acc += nll;
-      if constexpr (kGrad) g[i] = from_float<LT>(grad);
+      if constexpr (kGrad) g[i] = from_float<LT>(grad * gs);
       t_min = tv < t_min ? tv : t_min;
       t_max = tv > t_max ? tv : t_max;
     }
@@ -65,11 +65,12 @@ void bernoulli_loop(const LT* x, const TT* t, LT* g, int64_t n, double* sum, uin
 }
 
 template <class LT, class TT>
-void bernoulli_chunk(const void* x, const void* t, void* g, int64_t n, double* sum, uint32_t* flags) {
+void bernoulli_chunk(const void* x, const void* t, void* g, double gs, int64_t n, double* sum, uint32_t* flags) {
   const LT* xl = static_cast<const LT*>(x);
   const TT* tt = static_cast<const TT*>(t);
-  if (g) bernoulli_loop<LT, TT, true>(xl, tt, static_cast<LT*>(g), n, sum, flags);
-  else bernoulli_loop<LT, TT, false>(xl, tt, nullptr, n, sum, flags);
+  const float gsf = static_cast<float>(gs);
+  if (g) bernoulli_loop<LT, TT, true>(xl, tt, static_cast<LT*>(g), gsf, n, sum, flags);
+  else bernoulli_loop<LT, TT, false>(xl, tt, nullptr, gsf, n, sum, flags);
 }
 
 template <class T>

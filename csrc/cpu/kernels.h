@@ -18,7 +18,8 @@ struct View2D {
 
 // Bernoulli reconstruction: per-sample sums of nll(logits, target) in nats.
 // logits and target are [batch, n] with contiguous rows (row strides given).
-// grad (nullable) receives d nll / d logits, contiguous [batch, n], logits dtype.
+// grad (nullable) receives grad_scale * d nll / d logits, contiguous [batch, n], logits dtype
+// (grad_scale: the upstream gradient the caller expects, so backward may skip its pass).
 // recon is [batch], float64 when out_f64 else float32.
 struct BernoulliArgs {
   const void* logits;
@@ -33,6 +34,7 @@ struct BernoulliArgs {
   void* recon;
   bool out_f64;
   int n_threads;
+  double grad_scale = 1.0;
 };
 
 struct BernoulliFlags {
@@ -53,10 +55,12 @@ struct KLFlags {
 KLFlags gaussian_kl_rows(const View2D& mu, const View2D& logvar, int64_t batch, int64_t z, void* kl,
                          void* dlogvar, bool out_f64);
 
-// out[b, i] = g[b, i] * scale[b]: contiguous [batch, n] rows of dtype; scale is
-// float32 or float64 [batch] (any stride). out may alias g.
+// out[b, i] = g[b, i] * (scale[b] / prescale): contiguous [batch, n] rows of dtype;
+// scale is float32 or float64 [batch] (any stride); prescale is the factor the
+// forward already applied. out may alias g; in place, rows whose scale equals
+// prescale are left untouched (no memory traffic).
 void scale_rows(const void* g, void* out, DType dtype, int64_t batch, int64_t n, const void* scale,
-                DType scale_dtype, int64_t scale_stride, int n_threads);
+                DType scale_dtype, int64_t scale_stride, double prescale, int n_threads);
 
 }  // namespace elbits::cpu
 

@@ -20,15 +20,20 @@ void scale_f64(const void* g, void* out, int64_t n, double s) {
 }  // namespace
 
 void scale_rows(const void* g, void* out, DType dtype, int64_t batch, int64_t n, const void* scale,
-                DType scale_dtype, int64_t scale_stride, int n_threads) {
+                DType scale_dtype, int64_t scale_stride, double prescale, int n_threads) {
   const int64_t chunks_per_row = std::max<int64_t>(1, (n + kChunk - 1) / kChunk);
   const int size = dtype_size(dtype);
   parallel_for(batch * chunks_per_row, n_threads, [&](int64_t task) {
     const int64_t row = task / chunks_per_row;
     const int64_t begin = (task % chunks_per_row) * kChunk;
     const int64_t len = std::min(kChunk, n - begin);
-    const double s = scale_dtype == DType::Float64 ? static_cast<const double*>(scale)[row * scale_stride]
-                                                   : static_cast<const float*>(scale)[row * scale_stride];
+    const double given = scale_dtype == DType::Float64 ? static_cast<const double*>(scale)[row * scale_stride]
+                                                       : static_cast<const float*>(scale)[row * scale_stride];
+    // The forward stored the gradient times prescale (the expected upstream
+    // gradient, e.g. 1/B for a batch mean): when that guess was right there is
+    // nothing to do in place.
+    if (given == prescale && out == g) return;
+    const double s = given / prescale;
     const int64_t off = (row * n + begin) * size;
     const void* gi = static_cast<const char*>(g) + off;
     void* o = static_cast<char*>(out) + off;

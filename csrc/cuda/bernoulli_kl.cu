@@ -40,7 +40,7 @@ __device__ __forceinline__ void store(double* p, double v) { *p = v; }
 template <class LT, class TT>
 __global__ void bernoulli_chunks(const LT* __restrict__ x, int64_t x_stride, const TT* __restrict__ t,
                                  int64_t t_stride, int64_t n, int64_t chunks, LT* __restrict__ g,
-                                 double* __restrict__ partial, int* __restrict__ flags) {
+                                 typename Compute<LT>::type gs, double* __restrict__ partial, int* __restrict__ flags) {
   using acc_t = typename Compute<LT>::type;
   // A 1-D grid of batch x chunks blocks: no 65,535 limit on the batch.
   const int64_t row = blockIdx.x / chunks;
@@ -54,7 +54,7 @@ __global__ void bernoulli_chunks(const LT* __restrict__ x, int64_t x_stride, con
     acc_t nll, grad;
     bernoulli_nll(xv, tv, nll, grad);
     acc += nll;
-    if (g) store(g + row * n + i, grad);
+    if (g) store(g + row * n + i, grad * gs);
     bad_x |= not_finite(xv);
     bad_t |= !(tv >= acc_t(0) && tv <= acc_t(1));
   }
@@ -93,32 +93,37 @@ __global__ void kl_kernel(const void* mu, DType mu_dtype, int64_t mu_s0, int64_t
 }
 
 template <class T, class ST>
-__global__ void scale_kernel(const T* __restrict__ g, T* out, int64_t n, const ST* __restrict__ scale,
-                             int64_t scale_stride, int64_t total) {
+__global__ void scale_kernel(const T* g, T* out, int64_t n, const ST* __restrict__ scale,
+                             int64_t scale_stride, double prescale, int64_t total) {
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= total) return;
   using acc_t = typename Compute<T>::type;
-  const acc_t s = static_cast<acc_t>(scale[(i / n) * scale_stride]);
+  const double given = static_cast<double>(scale[(i / n) * scale_stride]);
+  // The forward stored g * prescale: in place with the expected scale, nothing to do.
+  if (given == prescale && out == g) return;
+  const acc_t s = static_cast<acc_t>(given / prescale);
   store(out + i, static_cast<acc_t>(to_float(g[i])) * s);
 }
 
 template <class LT, class TT>
 void launch_bernoulli(const void* x, int64_t xs, const void* t, int64_t ts, int64_t batch, int64_t n, void* g,
-                      double* partial, int* flags, int64_t chunks, cudaStream_t stream) {
+                      double gs, double* partial, int* flags, int64_t chunks, cudaStream_t stream) {
   const unsigned grid = static_cast<unsigned>(chunks * batch);
+  using acc_t = typename Compute<LT>::type;
   bernoulli_chunks<LT, TT><<<grid, kThreads, 0, stream>>>(static_cast<const LT*>(x), xs, static_cast<const TT*>(t),
-                                                          ts, n, chunks, static_cast<LT*>(g), partial, flags);
+                                                          ts, n, chunks, static_cast<LT*>(g), static_cast<acc_t>(gs),
+                                                          partial, flags);
 }
 
 template <class LT>
 void dispatch_target(DType td, const void* x, int64_t xs, const void* t, int64_t ts, int64_t batch, int64_t n,
-                     void* g, double* partial, int* flags, int64_t chunks, cudaStream_t stream) {
+                     void* g, double gs, double* partial, int* flags, int64_t chunks, cudaStream_t stream) {
   switch (td) {
-    case DType::Float32: return launch_bernoulli<LT, float>(x, xs, t, ts, batch, n, g, partial, flags, chunks, stream);
-    case DType::Float64: return launch_bernoulli<LT, double>(x, xs, t, ts, batch, n, g, partial, flags, chunks, stream);
-    case DType::Float16: return launch_bernoulli<LT, half_t>(x, xs, t, ts, batch, n, g, partial, flags, chunks, stream);
-    case DType::BFloat16: return launch_bernoulli<LT, bf16_t>(x, xs, t, ts, batch, n, g, partial, flags, chunks, stream);
-    default: return launch_bernoulli<LT, uint8_t>(x, xs, t, ts, batch, n, g, partial, flags, chunks, stream);
+    case DType::Float32: return launch_bernoulli<LT, float>(x, xs, t, ts, batch, n, g, gs, partial, flags, chunks, stream);
+    case DType::Float64: return launch_bernoulli<LT, double>(x, xs, t, ts, batch, n, g, gs, partial, flags, chunks, stream);
+    case DType::Float16: return launch_bernoulli<LT, half_t>(x, xs, t, ts, batch, n, g, gs, partial, flags, chunks, stream);
+    case DType::BFloat16: return launch_bernoulli<LT, bf16_t>(x, xs, t, ts, batch, n, g, gs, partial, flags, chunks, stream);
+    default: return launch_bernoulli<LT, uint8_t>(x, xs, t, ts, batch, n, g, gs, partial, flags, chunks, stream);
   }
 }
 
@@ -128,26 +133,27 @@ int64_t bernoulli_chunks_per_row(int64_t n) { return n <= 0 ? 1 : (n + kChunk - 
 
 void bernoulli_nll_rows(const void* logits, DType logits_dtype, int64_t logits_row_stride, const void* target,
                         DType target_dtype, int64_t target_row_stride, int64_t batch, int64_t n, void* grad,
-                        void* recon, bool out_f64, double* partial, int* flags, uintptr_t stream_handle) {
+                        double grad_scale, void* recon, bool out_f64, double* partial, int* flags,
+                        uintptr_t stream_handle) {
   if (batch == 0) return;
   const cudaStream_t stream = as_stream(stream_handle);
   const int64_t chunks = bernoulli_chunks_per_row(n);
   switch (logits_dtype) {
     case DType::Float32:
       dispatch_target<float>(target_dtype, logits, logits_row_stride, target, target_row_stride, batch, n, grad,
-                             partial, flags, chunks, stream);
+                             grad_scale, partial, flags, chunks, stream);
       break;
     case DType::Float64:
       dispatch_target<double>(target_dtype, logits, logits_row_stride, target, target_row_stride, batch, n, grad,
-                              partial, flags, chunks, stream);
+                              grad_scale, partial, flags, chunks, stream);
       break;
     case DType::Float16:
       dispatch_target<half_t>(target_dtype, logits, logits_row_stride, target, target_row_stride, batch, n, grad,
-                              partial, flags, chunks, stream);
+                              grad_scale, partial, flags, chunks, stream);
       break;
     default:
       dispatch_target<bf16_t>(target_dtype, logits, logits_row_stride, target, target_row_stride, batch, n, grad,
-                              partial, flags, chunks, stream);
+                              grad_scale, partial, flags, chunks, stream);
   }
   note_launch();
   launch_finish(partial, chunks, batch, recon, out_f64, stream);
@@ -170,7 +176,7 @@ void gaussian_kl_rows(const void* mu, DType mu_dtype, int64_t mu_s0, int64_t mu_
 }
 
 void scale_rows(const void* g, void* out, DType dtype, int64_t batch, int64_t n, const void* scale,
-                DType scale_dtype, int64_t scale_stride, uintptr_t stream_handle) {
+                DType scale_dtype, int64_t scale_stride, double prescale, uintptr_t stream_handle) {
   const int64_t total = batch * n;
   if (total == 0) return;
   const cudaStream_t stream = as_stream(stream_handle);
@@ -178,10 +184,10 @@ void scale_rows(const void* g, void* out, DType dtype, int64_t batch, int64_t n,
 #define ELBITS_SCALE(T)                                                                                     \
   if (scale_dtype == DType::Float64)                                                                        \
     scale_kernel<T, double><<<blocks, kThreads, 0, stream>>>(static_cast<const T*>(g), static_cast<T*>(out), n, \
-        static_cast<const double*>(scale), scale_stride, total);                                             \
+        static_cast<const double*>(scale), scale_stride, prescale, total);                                             \
   else                                                                                                      \
     scale_kernel<T, float><<<blocks, kThreads, 0, stream>>>(static_cast<const T*>(g), static_cast<T*>(out), n,  \
-        static_cast<const float*>(scale), scale_stride, total);
+        static_cast<const float*>(scale), scale_stride, prescale, total);
   switch (dtype) {
     case DType::Float32: ELBITS_SCALE(float) break;
     case DType::Float64: ELBITS_SCALE(double) break;

@@ -47,13 +47,13 @@ void register_cuda(py::module_& m) {
   m.def("cuda_bernoulli_chunks_per_row", &cuda::bernoulli_chunks_per_row);
   m.def("cuda_bernoulli_nll_rows",
         [](uintptr_t logits, int logits_dtype, int64_t logits_row_stride, uintptr_t target, int target_dtype,
-           int64_t target_row_stride, int64_t batch, int64_t n, uintptr_t grad, uintptr_t recon, bool out_f64,
-           uintptr_t partial, uintptr_t flags, uintptr_t stream) {
+           int64_t target_row_stride, int64_t batch, int64_t n, uintptr_t grad, double grad_scale, uintptr_t recon,
+           bool out_f64, uintptr_t partial, uintptr_t flags, uintptr_t stream) {
           {
             py::gil_scoped_release nogil;
             cuda::bernoulli_nll_rows(cptr(logits), static_cast<DType>(logits_dtype), logits_row_stride, cptr(target),
                                      static_cast<DType>(target_dtype), target_row_stride, batch, n, mptr(grad),
-                                     mptr(recon), out_f64, static_cast<double*>(mptr(partial)),
+                                     grad_scale, mptr(recon), out_f64, static_cast<double*>(mptr(partial)),
                                      static_cast<int*>(mptr(flags)), stream);
           }
           raise_launch_error();
@@ -71,11 +71,11 @@ void register_cuda(py::module_& m) {
           raise_launch_error();
         });
   m.def("cuda_scale_rows", [](uintptr_t g, uintptr_t out, int dtype, int64_t batch, int64_t n, uintptr_t scale,
-                              int scale_dtype, int64_t scale_stride, uintptr_t stream) {
+                              int scale_dtype, int64_t scale_stride, double prescale, uintptr_t stream) {
     {
       py::gil_scoped_release nogil;
       cuda::scale_rows(cptr(g), mptr(out), static_cast<DType>(dtype), batch, n, cptr(scale),
-                       static_cast<DType>(scale_dtype), scale_stride, stream);
+                       static_cast<DType>(scale_dtype), scale_stride, prescale, stream);
     }
     raise_launch_error();
   });

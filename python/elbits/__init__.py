@@ -10,6 +10,7 @@ from . import analysis, calibrate, data, entropy, evaluate, models, reference, r
 from .api import elbo_terms
 from .loss import ELBOLoss
 from .meter import RateDistortionMeter
+from .ops.buffers import release_buffers
 from .ops.device_flags import check_device_errors
 from .terms import ELBOTerms
 from .units import Quantity
@@ -19,5 +20,5 @@ __version__ = "0.1.0"
 __all__ = [
     "ELBOLoss", "ELBOTerms", "Quantity", "RateDistortionMeter", "analysis", "calibrate", "check_device_errors", "data",
     "elbo_terms", "entropy", "evaluate",
-    "models", "reference", "report", "train", "units", "__version__",
+    "models", "reference", "release_buffers", "report", "train", "units", "__version__",
 ]

@@ -137,9 +137,15 @@ def fwd_bwd(case: Case, impl: str) -> Callable[[dict[str, torch.Tensor]], None]:
 
 def allocated_bytes(fn: Callable[[], None]) -> int:
     """Tensor bytes allocated during one call (the sum of allocations, gradients included),
-    from the torch profiler's memory events; not process RSS."""
+    from the torch profiler's memory events; not process RSS.
+
+    elbits keeps its last gradient buffer for reuse (:func:`elbits.release_buffers`);
+    it is dropped first, so that buffer is counted as allocated by the call it serves."""
     from torch.profiler import ProfilerActivity, profile
 
+    from .ops.buffers import release_buffers
+
+    release_buffers()
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         fn()
     total = 0

@@ -97,7 +97,12 @@ class ELBOLoss(nn.Module):
     def forward(
         self, logits: torch.Tensor, target: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor
     ) -> torch.Tensor:
-        terms = elbo_terms(logits, target, mu, logvar, self.likelihood, check_finite=self.check_finite)
+        # The gradient each sample's recon gets from the reduction below (recon's weight
+        # is 1 in every controller here): the fused forward stores its gradient times it.
+        hint = 1.0 / logits.shape[0] if self.reduction == "mean" and logits.dim() > 0 and logits.shape[0] else 1.0
+        terms = elbo_terms(
+            logits, target, mu, logvar, self.likelihood, check_finite=self.check_finite, recon_grad_hint=hint
+        )
         self.last = terms.detach()
         if self.check_finite and logits.is_cuda:
             self._check_device(logits.device)

@@ -6,6 +6,7 @@ import torch
 
 from .._core import core
 from .._dtypes import code, out_dtype
+from .buffers import gradient_buffer
 from .common import (
     cuda_stream,
     fake_stored_gradient_outputs,
@@ -24,13 +25,18 @@ def bernoulli_elbo(
     target: torch.Tensor,
     mu: torch.Tensor,
     logvar: torch.Tensor,
+    grad_scale: float,
     compute_grad: bool,
     check_finite: bool,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Returns (recon [B] nats, kl [B, Z] nats, d recon/d logits or empty, d kl/d logvar or empty).
+    """Returns (recon [B] nats, kl [B, Z] nats, grad_scale * d recon/d logits or empty,
+    d kl/d logvar or empty).
 
     The gradient of each sample's summed NLL w.r.t. its logits is written during
-    the same pass that computes the loss, so backward only scales it.
+    the same pass that computes the loss, already multiplied by ``grad_scale`` (the
+    upstream gradient the caller expects each sample's recon to get, e.g. 1/B for a
+    batch mean), so backward has nothing to do when the guess is right and only
+    rescales otherwise.
     """
     batch = logits.shape[0]
     odt = out_dtype(logits.dtype, mu.dtype, logvar.dtype)
@@ -39,11 +45,15 @@ def bernoulli_elbo(
     n = x.shape[1]
     dev = logits.device
     recon = torch.empty((batch,), dtype=odt, device=dev)
-    grad = torch.empty(logits.shape if compute_grad else _EMPTY, dtype=logits.dtype, device=dev)
+    grad = (
+        gradient_buffer("bernoulli", logits.shape, logits.dtype, dev)
+        if compute_grad
+        else torch.empty(_EMPTY, dtype=logits.dtype, device=dev)
+    )
     args = (
         x.data_ptr(), code(x.dtype), x.stride(0),
         t.data_ptr(), code(t.dtype), t.stride(0),
-        batch, n, grad.data_ptr() if compute_grad else 0, recon.data_ptr(), odt == torch.float64,
+        batch, n, grad.data_ptr() if compute_grad else 0, grad_scale, recon.data_ptr(), odt == torch.float64,
     )
     if logits.is_cuda:
         # No host sync: input problems go to the device flag word (elbits.check_device_errors).
@@ -62,8 +72,8 @@ def bernoulli_elbo(
 
 
 @bernoulli_elbo.register_fake
-def _(logits, target, mu, logvar, compute_grad, check_finite):
+def _(logits, target, mu, logvar, grad_scale, compute_grad, check_finite):
     return fake_stored_gradient_outputs(logits, mu, logvar, compute_grad)
 
 
-register_stored_gradient_autograd(bernoulli_elbo, "bernoulli_elbo")
+register_stored_gradient_autograd(bernoulli_elbo, "bernoulli_elbo", prescale_index=4)

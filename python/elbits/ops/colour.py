@@ -25,6 +25,7 @@ from .._dtypes import FLOATS, code, out_dtype
 from ..terms import ELBOTerms
 from . import validate as v
 from .common import (
+    call_op,
     cuda_stream,
     fake_stored_gradient_outputs,
     gaussian_kl_into,
@@ -198,7 +199,10 @@ def _pixel_op(name: str, kernel: str):
             sizes: tuple[int, ...] = (batch, params.shape[1])
         else:
             sizes = (batch, target.shape[1], target.shape[2], n_mix)
-        args = (*head, *sizes, gptr, recon.data_ptr(), odt == torch.float64)
+        # Continuous Bernoulli's CPU binding is Bernoulli's, whose gradient may be
+        # pre-scaled; these ops store it unscaled (their autograd registers no prescale).
+        unscaled: tuple[float, ...] = (1.0,) if kernel == "continuous_bernoulli_rows" and not params.is_cuda else ()
+        args = (*head, *sizes, gptr, *unscaled, recon.data_ptr(), odt == torch.float64)
         if params.is_cuda:
             # No host sync: input problems go to the device flag word (elbits.check_device_errors).
             from .device_flags import flags_for
@@ -343,7 +347,7 @@ def logistic_mixture_terms(params, target, mu, logvar, check_finite: bool = True
     pixels = levels[0, 0].numel()
     p = _sample_contiguous(params, (batch, nch, pixels))
     t = _sample_contiguous(levels, (batch, chans, pixels))
-    recon, kl, _, _ = logistic_mixture_elbo(p, t, mu, logvar, k, _needs_grad(params, mu, logvar), check_finite)
+    recon, kl, _, _ = call_op(logistic_mixture_elbo, p, t, mu, logvar, k, _needs_grad(params, mu, logvar), check_finite)
     return ELBOTerms(recon, kl, chans * pixels)
 
 
@@ -360,7 +364,7 @@ def discretized_gaussian_terms(params, target, mu, logvar, check_finite: bool = 
     pixels = levels[0, 0].numel()
     p = _sample_contiguous(params, (batch, 2 * chans, pixels))
     t = _sample_contiguous(levels, (batch, chans, pixels))
-    recon, kl, _, _ = discretized_gaussian_elbo(p, t, mu, logvar, 0, _needs_grad(params, mu, logvar), check_finite)
+    recon, kl, _, _ = call_op(discretized_gaussian_elbo, p, t, mu, logvar, 0, _needs_grad(params, mu, logvar), check_finite)
     return ELBOTerms(recon, kl, chans * pixels)
 
 
@@ -376,7 +380,7 @@ def continuous_bernoulli_terms(logits, target, mu, logvar, check_finite: bool = 
         raise ValueError(f"target must have the shape of logits {tuple(logits.shape)}, got {tuple(target.shape)}")
     x = v.rows_contiguous(logits)
     t = v.rows_contiguous(target)
-    recon, kl, _, _ = continuous_bernoulli_elbo(x, t, mu, logvar, 0, _needs_grad(logits, mu, logvar), check_finite)
+    recon, kl, _, _ = call_op(continuous_bernoulli_elbo, x, t, mu, logvar, 0, _needs_grad(logits, mu, logvar), check_finite)
     return ELBOTerms(recon, kl, x.shape[1])
 
 
