@@ -103,10 +103,10 @@ void categorical256_backward(uintptr_t logits, int logits_dtype, int64_t logits_
 template <cpu::PixelFlags (*Fn)(const cpu::PixelArgs&)>
 py::dict pixel_rows(uintptr_t params, int params_dtype, int64_t params_bs, uintptr_t target, int target_dtype,
                     int64_t target_bs, int64_t batch, int64_t channels, int64_t pixels, int64_t n_mix, uintptr_t grad,
-                    uintptr_t recon, bool out_f64, int n_threads) {
+                    double grad_scale, uintptr_t recon, bool out_f64, int n_threads) {
   cpu::PixelArgs a{ptr(params), static_cast<DType>(params_dtype), params_bs, ptr(target),
                    static_cast<DType>(target_dtype), target_bs, batch, channels, pixels, n_mix, mut_ptr(grad),
-                   mut_ptr(recon), out_f64, n_threads};
+                   mut_ptr(recon), out_f64, n_threads, grad_scale};
   cpu::PixelFlags f;
   {
     py::gil_scoped_release nogil;

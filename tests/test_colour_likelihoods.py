@@ -387,3 +387,63 @@ def test_bad_inputs():
         elbits.elbo_terms(torch.randn(2, 3, 4), torch.rand(2, 3, 5), mu, lv, "continuous_bernoulli")
     with pytest.raises(ValueError, match="likelihood must be one of"):
         elbits.ELBOLoss(likelihood="logistic")
+
+
+STORED = ["logistic_mixture", "discretized_gaussian", "continuous_bernoulli"]
+
+
+@pytest.mark.parametrize("name", STORED)
+@pytest.mark.parametrize("hint", [None, 1.0, 0.25, -3.0])
+def test_recon_grad_hint_never_changes_gradients(name, hint):
+    # The stored gradient is pre-scaled by the hint; mean (hint right by default),
+    # sum and per-sample weights (hint wrong) must all give the reference gradient.
+    params, target = small_case(name, torch.float32)
+    mu, lv = latents(2)
+    p64 = params.detach().double().requires_grad_(True)
+    want = ref.elbo_terms(p64, target, mu, lv, name).recon
+    for weights in (torch.full((2,), 0.5), torch.ones(2), torch.tensor([0.3, -2.0])):
+        p = params.detach().clone().requires_grad_(True)
+        terms = elbits.elbo_terms(p, target, mu, lv, name, recon_grad_hint=hint)
+        (terms.recon * weights).sum().backward()
+        (g64,) = torch.autograd.grad((want * weights.double()).sum(), p64, retain_graph=True)
+        torch.testing.assert_close(p.grad.double(), g64, rtol=2e-4, atol=2e-4 * g64.abs().max().item())
+
+
+def test_opcheck_stored_gradient_ops():
+    from elbits.ops.colour import continuous_bernoulli_elbo, discretized_gaussian_elbo, logistic_mixture_elbo
+
+    for name, op, n_mix in (
+        ("logistic_mixture", logistic_mixture_elbo, 2),
+        ("discretized_gaussian", discretized_gaussian_elbo, 0),
+        ("continuous_bernoulli", continuous_bernoulli_elbo, 0),
+    ):
+        params, target = small_case(name, torch.float32)
+        mu, lv = latents(2)
+        if name == "continuous_bernoulli":
+            p, t = params.flatten(1), target.flatten(1)
+        else:
+            p, t = params.flatten(2), target.flatten(2)
+        args = (p.requires_grad_(True), t, mu.requires_grad_(True), lv.requires_grad_(True), n_mix, 1.0, True, True)
+        torch.library.opcheck(op, args)
+        # a prescale that opcheck's gradients don't match: backward rescales output 2 in
+        # place by design, so the AOT test that compares outputs after backward is left out
+        torch.library.opcheck(op, args[:5] + (0.5, True, True),
+                              test_utils=("test_schema", "test_autograd_registration", "test_faketensor"))
+
+
+def test_inplace_grad_option_matches_the_default_path():
+    logits = torch.randn(2, 256, 3, 4)
+    target = levels((2, 3, 4))
+    mu, lv = latents(2)
+    a = logits.clone().requires_grad_(True)
+    elbits.ELBOLoss("categorical256")(a, target, mu, lv).backward()
+    b = logits.clone().requires_grad_(True)
+    buf = b * 1.0  # a non-leaf whose buffer backward may overwrite
+    buf.retain_grad()
+    elbits.ELBOLoss("categorical256", inplace_grad=True)(buf, target, mu, lv).backward()
+    torch.testing.assert_close(b.grad, a.grad, rtol=1e-6, atol=1e-8)
+    assert torch.equal(buf.detach(), buf.grad)  # the logits' buffer now holds the gradient
+    with pytest.raises(ValueError, match="inplace_grad"):
+        elbits.ELBOLoss("bernoulli", inplace_grad=True)
+    with pytest.raises(ValueError, match="inplace_grad"):
+        elbits.elbo_terms(torch.randn(2, 5), torch.rand(2, 5), mu, lv, inplace_grad=True)

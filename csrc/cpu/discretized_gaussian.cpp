@@ -16,7 +16,7 @@ using namespace colour;
 constexpr int64_t kChunk = 1024;  // pixels per task
 
 template <class S, class L>
-void dg_chunk(const S* prm, int64_t P, const L* tgt, int64_t n, int64_t C, S* grad, double* sum,
+void dg_chunk(const S* prm, int64_t P, const L* tgt, int64_t n, int64_t C, S* grad, double gs, double* sum,
               uint32_t* flags) {
   double acc = 0.0;
   uint32_t bad = 0, range = 0;
@@ -34,8 +34,8 @@ void dg_chunk(const S* prm, int64_t P, const L* tgt, int64_t n, int64_t C, S* gr
       discretized_gaussian(lv / 127.5 - 1.0, static_cast<int>(lv), m, ls, lp, dm, dls);
       acc -= lp;
       if (grad) {
-        st(grad + c * P + p, static_cast<compute_t<S>>(-dm));
-        st(grad + (C + c) * P + p, static_cast<compute_t<S>>(-dls));
+        st(grad + c * P + p, static_cast<compute_t<S>>(-dm * gs));
+        st(grad + (C + c) * P + p, static_cast<compute_t<S>>(-dls * gs));
       }
     }
   }
@@ -59,7 +59,7 @@ PixelFlags discretized_gaussian_rows(const PixelArgs& a) {
         const S* prm = static_cast<const S*>(a.params) + b * a.params_batch_stride + p0;
         const L* t = static_cast<const L*>(a.target) + b * a.target_batch_stride + p0;
         S* g = a.grad ? static_cast<S*>(a.grad) + b * 2 * a.channels * a.pixels + p0 : nullptr;
-        dg_chunk(prm, a.pixels, t, n, a.channels, g, sum, f);
+        dg_chunk(prm, a.pixels, t, n, a.channels, g, a.grad_scale, sum, f);
       });
     });
   });

@@ -110,10 +110,11 @@ struct PixelArgs {
   int64_t channels;  // image channels C
   int64_t pixels;
   int64_t n_mix;     // logistic mixture components K (unused otherwise)
-  void* grad;        // nullable, contiguous like params, params dtype
+  void* grad;        // nullable, contiguous like params, params dtype, times grad_scale
   void* recon;
   bool out_f64;
   int n_threads;
+  double grad_scale = 1.0;  // the upstream gradient the caller expects (see BernoulliArgs)
 };
 
 // PixelCNN++ mixture: params [B, K + C*(3K or 2K), P] (see logistic_mixture.h).

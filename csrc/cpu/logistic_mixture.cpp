@@ -16,15 +16,23 @@ namespace elbits::cpu {
 namespace {
 using namespace colour;
 
+template <class S>
+using T_of = compute_t<S>;
+
 constexpr int64_t kTile = 64;
 
 template <class S, class L>
 ELBITS_INLINE void mix_tile(const S* prm, int64_t P, const L* tgt, int64_t n, int64_t C, int64_t K, S* grad,
-              double* nll_sum, uint32_t* flags) {
+              T_of<S> gs, double* nll_sum, uint32_t* flags) {
   using T = compute_t<S>;
   const int64_t nb = C == 3 ? 3 * K : 2 * K;  // channels per image channel block
   // Scratch: x, weights per channel; lp per k; dmean/dls per (c, k); tanh coeffs per (j, k).
-  std::vector<T> buf((3 * C + K + 2 * C * K + 3 * K + 6) * kTile, T(0));
+  // Kept per thread across tiles: a fresh zeroed vector per 64-pixel tile cost a
+  // malloc and a 29 KB memset each (K = 10). Every region is written before it is
+  // read, except `zeros`, which is cleared here.
+  thread_local std::vector<T> buf;
+  const size_t need = static_cast<size_t>((3 * C + K + 2 * C * K + 3 * K + 6) * kTile);
+  if (buf.size() < need) buf.resize(need);
   T* xs = buf.data();               // [C][kTile]
   T* wlo = xs + C * kTile;          // [C][kTile]
   T* whi = wlo + C * kTile;         // [C][kTile]
@@ -36,7 +44,9 @@ ELBITS_INLINE void mix_tile(const S* prm, int64_t P, const L* tgt, int64_t n, in
   T* mx2 = mx1 + kTile;
   T* s1 = mx2 + kTile;
   T* s2 = s1 + kTile;
-  const T* zeros = s2 + kTile;  // stays 0
+  T* zeros_w = s2 + kTile;
+  for (int64_t p = 0; p < kTile; ++p) zeros_w[p] = T(0);
+  const T* zeros = zeros_w;  // stays 0
   T badv[kTile];  // badv[p] += v - v: 0 unless a parameter is NaN/Inf
   for (int64_t p = 0; p < kTile; ++p) badv[p] = T(0);
   uint32_t range = 0;
@@ -153,8 +163,10 @@ ELBITS_INLINE void mix_tile(const S* prm, int64_t P, const L* tgt, int64_t n, in
       const T v = ld(pr[p]);
       const T w = ex_nonpos(v - mx1[p] < T(0) ? v - mx1[p] : T(0));
       const T rk = ex_nonpos(v + lpk[p] - mx2[p] < T(0) ? v + lpk[p] - mx2[p] : T(0));
-      r[p] = rk;
-      st(gp + p, w - rk);
+      // Every gradient below is proportional to r or to (w - r): scaling both by the
+      // expected upstream gradient pre-scales all of them.
+      r[p] = rk * gs;
+      st(gp + p, (w - rk) * gs);
     }
     T* gm2 = s2;  // d nll / d mean of channel 2 (for beta, gamma)
     for (int64_t c = 0; c < C; ++c) {
@@ -194,8 +206,8 @@ ELBITS_INLINE void mix_tile(const S* prm, int64_t P, const L* tgt, int64_t n, in
 namespace colour_isa {
 #define ELBITS_MIX_CLONES(S, L)                                                                       \
   ELBITS_CLONES void mix(const S* prm, int64_t P, const L* tgt, int64_t n, int64_t C, int64_t K,     \
-                         S* grad, double* nll_sum, uint32_t* flags) {                                \
-    mix_tile<S, L>(prm, P, tgt, n, C, K, grad, nll_sum, flags);                                      \
+                         S* grad, double gs, double* nll_sum, uint32_t* flags) {                     \
+    mix_tile<S, L>(prm, P, tgt, n, C, K, grad, static_cast<T_of<S>>(gs), nll_sum, flags);           \
   }
 ELBITS_MIX_CLONES(float, uint8_t)
 ELBITS_MIX_CLONES(float, int64_t)
@@ -222,7 +234,7 @@ PixelFlags logistic_mixture_rows(const PixelArgs& a) {
         const S* prm = static_cast<const S*>(a.params) + b * a.params_batch_stride + p0;
         const L* t = static_cast<const L*>(a.target) + b * a.target_batch_stride + p0;
         S* g = a.grad ? static_cast<S*>(a.grad) + b * nch * a.pixels + p0 : nullptr;
-        colour_isa::mix(prm, a.pixels, t, n, a.channels, a.n_mix, g, sum, f);
+        colour_isa::mix(prm, a.pixels, t, n, a.channels, a.n_mix, g, a.grad_scale, sum, f);
       });
     });
   });

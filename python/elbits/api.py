@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import math
-import struct
 from typing import Callable
 
 import torch
 
-from ._dtypes import FLOATS, out_dtype
+from ._dtypes import FLOATS
 from .ops import validate as v
 from .ops.bernoulli import bernoulli_elbo
 from .ops.colour import COLOUR_LIKELIHOODS
-from .ops.common import call_op
+from .ops.common import call_op, grad_prescale
 from .terms import ELBOTerms
 
 _BERNOULLI_TARGETS = (torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.uint8, torch.bool)
@@ -22,27 +20,6 @@ Likelihood = Callable[..., ELBOTerms]
 
 def _needs_grad(*tensors: torch.Tensor) -> bool:
     return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
-
-
-def _recon_grad_prescale(hint: float | None, batch: int, logits_dtype: torch.dtype, out_dtype: torch.dtype) -> float:
-    """The factor the forward multiplies the stored gradient by: the upstream gradient
-    each sample's recon is expected to get, rounded as backward will see it (recon's
-    dtype), so that backward can recognise it exactly and skip its pass."""
-    if hint is None:
-        # A batch mean is the common case. Half-precision gradients are stored unscaled
-        # by default: a guess of 1/B that turns out wrong would cost them precision.
-        if logits_dtype not in (torch.float32, torch.float64):
-            return 1.0
-        hint = 1.0 / batch
-    else:
-        hint = float(hint)
-        if not math.isfinite(hint) or hint == 0.0:
-            raise ValueError(
-                f"recon_grad_hint must be a finite non-zero number (the expected d loss / d recon), got {hint}"
-            )
-    if out_dtype == torch.float32:
-        hint = struct.unpack("f", struct.pack("f", hint))[0]
-    return hint
 
 
 def _bernoulli(logits, target, mu, logvar, check_finite: bool, recon_grad_hint: float | None = None) -> ELBOTerms:
@@ -62,11 +39,7 @@ def _bernoulli(logits, target, mu, logvar, check_finite: bool, recon_grad_hint: 
         # probability in [0, 1] loses nothing that matters as float32.
         target = target.float()
     needs_grad = _needs_grad(logits, mu, logvar)
-    prescale = (
-        _recon_grad_prescale(recon_grad_hint, batch, logits.dtype, out_dtype(logits.dtype, mu.dtype, logvar.dtype))
-        if needs_grad
-        else 1.0
-    )
+    prescale = grad_prescale(recon_grad_hint, batch, logits, mu, logvar) if needs_grad else 1.0
     recon, kl, _, _ = call_op(bernoulli_elbo, logits, target, mu, logvar, prescale, needs_grad, check_finite)
     return ELBOTerms(recon, kl, dims)
 
@@ -74,6 +47,8 @@ def _bernoulli(logits, target, mu, logvar, check_finite: bool, recon_grad_hint: 
 LIKELIHOODS: dict[str, Likelihood] = {"bernoulli": _bernoulli}
 # 8-bit / colour images (python/elbits/ops/colour.py, README.md "Likelihoods").
 LIKELIHOODS.update(COLOUR_LIKELIHOODS)
+# likelihoods whose backward can write the gradient into the parameters (inplace_grad=True)
+_INPLACE = ("categorical256", "categorical256_inplace")
 
 
 def elbo_terms(
@@ -85,6 +60,7 @@ def elbo_terms(
     *,
     check_finite: bool = True,
     recon_grad_hint: float | None = None,
+    inplace_grad: bool = False,
 ) -> ELBOTerms:
     """Reconstruction NLL and Gaussian KL of a batch, fused, in nats per sample.
 
@@ -96,10 +72,14 @@ def elbo_terms(
       NaN/Inf or a target is out of range (found in the same pass, no extra cost).
     - ``recon_grad_hint``: a speed hint, never a change in results: the gradient
       d loss / d recon[b] backward is expected to bring (default ``1/B``, a batch
-      mean, for float32/float64 logits). The Bernoulli forward stores its gradient
+      mean, for float32/float64 parameters). Likelihoods whose forward stores the
+      gradient (all but categorical-256; on CUDA only Bernoulli so far) store it
       already times this value, so a right guess leaves backward nothing to do
-      and a wrong one costs one rescaling pass, as without a hint. Other
-      likelihoods ignore it.
+      and a wrong one costs one rescaling pass, as without a hint.
+    - ``inplace_grad`` (``"categorical256"`` only): backward writes d loss / d logits
+      into the logits tensor itself and hands that on as the gradient, so no
+      logits-sized gradient is allocated; the logits' values are gone after
+      backward (autograd raises if another op saved them for its own backward).
 
     Returns :class:`ELBOTerms` with ``recon`` ``[B]`` (nats, summed over each
     sample's dimensions) and ``kl`` ``[B, Z]`` (nats); float32 unless an input is
@@ -109,6 +89,8 @@ def elbo_terms(
         impl = LIKELIHOODS[likelihood]
     except KeyError:
         raise ValueError(f"likelihood must be one of {sorted(LIKELIHOODS)}, got {likelihood!r}") from None
-    if likelihood == "bernoulli":
-        return _bernoulli(logits, target, mu, logvar, check_finite, recon_grad_hint)
-    return impl(logits, target, mu, logvar, check_finite)
+    if inplace_grad:
+        if likelihood not in _INPLACE:
+            raise ValueError(f"inplace_grad=True is available for likelihood {sorted(_INPLACE)}, not {likelihood!r}")
+        impl = LIKELIHOODS["categorical256_inplace"]
+    return impl(logits, target, mu, logvar, check_finite, recon_grad_hint=recon_grad_hint)

@@ -54,6 +54,9 @@ class ELBOLoss(nn.Module):
       recorded on the device without a sync; every ``check_every`` calls the loss reads
       them (one sync) and raises. On the CPU they raise at once.
 
+    - ``inplace_grad`` (categorical-256 only): backward overwrites the logits with
+      their gradient instead of allocating one (see :func:`elbits.elbo_terms`).
+
     After each call ``crit.last`` holds the detached :class:`ELBOTerms` for logging.
     """
 
@@ -66,10 +69,14 @@ class ELBOLoss(nn.Module):
         check_finite: bool = True,
         controller: Optional[Controller] = None,
         check_every: int = 100,
+        inplace_grad: bool = False,
     ) -> None:
         super().__init__()
         if likelihood not in LIKELIHOODS:
             raise ValueError(f"likelihood must be one of {sorted(LIKELIHOODS)}, got {likelihood!r}")
+        if inplace_grad and not likelihood.startswith("categorical256"):
+            raise ValueError(f"inplace_grad=True is available for likelihood 'categorical256' only, not {likelihood!r}")
+        self.inplace_grad = inplace_grad
         if reduction not in ("mean", "sum"):
             raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
         beta = float(beta)
@@ -101,7 +108,8 @@ class ELBOLoss(nn.Module):
         # is 1 in every controller here): the fused forward stores its gradient times it.
         hint = 1.0 / logits.shape[0] if self.reduction == "mean" and logits.dim() > 0 and logits.shape[0] else 1.0
         terms = elbo_terms(
-            logits, target, mu, logvar, self.likelihood, check_finite=self.check_finite, recon_grad_hint=hint
+            logits, target, mu, logvar, self.likelihood, check_finite=self.check_finite, recon_grad_hint=hint,
+            inplace_grad=self.inplace_grad,
         )
         self.last = terms.detach()
         if self.check_finite and logits.is_cuda:

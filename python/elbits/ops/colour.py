@@ -24,11 +24,13 @@ from .._core import core
 from .._dtypes import FLOATS, code, out_dtype
 from ..terms import ELBOTerms
 from . import validate as v
+from .buffers import gradient_buffer
 from .common import (
     call_op,
     cuda_stream,
     fake_stored_gradient_outputs,
     gaussian_kl_into,
+    grad_prescale,
     kl_backward,
     num_threads,
     register_stored_gradient_autograd,
@@ -119,8 +121,9 @@ def _categorical_grad_call(logits, target, lse, scale, out):
 
 @torch.library.custom_op("elbits::categorical256_grad", mutates_args=())
 def categorical256_grad(logits: Tensor, target: Tensor, lse: Tensor, scale: Tensor) -> Tensor:
-    """``(softmax(logits) - onehot(target)) * scale[b]``, a new contiguous tensor of logits' dtype."""
-    out = torch.empty(logits.shape, dtype=logits.dtype, device=logits.device)
+    """``(softmax(logits) - onehot(target)) * scale[b]``, a new contiguous tensor of logits' dtype
+    (on the CPU, the previous call's buffer when nothing references it any more: ops/buffers.py)."""
+    out = gradient_buffer("categorical256", logits.shape, logits.dtype, logits.device)
     _categorical_grad_call(logits, target, lse, scale, out)
     return out
 
@@ -181,28 +184,33 @@ categorical256_elbo.register_autograd(_cat_backward, setup_context=_cat_setup_co
 
 
 def _pixel_op(name: str, kernel: str):
-    """A custom op (params, target, mu, logvar, n_mix, compute_grad, check_finite) ->
-    (recon, kl, grad, dlogvar) over ``elbits._C.<kernel>`` with a stored gradient."""
+    """A custom op (params, target, mu, logvar, n_mix, grad_scale, compute_grad, check_finite) ->
+    (recon, kl, grad_scale * grad, dlogvar) over ``elbits._C.<kernel>`` with a stored gradient
+    (the CUDA kernels take no grad_scale yet: it must be 1 there)."""
 
     def impl(
-        params: Tensor, target: Tensor, mu: Tensor, logvar: Tensor, n_mix: int, compute_grad: bool,
-        check_finite: bool,
+        params: Tensor, target: Tensor, mu: Tensor, logvar: Tensor, n_mix: int, grad_scale: float,
+        compute_grad: bool, check_finite: bool,
     ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         batch = params.shape[0]
         odt = out_dtype(params.dtype, mu.dtype, logvar.dtype)
         dev = params.device
         recon = torch.empty((batch,), dtype=odt, device=dev)
-        grad = torch.empty(params.shape if compute_grad else _EMPTY, dtype=params.dtype, device=dev)
+        grad = (
+            gradient_buffer(name, params.shape, params.dtype, dev)
+            if compute_grad
+            else torch.empty(_EMPTY, dtype=params.dtype, device=dev)
+        )
         gptr = grad.data_ptr() if compute_grad else 0
         head = (params.data_ptr(), code(params.dtype), params.stride(0), target.data_ptr(), code(target.dtype), target.stride(0))
         if kernel == "continuous_bernoulli_rows":
             sizes: tuple[int, ...] = (batch, params.shape[1])
         else:
             sizes = (batch, target.shape[1], target.shape[2], n_mix)
-        # Continuous Bernoulli's CPU binding is Bernoulli's, whose gradient may be
-        # pre-scaled; these ops store it unscaled (their autograd registers no prescale).
-        unscaled: tuple[float, ...] = (1.0,) if kernel == "continuous_bernoulli_rows" and not params.is_cuda else ()
-        args = (*head, *sizes, gptr, *unscaled, recon.data_ptr(), odt == torch.float64)
+        if params.is_cuda and grad_scale != 1.0:
+            raise ValueError(f"elbits.{name}: the CUDA kernel stores the plain gradient (grad_scale must be 1)")
+        scaled: tuple[float, ...] = () if params.is_cuda else (grad_scale,)
+        args = (*head, *sizes, gptr, *scaled, recon.data_ptr(), odt == torch.float64)
         if params.is_cuda:
             # No host sync: input problems go to the device flag word (elbits.check_device_errors).
             from .device_flags import flags_for
@@ -225,12 +233,12 @@ def _pixel_op(name: str, kernel: str):
 
     op = torch.library.custom_op(f"elbits::{name}", impl, mutates_args=())
 
-    def fake(params, target, mu, logvar, n_mix, compute_grad, check_finite):
+    def fake(params, target, mu, logvar, n_mix, grad_scale, compute_grad, check_finite):
         return fake_stored_gradient_outputs(params, mu, logvar, compute_grad)
 
     op.register_fake(fake)
 
-    register_stored_gradient_autograd(op, name)
+    register_stored_gradient_autograd(op, name, prescale_index=5)
     return op
 
 
@@ -244,6 +252,13 @@ continuous_bernoulli_elbo = _pixel_op("continuous_bernoulli_elbo", "continuous_b
 
 def _needs_grad(*tensors: Tensor) -> bool:
     return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+
+
+def _grad_args(hint: float | None, batch: int, params: Tensor, mu: Tensor, logvar: Tensor) -> tuple[bool, float]:
+    """(compute_grad, grad_scale) for a stored-gradient op (see elbits.elbo_terms' recon_grad_hint)."""
+    if not _needs_grad(params, mu, logvar):
+        return False, 1.0
+    return True, grad_prescale(hint, batch, params, mu, logvar, cuda=False)
 
 
 def _sample_contiguous(t: Tensor, shape: tuple[int, ...]) -> Tensor:
@@ -284,7 +299,9 @@ def _common(name: str, params: object, target: object, mu: object, logvar: objec
     return params, target, mu, logvar, batch
 
 
-def categorical256_terms(logits, target, mu, logvar, check_finite: bool = True, inplace_grad: bool = False) -> ELBOTerms:
+def categorical256_terms(
+    logits, target, mu, logvar, check_finite: bool = True, inplace_grad: bool = False, recon_grad_hint=None
+) -> ELBOTerms:
     """``"categorical256"``: logits ``[B, 256, *spatial]``, target levels ``[B, *spatial]`` (uint8/int64).
 
     ``inplace_grad=True`` makes backward write d recon / d logits into the logits
@@ -292,6 +309,8 @@ def categorical256_terms(logits, target, mu, logvar, check_finite: bool = True, 
     logits values are gone after backward. The op declares the mutation, so autograd
     raises if anything else saved the logits for its own backward; under
     torch.compile the mutation is functionalised (a copy), so it only saves memory eagerly.
+    ``recon_grad_hint`` is accepted and unused: backward computes this gradient from the
+    logits, with the upstream gradient folded in, in its single pass.
     """
     logits, target, mu, logvar, batch = _common("logits", logits, target, mu, logvar)
     v.check_dtype("target", target, _LEVEL_TARGETS)
@@ -313,7 +332,7 @@ def categorical256_terms(logits, target, mu, logvar, check_finite: bool = True, 
     return ELBOTerms(recon, kl, pixels)
 
 
-def categorical256_inplace_terms(logits, target, mu, logvar, check_finite: bool = True) -> ELBOTerms:
+def categorical256_inplace_terms(logits, target, mu, logvar, check_finite: bool = True, recon_grad_hint=None) -> ELBOTerms:
     """``"categorical256_inplace"``: :func:`categorical256_terms` with ``inplace_grad=True``."""
     return categorical256_terms(logits, target, mu, logvar, check_finite, inplace_grad=True)
 
@@ -329,7 +348,9 @@ def _image_target(name: str, params: Tensor, target: Tensor, what: str) -> tuple
     return _levels(target, what), target.shape[1]
 
 
-def logistic_mixture_terms(params, target, mu, logvar, check_finite: bool = True) -> ELBOTerms:
+def logistic_mixture_terms(
+    params, target, mu, logvar, check_finite: bool = True, recon_grad_hint: float | None = None
+) -> ELBOTerms:
     """``"logistic_mixture"``: PixelCNN++ params ``[B, 10K, H, W]`` (3 channels) or ``[B, 3K, H, W]``
     (1 channel); target ``[B, C, H, W]`` uint8/int64 levels or float in [-1, 1]."""
     params, target, mu, logvar, batch = _common("params", params, target, mu, logvar)
@@ -347,11 +368,14 @@ def logistic_mixture_terms(params, target, mu, logvar, check_finite: bool = True
     pixels = levels[0, 0].numel()
     p = _sample_contiguous(params, (batch, nch, pixels))
     t = _sample_contiguous(levels, (batch, chans, pixels))
-    recon, kl, _, _ = call_op(logistic_mixture_elbo, p, t, mu, logvar, k, _needs_grad(params, mu, logvar), check_finite)
+    grad, scale = _grad_args(recon_grad_hint, batch, params, mu, logvar)
+    recon, kl, _, _ = call_op(logistic_mixture_elbo, p, t, mu, logvar, k, scale, grad, check_finite)
     return ELBOTerms(recon, kl, chans * pixels)
 
 
-def discretized_gaussian_terms(params, target, mu, logvar, check_finite: bool = True) -> ELBOTerms:
+def discretized_gaussian_terms(
+    params, target, mu, logvar, check_finite: bool = True, recon_grad_hint: float | None = None
+) -> ELBOTerms:
     """``"discretized_gaussian"``: params ``[B, 2C, *spatial]`` = C means | C log-scales (data
     scaled to [-1, 1]); target ``[B, C, *spatial]`` uint8/int64 levels or float in [-1, 1]."""
     params, target, mu, logvar, batch = _common("params", params, target, mu, logvar)
@@ -364,14 +388,17 @@ def discretized_gaussian_terms(params, target, mu, logvar, check_finite: bool = 
     pixels = levels[0, 0].numel()
     p = _sample_contiguous(params, (batch, 2 * chans, pixels))
     t = _sample_contiguous(levels, (batch, chans, pixels))
-    recon, kl, _, _ = call_op(discretized_gaussian_elbo, p, t, mu, logvar, 0, _needs_grad(params, mu, logvar), check_finite)
+    grad, scale = _grad_args(recon_grad_hint, batch, params, mu, logvar)
+    recon, kl, _, _ = call_op(discretized_gaussian_elbo, p, t, mu, logvar, 0, scale, grad, check_finite)
     return ELBOTerms(recon, kl, chans * pixels)
 
 
 _CB_TARGETS = (torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.uint8)
 
 
-def continuous_bernoulli_terms(logits, target, mu, logvar, check_finite: bool = True) -> ELBOTerms:
+def continuous_bernoulli_terms(
+    logits, target, mu, logvar, check_finite: bool = True, recon_grad_hint: float | None = None
+) -> ELBOTerms:
     """``"continuous_bernoulli"``: logits ``[B, ...]``, target of the same shape, float in
     [0, 1] or uint8 levels (read as level / 255)."""
     logits, target, mu, logvar, batch = _common("logits", logits, target, mu, logvar)
@@ -380,7 +407,8 @@ def continuous_bernoulli_terms(logits, target, mu, logvar, check_finite: bool = 
         raise ValueError(f"target must have the shape of logits {tuple(logits.shape)}, got {tuple(target.shape)}")
     x = v.rows_contiguous(logits)
     t = v.rows_contiguous(target)
-    recon, kl, _, _ = call_op(continuous_bernoulli_elbo, x, t, mu, logvar, 0, _needs_grad(logits, mu, logvar), check_finite)
+    grad, scale = _grad_args(recon_grad_hint, batch, logits, mu, logvar)
+    recon, kl, _, _ = call_op(continuous_bernoulli_elbo, x, t, mu, logvar, 0, scale, grad, check_finite)
     return ELBOTerms(recon, kl, x.shape[1])
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
+import struct
+
 import torch
 
 from .._core import core
-from .._dtypes import code
+from .._dtypes import code, out_dtype
 
 
 def num_threads() -> int:
@@ -35,6 +38,32 @@ def gaussian_kl_into(mu: torch.Tensor, logvar: torch.Tensor, out_dtype: torch.dt
         core.cuda_gaussian_kl_rows(*args, flags_for(mu.device).data_ptr(), cuda_stream(mu))
         return kl, dlogvar, {}
     return kl, dlogvar, core.gaussian_kl_rows(*args)
+
+
+def grad_prescale(
+    hint: float | None, batch: int, params: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, cuda: bool = True
+) -> float:
+    """The factor the forward multiplies the stored gradient by: the upstream gradient
+    each sample's recon is expected to get, rounded as backward will see it (recon's
+    dtype), so that backward can recognise it exactly and skip its pass. ``cuda``:
+    whether the op's CUDA kernel takes a prescale."""
+    if hint is None:
+        # A batch mean is the common case. Half-precision gradients are stored unscaled
+        # by default: a guess of 1/B that turns out wrong would cost them precision.
+        if params.dtype not in (torch.float32, torch.float64):
+            return 1.0
+        hint = 1.0 / batch
+    else:
+        hint = float(hint)
+        if not math.isfinite(hint) or hint == 0.0:
+            raise ValueError(
+                f"recon_grad_hint must be a finite non-zero number (the expected d loss / d recon), got {hint}"
+            )
+    if params.is_cuda and not cuda:
+        return 1.0  # this likelihood's CUDA kernel stores the plain gradient
+    if out_dtype(params.dtype, mu.dtype, logvar.dtype) == torch.float32:
+        hint = struct.unpack("f", struct.pack("f", hint))[0]
+    return hint
 
 
 def _scale_into(grad: torch.Tensor, out: torch.Tensor, scale: torch.Tensor, prescale: float) -> None:
