@@ -114,3 +114,145 @@ def test_compiled_path_matches_eager():
     logits.grad = None
     MEAN(elbits.elbo_terms(logits, target, mu, logvar)).backward()
     torch.testing.assert_close(got, logits.grad, rtol=1e-6, atol=1e-9)
+
+
+def test_threads_never_share_a_buffer():
+    import sys
+    import threading
+
+    old_interval, old_threads = sys.getswitchinterval(), torch.get_num_threads()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible
+    torch.set_num_threads(1)
+    bad = []
+
+    def worker(seed):
+        logits, target, mu, logvar = make(batch=2, n=20000, seed=seed)
+        x = logits.detach().double().requires_grad_(True)
+        MEAN(ref.elbo_terms(x, target, mu.detach().double(), logvar.detach().double())).backward()
+        for _ in range(150):
+            logits.grad = None
+            MEAN(elbits.elbo_terms(logits, target, mu, logvar)).backward()
+            if (logits.grad.double() - x.grad).abs().max() > 1e-5:
+                bad.append(seed)
+                return
+
+    try:
+        threads = [threading.Thread(target=worker, args=(s,)) for s in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(old_interval)
+        torch.set_num_threads(old_threads)
+    assert not bad
+
+
+def test_buffer_goes_back_to_the_cache_only_once_handed_out():
+    # Deterministic version of the race above: pretend another thread asks for the
+    # same slot at the first moment the buffer is back in the cache.
+    import sys
+
+    from elbits.ops import buffers
+
+    cpu, shape = torch.device("cpu"), (2, 1000)
+    buffers.release_buffers()
+    buffers.gradient_buffer("race", shape, torch.float32, cpu)  # now cached, and free once dropped
+    asked = []
+
+    def tracer(frame, event, arg):
+        if frame.f_code is not buffers.gradient_buffer.__code__:
+            return None
+
+        def local(frame, event, arg):
+            back = buffers._cache.get("race")
+            if event == "line" and not asked and back is not None and back is frame.f_locals.get("buf"):
+                asked.append(None)
+                asked[0] = buffers.gradient_buffer("race", shape, torch.float32, cpu)
+            return local
+
+        return local
+
+    sys.settrace(tracer)
+    try:
+        mine = buffers.gradient_buffer("race", shape, torch.float32, cpu)
+    finally:
+        sys.settrace(None)
+    buffers.release_buffers()
+    assert asked and asked[0] is not None
+    assert asked[0].data_ptr() != mine.data_ptr()
+
+
+def test_shared_memory_gradient_is_not_reused():
+    # A .grad sent to another process has its storage moved to shared memory; that
+    # process keeps reading it after the sender drops its reference. Read the memory
+    # by address, as that process would, without holding a reference here.
+    import ctypes
+
+    import numpy as np
+
+    logits, target, mu, logvar = make(batch=2, n=4096)
+    MEAN(elbits.elbo_terms(logits, target, mu, logvar)).backward()
+    shared = logits.grad.share_memory_()
+    kept = shared.clone()
+    remote = np.ctypeslib.as_array((ctypes.c_float * shared.numel()).from_address(shared.data_ptr()))
+    storage_alive = elbits.ops.buffers._cache.get("bernoulli")  # keeps the address valid for the read
+    del shared
+    logits.grad = None
+    MEAN(elbits.elbo_terms(logits, 1 - target, mu, logvar)).backward()
+    assert storage_alive is not None
+    assert np.array_equal(remote, kept.flatten().numpy())
+
+
+def test_inference_mode_call_does_not_poison_training():
+    logits, target, mu, logvar = make(batch=2, n=300)
+    with torch.inference_mode(), torch.enable_grad():
+        try:
+            elbits.elbo_terms(logits, target, mu, logvar)
+        except RuntimeError:
+            pass  # saving inference tensors for backward may fail there; what matters is next
+    for t in elbits.ops.buffers._cache.values():
+        assert not t.is_inference()
+    MEAN(elbits.elbo_terms(logits, target, mu, logvar)).backward()
+    assert logits.grad is not None
+
+
+@pytest.mark.parametrize("bad", [1e-30, -1e-25, 1e25])
+def test_hint_out_of_range_is_an_error(bad):
+    logits, target, mu, logvar = make()
+    with pytest.raises(ValueError, match="recon_grad_hint"):
+        elbits.elbo_terms(logits, target, mu, logvar, recon_grad_hint=bad)
+
+
+def test_half_precision_gradients_are_not_prescaled():
+    # fp16 AMP-style: a large loss scale after the mean. Storing g/B in fp16 would
+    # underflow small gradients before backward multiplies them by scale/B.
+    logits, target, mu, logvar = make(batch=64, n=256, dtype=torch.float16)
+    got = []
+    for hint in (None, 1.0):
+        logits.grad = None
+        crit = elbits.ELBOLoss() if hint is None else (lambda *a: MEAN(elbits.elbo_terms(*a, recon_grad_hint=1.0)))
+        (crit(logits, target, mu, logvar) * 65536.0).backward()
+        got.append(logits.grad.clone())
+    assert torch.equal(got[0], got[1])
+
+
+def test_jit_trace_records_the_custom_op():
+    logits, target, mu, logvar = make(batch=2, n=16)
+
+    def f(x, t, m, lv):
+        terms = elbits.elbo_terms(x, t, m, lv)
+        return terms.recon, terms.kl
+
+    traced = torch.jit.trace(f, (logits.detach(), target, mu.detach(), logvar.detach()), check_trace=False)
+    assert "elbits::bernoulli_elbo" in str(traced.graph)
+
+
+def test_compile_with_changing_batch_size():
+    f = torch.compile(lambda *a: MEAN(elbits.elbo_terms(*a)), dynamic=True)
+    for batch in (8, 5, 3):
+        logits, target, mu, logvar = make(batch=batch, n=64, seed=batch)
+        f(logits, target, mu, logvar).backward()
+        x = logits.detach().double().requires_grad_(True)
+        MEAN(ref.elbo_terms(x, target, mu.detach().double(), logvar.detach().double())).backward()
+        torch.testing.assert_close(logits.grad.double(), x.grad, rtol=1e-5, atol=1e-7)

@@ -106,7 +106,10 @@ class ELBOLoss(nn.Module):
     ) -> torch.Tensor:
         # The gradient each sample's recon gets from the reduction below (recon's weight
         # is 1 in every controller here): the fused forward stores its gradient times it.
-        hint = 1.0 / logits.shape[0] if self.reduction == "mean" and logits.dim() > 0 and logits.shape[0] else 1.0
+        # (Not while compiling: the batch size may be symbolic, and traced backward scales anyway.)
+        hint = None
+        if not torch.compiler.is_compiling():
+            hint = 1.0 / logits.shape[0] if self.reduction == "mean" and logits.dim() > 0 and logits.shape[0] else 1.0
         terms = elbo_terms(
             logits, target, mu, logvar, self.likelihood, check_finite=self.check_finite, recon_grad_hint=hint,
             inplace_grad=self.inplace_grad,

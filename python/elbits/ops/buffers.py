@@ -32,17 +32,31 @@ def _sole_owner(buf: torch.Tensor) -> bool:
     return _storage_use_count(buf.untyped_storage()._cdata) == 2
 
 
+def _reusable(buf: torch.Tensor, shape, dtype: torch.dtype) -> bool:
+    return (
+        buf.dtype == dtype
+        and buf.numel() == _numel(shape)
+        # shared memory (e.g. a .grad sent to another process) may still be read there
+        and not buf.is_shared()
+        and _sole_owner(buf)
+    )
+
+
 def gradient_buffer(slot: str, shape: torch.Size | tuple[int, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """An uninitialised contiguous tensor, the previous call's buffer for ``slot`` when free."""
-    if not _enabled or _storage_use_count is None or device.type != "cpu":
+    if not _enabled or _storage_use_count is None or device.type != "cpu" or torch.is_inference_mode_enabled():
+        # (an inference tensor in the cache could never be saved for a later backward)
         return torch.empty(shape, dtype=dtype, device=device)
     buf = _cache.pop(slot, None)  # popped, so two threads never share one buffer
-    if buf is None or buf.dtype != dtype or buf.numel() != _numel(shape) or not _sole_owner(buf):
+    if buf is None or not _reusable(buf, shape, dtype):
         buf = torch.empty(shape, dtype=dtype, device=device)
-    _cache[slot] = buf
     # A separate tensor object over the same storage: autograd may steal it as a
-    # leaf's .grad without copying, and its lifetime is what _sole_owner sees.
-    return buf.detach().view(shape)
+    # leaf's .grad without copying, and its lifetime is what _sole_owner sees. It
+    # must exist before the buffer goes back into the cache, or another thread
+    # could take the buffer as unowned in between.
+    out = buf.detach().view(shape)
+    _cache[slot] = buf
+    return out
 
 
 def release_buffers() -> None:

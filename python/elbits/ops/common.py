@@ -47,23 +47,33 @@ def grad_prescale(
     each sample's recon is expected to get, rounded as backward will see it (recon's
     dtype), so that backward can recognise it exactly and skip its pass. ``cuda``:
     whether the op's CUDA kernel takes a prescale."""
-    if hint is None:
-        # A batch mean is the common case. Half-precision gradients are stored unscaled
-        # by default: a guess of 1/B that turns out wrong would cost them precision.
-        if params.dtype not in (torch.float32, torch.float64):
-            return 1.0
-        hint = 1.0 / batch
-    else:
+    if hint is not None:
         hint = float(hint)
-        if not math.isfinite(hint) or hint == 0.0:
+        if not (math.isfinite(hint) and _HINT_MIN <= abs(hint) <= _HINT_MAX):
             raise ValueError(
-                f"recon_grad_hint must be a finite non-zero number (the expected d loss / d recon), got {hint}"
+                "recon_grad_hint must be a finite number with magnitude in [1e-20, 1e20] "
+                f"(the expected d loss / d recon per sample), got {hint}"
             )
-    if params.is_cuda and not cuda:
-        return 1.0  # this likelihood's CUDA kernel stores the plain gradient
+    if (
+        # Traced code scales out of place in backward anyway (nothing to skip), and the
+        # batch size may be symbolic there.
+        not plain_eager(params, mu, logvar)
+        # this likelihood's CUDA kernel stores the plain gradient
+        or (params.is_cuda and not cuda)
+        # Half-precision gradients are stored unscaled: a factor like 1/B would push
+        # small gradients into fp16's subnormals before backward multiplies them by
+        # the upstream gradient (e.g. a GradScaler's loss scale).
+        or params.dtype not in (torch.float32, torch.float64)
+    ):
+        return 1.0
+    if hint is None:
+        hint = 1.0 / batch  # a batch mean is the common case
     if out_dtype(params.dtype, mu.dtype, logvar.dtype) == torch.float32:
         hint = struct.unpack("f", struct.pack("f", hint))[0]
     return hint
+
+
+_HINT_MIN, _HINT_MAX = 1e-20, 1e20
 
 
 def _scale_into(grad: torch.Tensor, out: torch.Tensor, scale: torch.Tensor, prescale: float) -> None:
@@ -217,18 +227,25 @@ def register_stored_gradient_autograd(op, name: str, prescale_index: int | None 
 # custom op -> its autograd.Function twin for plain eager calls
 _EAGER: dict = {}
 _functorch_stack = torch._C._functorch.peek_interpreter_stack
+_forward_ad = torch.autograd.forward_ad
 
 
 def plain_eager(*tensors: torch.Tensor) -> bool:
     """True when nothing is tracing or transforming these tensors: no torch.compile /
-    AOT / make_fx / vmap / torch_function or dispatch mode, and plain ``torch.Tensor``s."""
+    AOT / make_fx / vmap / torch.jit.trace / forward-mode AD / torch_function or
+    dispatch mode, and plain tensors (or ``nn.Parameter``s)."""
     return (
         not torch.compiler.is_compiling()
-        and all(type(t) is torch.Tensor for t in tensors)
+        and all(type(t) in _PLAIN for t in tensors)
         and not torch._C._is_torch_function_mode_enabled()
         and torch._C._len_torch_dispatch_stack() == 0
         and _functorch_stack() is None
+        and torch._C._get_tracing_state() is None
+        and _forward_ad._current_level < 0
     )
+
+
+_PLAIN = (torch.Tensor, torch.nn.Parameter)
 
 
 def call_op(op, *inputs):
