@@ -7,11 +7,12 @@
 
 namespace elbits::cpu {
 
-// Bernoulli chunk: x (logits), t (target), g (nullable gradient, times gs), n
-// elements; writes the chunk's NLL sum (nats) and three flags: non-finite x, t
-// outside [0, 1] (or NaN), and finite inputs whose loss overflowed float32.
-using BernoulliChunkFn = void (*)(const void* x, const void* t, void* g, double gs, int64_t n, double* sum,
-                                  uint32_t* flags);
+// Bernoulli chunk: x (logits), t (target), g (nullable gradient, times gs; written
+// with streaming stores if `stream`), n elements; writes the chunk's NLL sum (nats)
+// and three flags: non-finite x, t outside [0, 1] (or NaN), and finite inputs whose
+// loss overflowed float32.
+using BernoulliChunkFn = void (*)(const void* x, const void* t, void* g, double gs, bool stream, int64_t n,
+                                  double* sum, uint32_t* flags);
 // out[i] = g[i] * s over n elements (g and out of one storage type).
 using ScaleFn = void (*)(const void* g, void* out, int64_t n, float s);
 
