@@ -10,16 +10,12 @@ from ._dtypes import FLOATS
 from .ops import validate as v
 from .ops.bernoulli import bernoulli_elbo
 from .ops.colour import COLOUR_LIKELIHOODS
-from .ops.common import call_op, grad_prescale
+from .ops.common import call_op, grad_args
 from .terms import ELBOTerms
 
 _BERNOULLI_TARGETS = (torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.uint8, torch.bool)
 
 Likelihood = Callable[..., ELBOTerms]
-
-
-def _needs_grad(*tensors: torch.Tensor) -> bool:
-    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
 
 
 def _bernoulli(logits, target, mu, logvar, check_finite: bool, recon_grad_hint: float | None = None) -> ELBOTerms:
@@ -38,9 +34,8 @@ def _bernoulli(logits, target, mu, logvar, check_finite: bool, recon_grad_hint: 
         # The vector loops read float64 targets only beside float64 logits; a
         # probability in [0, 1] loses nothing that matters as float32.
         target = target.float()
-    needs_grad = _needs_grad(logits, mu, logvar)
-    prescale = grad_prescale(recon_grad_hint, batch, logits, mu, logvar) if needs_grad else 1.0
-    recon, kl, _, _ = call_op(bernoulli_elbo, logits, target, mu, logvar, prescale, needs_grad, check_finite)
+    compute_grad, prescale = grad_args(recon_grad_hint, batch, logits, mu, logvar)
+    recon, kl, _, _ = call_op(bernoulli_elbo, logits, target, mu, logvar, prescale, compute_grad, check_finite)
     return ELBOTerms(recon, kl, dims)
 
 

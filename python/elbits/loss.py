@@ -105,11 +105,8 @@ class ELBOLoss(nn.Module):
         self, logits: torch.Tensor, target: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor
     ) -> torch.Tensor:
         # The gradient each sample's recon gets from the reduction below (recon's weight
-        # is 1 in every controller here): the fused forward stores its gradient times it.
-        # (Not while compiling: the batch size may be symbolic, and traced backward scales anyway.)
-        hint = None
-        if not torch.compiler.is_compiling():
-            hint = 1.0 / logits.shape[0] if self.reduction == "mean" and logits.dim() > 0 and logits.shape[0] else 1.0
+        # is 1 in every controller here); None is elbo_terms' default, the batch mean's 1/B.
+        hint = None if self.reduction == "mean" else 1.0
         terms = elbo_terms(
             logits, target, mu, logvar, self.likelihood, check_finite=self.check_finite, recon_grad_hint=hint,
             inplace_grad=self.inplace_grad,

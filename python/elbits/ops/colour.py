@@ -30,8 +30,9 @@ from .common import (
     cuda_stream,
     fake_stored_gradient_outputs,
     gaussian_kl_into,
-    grad_prescale,
+    grad_args,
     kl_backward,
+    needs_grad,
     num_threads,
     register_stored_gradient_autograd,
 )
@@ -250,17 +251,6 @@ continuous_bernoulli_elbo = _pixel_op("continuous_bernoulli_elbo", "continuous_b
 # ------------------------------------------------------------- validation + entry points
 
 
-def _needs_grad(*tensors: Tensor) -> bool:
-    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
-
-
-def _grad_args(hint: float | None, batch: int, params: Tensor, mu: Tensor, logvar: Tensor) -> tuple[bool, float]:
-    """(compute_grad, grad_scale) for a stored-gradient op (see elbits.elbo_terms' recon_grad_hint)."""
-    if not _needs_grad(params, mu, logvar):
-        return False, 1.0
-    return True, grad_prescale(hint, batch, params, mu, logvar, cuda=False)
-
-
 def _sample_contiguous(t: Tensor, shape: tuple[int, ...]) -> Tensor:
     """``t`` viewed as ``shape`` (batch first) with each sample contiguous; copies only when needed."""
     flat = t.reshape(shape) if t[0].is_contiguous() else t.contiguous().reshape(shape)
@@ -328,7 +318,7 @@ def categorical256_terms(
     if inplace_grad and not x.is_contiguous():
         x = x.contiguous()
     t = _sample_contiguous(target, (batch, pixels))
-    recon, kl, _, _ = categorical256_elbo(x, t, mu, logvar, _needs_grad(logits, mu, logvar), inplace_grad, check_finite)
+    recon, kl, _, _ = categorical256_elbo(x, t, mu, logvar, needs_grad(logits, mu, logvar), inplace_grad, check_finite)
     return ELBOTerms(recon, kl, pixels)
 
 
@@ -368,7 +358,7 @@ def logistic_mixture_terms(
     pixels = levels[0, 0].numel()
     p = _sample_contiguous(params, (batch, nch, pixels))
     t = _sample_contiguous(levels, (batch, chans, pixels))
-    grad, scale = _grad_args(recon_grad_hint, batch, params, mu, logvar)
+    grad, scale = grad_args(recon_grad_hint, batch, params, mu, logvar, cuda=False)
     recon, kl, _, _ = call_op(logistic_mixture_elbo, p, t, mu, logvar, k, scale, grad, check_finite)
     return ELBOTerms(recon, kl, chans * pixels)
 
@@ -388,7 +378,7 @@ def discretized_gaussian_terms(
     pixels = levels[0, 0].numel()
     p = _sample_contiguous(params, (batch, 2 * chans, pixels))
     t = _sample_contiguous(levels, (batch, chans, pixels))
-    grad, scale = _grad_args(recon_grad_hint, batch, params, mu, logvar)
+    grad, scale = grad_args(recon_grad_hint, batch, params, mu, logvar, cuda=False)
     recon, kl, _, _ = call_op(discretized_gaussian_elbo, p, t, mu, logvar, 0, scale, grad, check_finite)
     return ELBOTerms(recon, kl, chans * pixels)
 
@@ -407,7 +397,7 @@ def continuous_bernoulli_terms(
         raise ValueError(f"target must have the shape of logits {tuple(logits.shape)}, got {tuple(target.shape)}")
     x = v.rows_contiguous(logits)
     t = v.rows_contiguous(target)
-    grad, scale = _grad_args(recon_grad_hint, batch, logits, mu, logvar)
+    grad, scale = grad_args(recon_grad_hint, batch, logits, mu, logvar, cuda=False)
     recon, kl, _, _ = call_op(continuous_bernoulli_elbo, x, t, mu, logvar, 0, scale, grad, check_finite)
     return ELBOTerms(recon, kl, x.shape[1])
 

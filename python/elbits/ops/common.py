@@ -40,13 +40,32 @@ def gaussian_kl_into(mu: torch.Tensor, logvar: torch.Tensor, out_dtype: torch.dt
     return kl, dlogvar, core.gaussian_kl_rows(*args)
 
 
+def needs_grad(*tensors: torch.Tensor) -> bool:
+    """Whether an op on these tensors must support backward (grad mode on, an input requiring grad)."""
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+
+
+def grad_args(
+    hint: float | None, batch: int, params: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, cuda: bool = True
+) -> tuple[bool, float]:
+    """``(compute_grad, prescale)`` for a stored-gradient op: whether to write the gradient,
+    and the factor to write it times (see :func:`grad_prescale`)."""
+    if not needs_grad(params, mu, logvar):
+        return False, 1.0
+    return True, grad_prescale(hint, batch, params, mu, logvar, cuda)
+
+
 def grad_prescale(
     hint: float | None, batch: int, params: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, cuda: bool = True
 ) -> float:
     """The factor the forward multiplies the stored gradient by: the upstream gradient
     each sample's recon is expected to get, rounded as backward will see it (recon's
     dtype), so that backward can recognise it exactly and skip its pass. ``cuda``:
-    whether the op's CUDA kernel takes a prescale."""
+    whether the op's CUDA kernel takes a prescale. ``hint`` is only read in plain
+    eager mode: under tracing it may be symbolic, and reading it would specialise it."""
+    if not plain_eager(params, mu, logvar):
+        # Traced code scales out of place in backward anyway: nothing to skip.
+        return 1.0
     if hint is not None:
         hint = float(hint)
         if not (math.isfinite(hint) and _HINT_MIN <= abs(hint) <= _HINT_MAX):
@@ -55,11 +74,8 @@ def grad_prescale(
                 f"(the expected d loss / d recon per sample), got {hint}"
             )
     if (
-        # Traced code scales out of place in backward anyway (nothing to skip), and the
-        # batch size may be symbolic there.
-        not plain_eager(params, mu, logvar)
         # this likelihood's CUDA kernel stores the plain gradient
-        or (params.is_cuda and not cuda)
+        (params.is_cuda and not cuda)
         # Half-precision gradients are stored unscaled: a factor like 1/B would push
         # small gradients into fp16's subnormals before backward multiplies them by
         # the upstream gradient (e.g. a GradScaler's loss scale).
@@ -113,13 +129,6 @@ def scale_rows(grad: torch.Tensor, scale: torch.Tensor, prescale: float) -> torc
 @scale_rows.register_fake
 def _(grad: torch.Tensor, scale: torch.Tensor, prescale: float) -> torch.Tensor:
     return torch.empty_like(grad, memory_format=torch.contiguous_format)
-
-
-@torch.library.custom_op("elbits::scale_rows_", mutates_args=("grad",))
-def scale_rows_(grad: torch.Tensor, scale: torch.Tensor, prescale: float) -> None:
-    """In place: ``grad[b, ...] *= scale[b] / prescale``, for a gradient buffer nobody will
-    read again; rows whose scale equals prescale are not touched."""
-    _scale_into(grad, grad, scale, prescale)
 
 
 _keep_graph = getattr(torch._C._autograd, "_get_current_graph_task_keep_graph", None)
