@@ -6,17 +6,16 @@ import torch
 
 from .._core import core
 from .._dtypes import code, out_dtype
-from .buffers import gradient_buffer
 from .common import (
     cuda_stream,
     fake_stored_gradient_outputs,
     gaussian_kl_into,
+    kl_then_raise,
     num_threads,
     register_stored_gradient_autograd,
+    stored_gradient,
 )
-from .validate import raise_flags, rows_contiguous
-
-_EMPTY = (0,)
+from .validate import rows_contiguous
 
 
 @torch.library.custom_op("elbits::bernoulli_elbo", mutates_args=())
@@ -45,11 +44,7 @@ def bernoulli_elbo(
     n = x.shape[1]
     dev = logits.device
     recon = torch.empty((batch,), dtype=odt, device=dev)
-    grad = (
-        gradient_buffer("bernoulli", logits.shape, logits.dtype, dev)
-        if compute_grad
-        else torch.empty(_EMPTY, dtype=logits.dtype, device=dev)
-    )
+    grad = stored_gradient("bernoulli", logits, compute_grad)
     args = (
         x.data_ptr(), code(x.dtype), x.stride(0),
         t.data_ptr(), code(t.dtype), t.stride(0),
@@ -65,9 +60,7 @@ def bernoulli_elbo(
             kl, dlogvar, _ = gaussian_kl_into(mu, logvar, odt, compute_grad)
         return recon, kl, grad, dlogvar
     flags = core.bernoulli_nll_rows(*args, num_threads())
-    kl, dlogvar, kl_flags = gaussian_kl_into(mu, logvar, odt, compute_grad)
-    if check_finite:
-        raise_flags({**flags, **kl_flags})
+    kl, dlogvar = kl_then_raise(flags, mu, logvar, odt, compute_grad, check_finite)
     return recon, kl, grad, dlogvar
 
 

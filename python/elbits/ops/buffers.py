@@ -17,6 +17,7 @@ drops them; ``ELBITS_REUSE_BUFFERS=0`` turns reuse off.
 
 from __future__ import annotations
 
+import math
 import os
 
 import torch
@@ -35,7 +36,7 @@ def _sole_owner(buf: torch.Tensor) -> bool:
 def _reusable(buf: torch.Tensor, shape, dtype: torch.dtype) -> bool:
     return (
         buf.dtype == dtype
-        and buf.numel() == _numel(shape)
+        and buf.numel() == math.prod(shape)
         # shared memory (e.g. a .grad sent to another process) may still be read there
         and not buf.is_shared()
         and _sole_owner(buf)
@@ -62,10 +63,3 @@ def gradient_buffer(slot: str, shape: torch.Size | tuple[int, ...], dtype: torch
 def release_buffers() -> None:
     """Drop the reusable gradient buffers (frees their memory once no tensor uses them)."""
     _cache.clear()
-
-
-def _numel(shape) -> int:
-    n = 1
-    for d in shape:
-        n *= d
-    return n

@@ -32,16 +32,19 @@ from .common import (
     gaussian_kl_into,
     grad_args,
     kl_backward,
+    kl_then_raise,
     needs_grad,
     num_threads,
     register_stored_gradient_autograd,
+    stored_gradient,
 )
-from .validate import raise_flags
 
 Tensor = torch.Tensor
 _EMPTY = (0,)
 LEVELS = 256
 _LEVEL_TARGETS = (torch.uint8, torch.int64)
+# Targets out of range raise even with check_finite=False: they are not a NaN to pass on.
+_TARGET_FLAGS = ("target_level_out_of_range", "target_out_of_range")
 
 
 def _lse_dtype(logits_dtype: torch.dtype) -> torch.dtype:
@@ -87,11 +90,7 @@ def categorical256_elbo(
             kl, dlogvar, _ = gaussian_kl_into(mu, logvar, odt, compute_grad)
         return recon, kl, lse, dlogvar
     flags = core.categorical256_forward(*args, num_threads())
-    kl, dlogvar, kl_flags = gaussian_kl_into(mu, logvar, odt, compute_grad)
-    if check_finite:
-        raise_flags({**flags, **kl_flags})
-    elif flags["target_level_out_of_range"]:
-        raise_flags({"target_level_out_of_range": True})
+    kl, dlogvar = kl_then_raise(flags, mu, logvar, odt, compute_grad, check_finite, always=_TARGET_FLAGS)
     return recon, kl, lse, dlogvar
 
 
@@ -197,11 +196,7 @@ def _pixel_op(name: str, kernel: str):
         odt = out_dtype(params.dtype, mu.dtype, logvar.dtype)
         dev = params.device
         recon = torch.empty((batch,), dtype=odt, device=dev)
-        grad = (
-            gradient_buffer(name, params.shape, params.dtype, dev)
-            if compute_grad
-            else torch.empty(_EMPTY, dtype=params.dtype, device=dev)
-        )
+        grad = stored_gradient(name, params, compute_grad)
         gptr = grad.data_ptr() if compute_grad else 0
         head = (params.data_ptr(), code(params.dtype), params.stride(0), target.data_ptr(), code(target.dtype), target.stride(0))
         if kernel == "continuous_bernoulli_rows":
@@ -225,11 +220,7 @@ def _pixel_op(name: str, kernel: str):
                 kl, dlogvar, _ = gaussian_kl_into(mu, logvar, odt, compute_grad)
             return recon, kl, grad, dlogvar
         flags = getattr(core, kernel)(*args, num_threads())
-        kl, dlogvar, kl_flags = gaussian_kl_into(mu, logvar, odt, compute_grad)
-        if check_finite:
-            raise_flags({**flags, **kl_flags})
-        else:
-            raise_flags({k: flags.get(k, False) for k in ("target_level_out_of_range", "target_out_of_range")})
+        kl, dlogvar = kl_then_raise(flags, mu, logvar, odt, compute_grad, check_finite, always=_TARGET_FLAGS)
         return recon, kl, grad, dlogvar
 
     op = torch.library.custom_op(f"elbits::{name}", impl, mutates_args=())

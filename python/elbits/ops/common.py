@@ -9,6 +9,8 @@ import torch
 
 from .._core import core
 from .._dtypes import code, out_dtype
+from .buffers import gradient_buffer
+from .validate import raise_flags
 
 
 def num_threads() -> int:
@@ -53,6 +55,26 @@ def grad_args(
     if not needs_grad(params, mu, logvar):
         return False, 1.0
     return True, grad_prescale(hint, batch, params, mu, logvar, cuda)
+
+
+def stored_gradient(slot: str, params: torch.Tensor, compute_grad: bool) -> torch.Tensor:
+    """The buffer a stored-gradient op writes d recon / d params into (params' shape and
+    dtype; reused between calls on the CPU, see :mod:`elbits.ops.buffers`), or an empty
+    placeholder when no gradient is asked for."""
+    if not compute_grad:
+        return torch.empty((0,), dtype=params.dtype, device=params.device)
+    return gradient_buffer(slot, params.shape, params.dtype, params.device)
+
+
+def kl_then_raise(flags: dict[str, bool], mu: torch.Tensor, logvar: torch.Tensor, odt: torch.dtype,
+                  compute_grad: bool, check_finite: bool, always: tuple[str, ...] = ()):
+    """The KL half of a CPU op after its likelihood kernel, then one error naming every
+    input problem the kernels found: all of them with ``check_finite``, else only the
+    flags in ``always``. Returns (kl, d kl / d logvar)."""
+    kl, dlogvar, kl_flags = gaussian_kl_into(mu, logvar, odt, compute_grad)
+    found = {**flags, **kl_flags}
+    raise_flags(found if check_finite else {k: found.get(k, False) for k in always})
+    return kl, dlogvar
 
 
 def grad_prescale(
