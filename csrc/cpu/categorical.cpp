@@ -3,8 +3,7 @@
 // the 256 class rows of the tile (256 x kTile values, read from DRAM once and
 // again from cache), keeping only lse per pixel. Backward: one streaming pass
 // that reads logits and writes (softmax - onehot) * scale, class by class.
-#include <algorithm>
-#include <vector>
+#include <type_traits>
 
 #include "colour_common.h"
 #include "elbits/categorical.h"
@@ -96,26 +95,12 @@ ELBITS_CAT_CLONES(double, int64_t)
 }  // namespace colour_isa
 
 PixelFlags categorical256_forward(const CategoricalArgs& a) {
-  PixelFlags out;
-  if (a.batch == 0 || a.pixels == 0) return out;
-  std::vector<uint32_t> flags;
-  dispatch_float(a.logits_dtype, [&](auto s_tag) {
-    using S = decltype(s_tag);
-    using T = compute_t<S>;
-    dispatch_level(a.target_dtype, [&](auto l_tag) {
-      using L = decltype(l_tag);
-      flags = reduce_rows<2>(a.batch, a.pixels, kTile, a.n_threads, a.recon, a.out_f64,
-                             [&](int64_t b, int64_t p0, int64_t n, double* sum, uint32_t* f) {
-        const S* x = static_cast<const S*>(a.logits) + b * a.logits_batch_stride + p0;
-        const L* t = static_cast<const L*>(a.target) + b * a.target_batch_stride + p0;
-        T* lse = static_cast<T*>(a.lse) + b * a.pixels + p0;
-        colour_isa::cat_fwd(x, a.pixels, t, n, lse, sum, f);
-      });
-    });
+  return reduce_pixel_rows(a.logits, a.logits_dtype, a.logits_batch_stride, a.target, a.target_dtype,
+                           a.target_batch_stride, a.batch, a.pixels, kTile, a.n_threads, a.recon, a.out_f64,
+                           [&](auto x, auto t, int64_t b, int64_t p0, int64_t n, double* sum, uint32_t* f) {
+    using T = compute_t<std::remove_cv_t<std::remove_pointer_t<decltype(x)>>>;
+    colour_isa::cat_fwd(x, a.pixels, t, n, static_cast<T*>(a.lse) + b * a.pixels + p0, sum, f);
   });
-  out.nonfinite_params = any_flag(flags, 2, 0);
-  out.target_level_out_of_range = any_flag(flags, 2, 1);
-  return out;
 }
 
 void categorical256_backward(const CategoricalArgs& a, const void* scale, DType scale_dtype,

@@ -1,12 +1,10 @@
 // Discretized Gaussian per subpixel, float64 arithmetic (erfc), gradient stored.
-#include <algorithm>
-#include <vector>
+#include <type_traits>
 
 #include "colour_common.h"
 #include "elbits/discretized_gaussian.h"
 #include "elbits/logmath.h"
 #include "kernels.h"
-#include "parallel.h"
 #include "rows.h"
 
 namespace elbits::cpu {
@@ -47,25 +45,13 @@ void dg_chunk(const S* prm, int64_t P, const L* tgt, int64_t n, int64_t C, S* gr
 }  // namespace
 
 PixelFlags discretized_gaussian_rows(const PixelArgs& a) {
-  PixelFlags out;
-  if (a.batch == 0 || a.pixels == 0) return out;
-  std::vector<uint32_t> flags;
-  dispatch_float(a.params_dtype, [&](auto s_tag) {
-    using S = decltype(s_tag);
-    dispatch_level(a.target_dtype, [&](auto l_tag) {
-      using L = decltype(l_tag);
-      flags = reduce_rows<2>(a.batch, a.pixels, kChunk, a.n_threads, a.recon, a.out_f64,
-                             [&](int64_t b, int64_t p0, int64_t n, double* sum, uint32_t* f) {
-        const S* prm = static_cast<const S*>(a.params) + b * a.params_batch_stride + p0;
-        const L* t = static_cast<const L*>(a.target) + b * a.target_batch_stride + p0;
-        S* g = a.grad ? static_cast<S*>(a.grad) + b * 2 * a.channels * a.pixels + p0 : nullptr;
-        dg_chunk(prm, a.pixels, t, n, a.channels, g, a.grad_scale, sum, f);
-      });
-    });
+  return reduce_pixel_rows(a.params, a.params_dtype, a.params_batch_stride, a.target, a.target_dtype,
+                           a.target_batch_stride, a.batch, a.pixels, kChunk, a.n_threads, a.recon, a.out_f64,
+                           [&](auto prm, auto t, int64_t b, int64_t p0, int64_t n, double* sum, uint32_t* f) {
+    using S = std::remove_cv_t<std::remove_pointer_t<decltype(prm)>>;
+    S* g = a.grad ? static_cast<S*>(a.grad) + b * 2 * a.channels * a.pixels + p0 : nullptr;
+    dg_chunk(prm, a.pixels, t, n, a.channels, g, a.grad_scale, sum, f);
   });
-  out.nonfinite_params = any_flag(flags, 2, 0);
-  out.target_level_out_of_range = any_flag(flags, 2, 1);
-  return out;
 }
 
 }  // namespace elbits::cpu

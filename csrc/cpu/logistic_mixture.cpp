@@ -3,13 +3,12 @@
 // the pixels (contiguous in NCHW), so the per-subpixel math vectorises; the
 // parameter layout and the edge bins are handled with 0/1 weights, not branches
 // per element of a full where() tree (see elbits/logistic_mixture.h).
-#include <algorithm>
+#include <type_traits>
 #include <vector>
 
 #include "colour_common.h"
 #include "elbits/logistic_mixture.h"
 #include "kernels.h"
-#include "parallel.h"
 #include "rows.h"
 
 namespace elbits::cpu {
@@ -221,26 +220,14 @@ ELBITS_MIX_CLONES(double, int64_t)
 }  // namespace colour_isa
 
 PixelFlags logistic_mixture_rows(const PixelArgs& a) {
-  PixelFlags out;
-  if (a.batch == 0 || a.pixels == 0) return out;
   const int64_t nch = a.n_mix + a.channels * (a.channels == 3 ? 3 : 2) * a.n_mix;
-  std::vector<uint32_t> flags;
-  dispatch_float(a.params_dtype, [&](auto s_tag) {
-    using S = decltype(s_tag);
-    dispatch_level(a.target_dtype, [&](auto l_tag) {
-      using L = decltype(l_tag);
-      flags = reduce_rows<2>(a.batch, a.pixels, kTile, a.n_threads, a.recon, a.out_f64,
-                             [&](int64_t b, int64_t p0, int64_t n, double* sum, uint32_t* f) {
-        const S* prm = static_cast<const S*>(a.params) + b * a.params_batch_stride + p0;
-        const L* t = static_cast<const L*>(a.target) + b * a.target_batch_stride + p0;
-        S* g = a.grad ? static_cast<S*>(a.grad) + b * nch * a.pixels + p0 : nullptr;
-        colour_isa::mix(prm, a.pixels, t, n, a.channels, a.n_mix, g, a.grad_scale, sum, f);
-      });
-    });
+  return reduce_pixel_rows(a.params, a.params_dtype, a.params_batch_stride, a.target, a.target_dtype,
+                           a.target_batch_stride, a.batch, a.pixels, kTile, a.n_threads, a.recon, a.out_f64,
+                           [&](auto prm, auto t, int64_t b, int64_t p0, int64_t n, double* sum, uint32_t* f) {
+    using S = std::remove_cv_t<std::remove_pointer_t<decltype(prm)>>;
+    S* g = a.grad ? static_cast<S*>(a.grad) + b * nch * a.pixels + p0 : nullptr;
+    colour_isa::mix(prm, a.pixels, t, n, a.channels, a.n_mix, g, a.grad_scale, sum, f);
   });
-  out.nonfinite_params = any_flag(flags, 2, 0);
-  out.target_level_out_of_range = any_flag(flags, 2, 1);
-  return out;
 }
 
 }  // namespace elbits::cpu

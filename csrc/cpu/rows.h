@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "elbits/dispatch.h"
+#include "kernels.h"
 #include "parallel.h"
 
 namespace elbits::cpu {
@@ -45,6 +47,35 @@ inline bool any_flag(const std::vector<uint32_t>& flags, int stride, int slot) {
   for (size_t i = slot; i < flags.size(); i += stride)
     if (flags[i]) return true;
   return false;
+}
+
+// reduce_rows for the per-pixel likelihoods: parameters [B, channels, pixels] and
+// integer levels [B, C, pixels], each sample contiguous from its batch stride. For
+// the storage types behind the two dtypes, runs
+// fn(prm, t, b, p0, n, &partial_sum, flags) on tiles of `tile` pixels, where prm and
+// t are typed pointers to pixel p0 of sample b; the tile reports two flags
+// (non-finite parameters, levels outside 0..255).
+template <class Fn>
+PixelFlags reduce_pixel_rows(const void* params, DType params_dtype, int64_t params_bs, const void* levels,
+                             DType levels_dtype, int64_t levels_bs, int64_t batch, int64_t pixels, int64_t tile,
+                             int n_threads, void* recon, bool out_f64, Fn&& fn) {
+  PixelFlags out;
+  if (batch == 0 || pixels == 0) return out;
+  std::vector<uint32_t> flags;
+  dispatch_float(params_dtype, [&](auto s_tag) {
+    using S = decltype(s_tag);
+    dispatch_level(levels_dtype, [&](auto l_tag) {
+      using L = decltype(l_tag);
+      flags = reduce_rows<2>(batch, pixels, tile, n_threads, recon, out_f64,
+                             [&](int64_t b, int64_t p0, int64_t n, double* sum, uint32_t* f) {
+        fn(static_cast<const S*>(params) + b * params_bs + p0, static_cast<const L*>(levels) + b * levels_bs + p0,
+           b, p0, n, sum, f);
+      });
+    });
+  });
+  out.nonfinite_params = any_flag(flags, 2, 0);
+  out.target_level_out_of_range = any_flag(flags, 2, 1);
+  return out;
 }
 
 }  // namespace elbits::cpu
