@@ -112,7 +112,9 @@ class ELBOLoss(nn.Module):
             inplace_grad=self.inplace_grad,
         )
         self.last = terms.detach()
-        if self.check_finite and logits.is_cuda:
+        # The lazy device check reads a flag off the GPU (a sync): eager only. Under torch.compile
+        # call elbits.check_device_errors() yourself, e.g. at each logging step.
+        if self.check_finite and logits.is_cuda and not torch.compiler.is_compiling():
             self._check_device(logits.device)
         if self.controller is None:
             per_sample = terms.recon + self.beta * terms.kl_total
