@@ -18,6 +18,9 @@ def pytest_terminal_summary(terminalreporter, config):
             if other in impls:
                 o = impls[other].stats.median
                 line.append(f"{other} {o * 1e3:.3f} ms (fused/{other} = {fused / o:.2f}, {o / fused:.1f}x faster)")
+        kern = {k: b.extra_info["kernel_ms"] for k, b in impls.items() if "kernel_ms" in b.extra_info}
+        if kern:
+            line.append("GPU kernel ms " + ", ".join(f"{k} {v:.3f}" for k, v in sorted(kern.items())))
         mem = {k: b.extra_info.get("allocated_mb") for k, b in impls.items() if "allocated_mb" in b.extra_info}
         if mem:
             line.append("allocated MB " + ", ".join(f"{k} {v:.1f}" for k, v in sorted(mem.items())))

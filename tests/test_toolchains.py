@@ -103,4 +103,5 @@ def test_bench_cli_json(capsys):
     impls = {r["impl"]: r for r in out["results"]}
     assert set(impls) == {"fused", "eager", "compile"}
     assert impls["compile"]["vs_compile"] == 1.0 and impls["fused"]["median_ms"] > 0
-    assert out["machine"]["elbits_cpu_isa"]
+    assert out["machine"]["elbits_cpu_isa"] and out["machine"]["device"] == "cpu"
+    assert impls["fused"]["kernel_ms"] is None  # GPU kernel time exists only on a GPU

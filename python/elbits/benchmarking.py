@@ -120,7 +120,25 @@ CASES: dict[str, Callable[[], Case]] = {
     "bernoulli-1024": lambda: bernoulli_case(1024),
     "categorical256-32": lambda: colour_case("categorical256", 32),
     "mixture-16": lambda: colour_case("logistic_mixture", 16),
+    # GPU-sized: on a GPU the cases above are a few microseconds of kernel under the launch overhead
+    "bernoulli-8192": lambda: bernoulli_case(8192),
+    "categorical256-256": lambda: colour_case("categorical256", 256),
+    "mixture-256": lambda: colour_case("logistic_mixture", 256),
 }
+DEFAULT_CASES = ("bernoulli-256", "bernoulli-1024", "categorical256-32", "mixture-16")
+
+
+def to_device(inputs: dict[str, torch.Tensor], device: str | torch.device) -> dict[str, torch.Tensor]:
+    """The same inputs on ``device``, leaves that required grad still requiring it."""
+    return {k: v.detach().to(device).requires_grad_(v.requires_grad) for k, v in inputs.items()}
+
+
+def synchronizer(device: str | torch.device) -> Callable[[], None]:
+    """Waits for queued GPU work, so that a wall-clock time covers the kernels; a no-op on the CPU."""
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        return functools.partial(torch.cuda.synchronize, dev)
+    return lambda: None
 
 
 def fwd_bwd(case: Case, impl: str) -> Callable[[dict[str, torch.Tensor]], None]:
@@ -128,16 +146,16 @@ def fwd_bwd(case: Case, impl: str) -> Callable[[dict[str, torch.Tensor]], None]:
     loss_fn = case.loss_fn(impl)
 
     def run(inputs: dict[str, torch.Tensor]) -> None:
-        for t in inputs.values():
-            t.grad = None
+        clear_grads(inputs)
         loss_fn(*inputs.values()).backward()  # (params, target, mu, logvar), in that order
 
     return run
 
 
-def allocated_bytes(fn: Callable[[], None]) -> int:
+def allocated_bytes(fn: Callable[[], None], device: str | torch.device = "cpu") -> int:
     """Tensor bytes allocated during one call (the sum of allocations, gradients included),
-    from the torch profiler's memory events; not process RSS.
+    from the torch profiler's memory events; not process RSS. On a CUDA device: the peak of
+    the caching allocator's allocated bytes during the call, above what was allocated before.
 
     elbits keeps its last gradient buffer for reuse (:func:`elbits.release_buffers`);
     it is dropped first, so that buffer is counted as allocated by the call it serves."""
@@ -146,6 +164,14 @@ def allocated_bytes(fn: Callable[[], None]) -> int:
     from .ops.buffers import release_buffers
 
     release_buffers()
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+        base = torch.cuda.memory_allocated(dev)
+        torch.cuda.reset_peak_memory_stats(dev)
+        fn()
+        torch.cuda.synchronize(dev)
+        return torch.cuda.max_memory_allocated(dev) - base
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         fn()
     total = 0
@@ -156,6 +182,30 @@ def allocated_bytes(fn: Callable[[], None]) -> int:
     return total
 
 
+def kernel_ms(fn: Callable[[], None], device: str | torch.device, reps: int = 10) -> float:
+    """Mean GPU time of the kernels (and device copies/memsets) one call of ``fn`` launches, in ms,
+    from the torch profiler: the device's share of a call, without the host's launch overhead."""
+    from torch.profiler import ProfilerActivity, profile
+
+    sync = synchronizer(device)
+    sync()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(reps):
+            fn()
+        sync()
+    total_us = 0.0
+    for evt in prof.events():
+        if evt.device_type == torch.autograd.DeviceType.CUDA:
+            # device_time_total: torch >= 2.4's name, cuda_time_total before it
+            total_us += getattr(evt, "device_time_total", None) or evt.cuda_time_total
+    return total_us / reps / 1e3
+
+
+def clear_grads(inputs: dict[str, torch.Tensor]) -> None:
+    for t in inputs.values():
+        t.grad = None
+
+
 @dataclass
 class Result:
     case: str
@@ -163,13 +213,17 @@ class Result:
     median_ms: float
     allocated_mb: float
     gb_per_s: float
+    kernel_ms: float | None = None  # GPU only: the kernels' own time per call
     vs_compile: float | None = None  # time / torch.compile's time
     vs_eager: float | None = None
 
 
-def measure(case: Case, impls: tuple[str, ...] = IMPLS, rounds: int = 30, warmup: int = 3) -> list[Result]:
-    """Median fwd+bwd time of each impl, rounds interleaved so machine noise hits all alike."""
-    inputs = case.make_inputs()
+def measure(case: Case, impls: tuple[str, ...] = IMPLS, rounds: int = 30, warmup: int = 3,
+            device: str | torch.device = "cpu") -> list[Result]:
+    """Median fwd+bwd time of each impl, rounds interleaved so machine noise hits all alike.
+    On a GPU each round ends with a synchronize, so it times the kernels, not their launch."""
+    inputs = to_device(case.make_inputs(), device)
+    sync = synchronizer(device)
     runs = {impl: fwd_bwd(case, impl) for impl in impls}
     for run in runs.values():
         for _ in range(warmup):
@@ -177,14 +231,20 @@ def measure(case: Case, impls: tuple[str, ...] = IMPLS, rounds: int = 30, warmup
     times: dict[str, list[float]] = {impl: [] for impl in impls}
     for _ in range(rounds):
         for impl, run in runs.items():
+            sync()
             t0 = time.perf_counter()
             run(inputs)
+            sync()
             times[impl].append(time.perf_counter() - t0)
     results = []
+    on_gpu = torch.device(device).type == "cuda"
     for impl in impls:
         med = statistics.median(times[impl])
-        mem = allocated_bytes(functools.partial(runs[impl], inputs)) / 2**20
-        results.append(Result(case.name, impl, med * 1e3, mem, case.min_bytes / med / 1e9))
+        call = functools.partial(runs[impl], inputs)
+        clear_grads(inputs)  # the previous gradients would count against the peak's baseline
+        mem = allocated_bytes(call, device) / 2**20
+        kms = kernel_ms(call, device) if on_gpu else None
+        results.append(Result(case.name, impl, med * 1e3, mem, case.min_bytes / med / 1e9, kms))
     by_impl = {r.impl: r for r in results}
     for r in results:
         if "compile" in by_impl:

@@ -9,11 +9,12 @@ from dataclasses import asdict
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from ..benchmarking import CASES
+    from ..benchmarking import CASES, DEFAULT_CASES
 
     p = sub.add_parser("bench", help="time fused vs eager vs torch.compile (fwd+bwd) and print ratios")
-    p.add_argument("cases", nargs="*", metavar="CASE", help=f"cases to run (default: all): {', '.join(CASES)}")
+    p.add_argument("cases", nargs="*", metavar="CASE", help=f"cases to run (default: {', '.join(DEFAULT_CASES)}); all: {', '.join(CASES)}")
     p.add_argument("--rounds", type=int, default=30, help="interleaved timing rounds per case (default 30)")
+    p.add_argument("--device", default="cpu", help="torch device to run on, e.g. cuda (default cpu)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.set_defaults(func=run)
 
@@ -29,7 +30,7 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def machine() -> dict[str, object]:
+def machine(device: str = "cpu") -> dict[str, object]:
     import os
 
     import torch
@@ -43,28 +44,37 @@ def machine() -> dict[str, object]:
         "threads": torch.get_num_threads(),
         "elbits_cpu_isa": core.cpu_isa(),
         "elbits_parallel": core.parallel_backend(),
+        "device": torch.cuda.get_device_name(device) if device.startswith("cuda") else "cpu",
     }
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..benchmarking import CASES, measure
+    from ..benchmarking import CASES, DEFAULT_CASES, measure
 
-    names = args.cases or list(CASES)
+    names = args.cases or list(DEFAULT_CASES)
     unknown = [n for n in names if n not in CASES]
     if unknown:
         raise SystemExit(f"elbits bench: unknown case(s) {unknown}; choose from {list(CASES)}")
-    results = [r for name in names for r in measure(CASES[name](), rounds=args.rounds)]
+    results = [r for name in names for r in measure(CASES[name](), rounds=args.rounds, device=args.device)]
     if args.json:
-        print(json.dumps({"machine": machine(), "results": [asdict(r) for r in results]}, indent=2))
+        print(json.dumps({"machine": machine(args.device), "results": [asdict(r) for r in results]}, indent=2))
         return 0
-    m = machine()
+    m = machine(args.device)
     print(f"{m['cpu']} ({m['cores']} cores), torch {m['torch']}, {m['threads']} threads,")
-    print(f"elbits ISA {m['elbits_cpu_isa']}, parallel loops on {m['elbits_parallel']}")
-    print(f"{'case':<36}{'impl':<9}{'median ms':>10}{'/compile':>10}{'/eager':>8}{'alloc MB':>10}{'GB/s*':>8}")
+    print(f"elbits ISA {m['elbits_cpu_isa']}, parallel loops on {m['elbits_parallel']}, device {m['device']}")
+    mem = "alloc MB" if args.device == "cpu" else "peak MB"
+    gpu = args.device != "cpu"
+    kern = f"{'kernel ms':>10}{'GB/s**':>8}" if gpu else ""
+    print(f"{'case':<36}{'impl':<9}{'median ms':>10}{'/compile':>10}{'/eager':>8}{mem:>10}{'GB/s*':>8}{kern}")
     for r in results:
         vc = f"{r.vs_compile:.2f}" if r.vs_compile is not None else "-"
         ve = f"{r.vs_eager:.2f}" if r.vs_eager is not None else "-"
-        print(f"{r.case:<36}{r.impl:<9}{r.median_ms:>10.3f}{vc:>10}{ve:>8}{r.allocated_mb:>10.1f}{r.gb_per_s:>8.1f}")
+        line = f"{r.case:<36}{r.impl:<9}{r.median_ms:>10.3f}{vc:>10}{ve:>8}{r.allocated_mb:>10.1f}{r.gb_per_s:>8.1f}"
+        if gpu and r.kernel_ms:
+            line += f"{r.kernel_ms:>10.3f}{r.gb_per_s * r.median_ms / r.kernel_ms:>8.0f}"
+        print(line)
     print("* effective GB/s: the bytes an ideal fwd+bwd must move (read the inputs, write the gradient;")
     print("  categorical-256: read the logits twice) / median time")
+    if gpu:
+        print("** the same bytes / kernel ms: the GPU's own time per call, from the torch profiler")
     return 0
