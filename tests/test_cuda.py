@@ -46,6 +46,53 @@ def test_bernoulli_values_and_grads(device, ldtype, shape):
     torch.testing.assert_close(logits.grad.cpu().double(), sig, rtol=0, atol=atol)
 
 
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("layout", ["misaligned_base", "odd_row_stride", "odd_row_length", "packed"])
+@pytest.mark.parametrize("ldtype", [torch.float32, torch.float16, torch.float64])
+def test_bernoulli_packed_and_unpacked_layouts(device, layout, ldtype):
+    """The CUDA loop reads 16-byte packs only when n, the row strides and the base pointers allow it;
+    every other layout must take the element-wise loop and give the same answer."""
+    g = torch.Generator().manual_seed(5)
+    b, n = 5, 4 * 4100  # two chunks per row on the GPU
+    width = {"odd_row_stride": n + 3, "odd_row_length": n - 1}.get(layout, n)
+    flat = torch.randn(b * (width + 1) + 1, generator=g, dtype=torch.float64).to(ldtype)
+    tflat = (torch.rand(b * (width + 1) + 1, generator=g) < 0.4).to(torch.uint8)
+    if layout == "misaligned_base":
+        x, t = flat[1:b * n + 1].view(b, n), tflat[1:b * n + 1].view(b, n)
+    elif layout == "odd_row_stride":
+        x, t = flat[:b * width].view(b, width)[:, :n], tflat[:b * width].view(b, width)[:, :n]
+    else:
+        x, t = flat[:b * width].view(b, width), tflat[:b * width].view(b, width)
+    mu = torch.zeros(b, 2, dtype=ldtype)
+    leaf = x.to(device).requires_grad_(True)
+    terms = elbits.elbo_terms(leaf, t.to(device), mu.to(device), mu.to(device))
+    # row 0's upstream gradient is the prescale the forward stored (its rows are skipped), the others not
+    w = torch.tensor([1.0 / b, 0.5, 2.0, 1.0, 3.0], dtype=torch.float32)
+    (terms.recon * w.to(device)).sum().backward()
+    want = ref.elbo_terms(x.double(), t, mu.double(), mu.double())
+    rtol = 1e-12 if ldtype == torch.float64 else 2e-6
+    torch.testing.assert_close(terms.recon.detach().cpu().double(), want.recon, rtol=rtol, atol=1e-3)
+    atol = 1e-12 if ldtype == torch.float64 else (3e-6 if ldtype == torch.float32 else 3e-2)
+    expect = w.double()[:, None] * (torch.sigmoid(x.double()) - t.double())
+    torch.testing.assert_close(leaf.grad.cpu().double(), expect, rtol=0, atol=atol)
+    with torch.no_grad():  # no gradient buffer: the packed loop must not touch one
+        again = elbits.elbo_terms(x.to(device), t.to(device), mu.to(device), mu.to(device)).recon
+    torch.testing.assert_close(again.cpu(), terms.recon.detach().cpu())
+
+
+@needs_gpu
+def test_bench_cli_on_cuda(capsys):
+    import json
+
+    from elbits.cli import main
+
+    assert main(["bench", "bernoulli-256", "--device", "cuda", "--rounds", "2", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["machine"]["device"] == torch.cuda.get_device_name()
+    for r in out["results"]:
+        assert r["median_ms"] > 0 and 0 < r["kernel_ms"] < r["median_ms"] * 10
+
+
 @needs_gpu
 def test_cuda_deterministic_and_on_current_stream():
     logits, target, mu, logvar = make((64, 1, 64, 64), 10, "cuda")
