@@ -52,7 +52,9 @@ class ELBOLoss(nn.Module):
 
     - ``check_every``: on CUDA, input problems (NaN/Inf, targets out of range) are
       recorded on the device without a sync; every ``check_every`` calls the loss reads
-      them (one sync) and raises. On the CPU they raise at once.
+      them (one sync) and raises. On the CPU they raise at once. Under ``torch.compile``
+      the loss does not read them (the read is a sync and a graph break): call
+      :func:`elbits.check_device_errors` yourself, e.g. at each logging step.
 
     - ``inplace_grad`` (categorical-256 only): backward overwrites the logits with
       their gradient instead of allocating one (see :func:`elbits.elbo_terms`).
