@@ -48,15 +48,16 @@ def test_bernoulli_values_and_grads(device, ldtype, shape):
 
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("layout", ["misaligned_base", "odd_row_stride", "odd_row_length", "packed"])
-@pytest.mark.parametrize("ldtype", [torch.float32, torch.float16, torch.float64])
-def test_bernoulli_packed_and_unpacked_layouts(device, layout, ldtype):
+@pytest.mark.parametrize("ldtype", [torch.float32, torch.float16, torch.bfloat16, torch.float64])
+@pytest.mark.parametrize("tdtype", [torch.uint8, torch.float32, torch.float64])
+def test_bernoulli_packed_and_unpacked_layouts(device, layout, ldtype, tdtype):
     """The CUDA loop reads 16-byte packs only when n, the row strides and the base pointers allow it;
     every other layout must take the element-wise loop and give the same answer."""
     g = torch.Generator().manual_seed(5)
     b, n = 5, 4 * 4100  # two chunks per row on the GPU
     width = {"odd_row_stride": n + 3, "odd_row_length": n - 1}.get(layout, n)
     flat = torch.randn(b * (width + 1) + 1, generator=g, dtype=torch.float64).to(ldtype)
-    tflat = (torch.rand(b * (width + 1) + 1, generator=g) < 0.4).to(torch.uint8)
+    tflat = (torch.rand(b * (width + 1) + 1, generator=g) < 0.4).to(tdtype)
     if layout == "misaligned_base":
         x, t = flat[1:b * n + 1].view(b, n), tflat[1:b * n + 1].view(b, n)
     elif layout == "odd_row_stride":

@@ -197,7 +197,10 @@ def kernel_ms(fn: Callable[[], None], device: str | torch.device, reps: int = 10
     for evt in prof.events():
         if evt.device_type == torch.autograd.DeviceType.CUDA:
             # device_time_total: torch >= 2.4's name, cuda_time_total before it
-            total_us += getattr(evt, "device_time_total", None) or evt.cuda_time_total
+            t = getattr(evt, "device_time_total", None)
+            total_us += t if t is not None else evt.cuda_time_total
+    if total_us == 0.0:
+        raise RuntimeError("the torch profiler recorded no GPU kernels (is CUPTI available?)")
     return total_us / reps / 1e3
 
 

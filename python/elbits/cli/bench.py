@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         vc = f"{r.vs_compile:.2f}" if r.vs_compile is not None else "-"
         ve = f"{r.vs_eager:.2f}" if r.vs_eager is not None else "-"
         line = f"{r.case:<36}{r.impl:<9}{r.median_ms:>10.3f}{vc:>10}{ve:>8}{r.allocated_mb:>10.1f}{r.gb_per_s:>8.1f}"
-        if gpu and r.kernel_ms:
+        if gpu and r.kernel_ms is not None:
             line += f"{r.kernel_ms:>10.3f}{r.gb_per_s * r.median_ms / r.kernel_ms:>8.0f}"
         print(line)
     print("* effective GB/s: the bytes an ideal fwd+bwd must move (read the inputs, write the gradient;")
