@@ -27,7 +27,7 @@ void cb_chunk(const S* x, const TT* t, S* g, double gs, int64_t n, double* sum, 
   for (int64_t i = 0; i < n; ++i) {
     const T eta = ld(x[i]);
     const double tv = target_value(t[i]);
-    bad |= nonfinite_v(eta);
+    bad |= not_finite(eta);
     range |= !(tv >= 0.0 && tv <= 1.0);
     T nll, grad;
     continuous_bernoulli_nll(eta, static_cast<T>(tv), nll, grad);

@@ -24,7 +24,7 @@ void dg_chunk(const S* prm, int64_t P, const L* tgt, int64_t n, int64_t C, S* gr
     const L* t = tgt + c * P;
     for (int64_t p = 0; p < n; ++p) {
       const double m = ld(mr[p]), ls = ld(lr[p]);
-      bad |= nonfinite_v(m) | nonfinite_v(ls);
+      bad |= not_finite(m) | not_finite(ls);
       int64_t lv = level_of(t[p]);
       range |= (lv < 0 || lv > 255);
       lv = lv < 0 ? 0 : lv > 255 ? 255 : lv;

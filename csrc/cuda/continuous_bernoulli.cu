@@ -35,7 +35,7 @@ __global__ void __launch_bounds__(kThreads)
   for (int64_t i = begin + threadIdx.x; i < end; i += kThreads) {
     const T eta = ld(x[row * x_rs + i]);
     const double tv = target_value(t[row * t_rs + i]);
-    bad |= nonfinite_v(eta);
+    bad |= not_finite(eta);
     range |= !(tv >= 0.0 && tv <= 1.0);
     T nll, grad;
     continuous_bernoulli_nll(eta, static_cast<T>(tv), nll, grad);

@@ -34,7 +34,7 @@ __global__ void __launch_bounds__(kThreads)
   bool bad = false, range = false;
   for (int64_t i = begin + threadIdx.x; i < end; i += kThreads) {
     const double m = ld(mr[i]), ls = ld(lr[i]);
-    bad |= nonfinite_v(m) | nonfinite_v(ls);
+    bad |= not_finite(m) | not_finite(ls);
     int64_t lv = level_of(t[i]);
     range |= lv < 0 || lv > 255;
     lv = lv < 0 ? 0 : lv > 255 ? 255 : lv;

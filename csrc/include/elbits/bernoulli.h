@@ -30,8 +30,4 @@ ELBITS_HD void bernoulli_nll(double x, double t, double& nll, double& grad) {
   grad = num / (1.0 + e) - t;
 }
 
-// A value that is NaN or +-Inf: x - x is 0 for every finite x and NaN otherwise.
-ELBITS_HD bool not_finite(float x) { return !(x - x == 0.0f); }
-ELBITS_HD bool not_finite(double x) { return !(x - x == 0.0); }
-
 }  // namespace elbits

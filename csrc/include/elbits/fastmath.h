@@ -30,6 +30,10 @@ ELBITS_HD uint32_t float_to_bits(float f) {
 #endif
 }
 
+// A value that is NaN or +-Inf: x - x is 0 for every finite x and NaN otherwise.
+ELBITS_HD bool not_finite(float x) { return !(x - x == 0.0f); }
+ELBITS_HD bool not_finite(double x) { return !(x - x == 0.0); }
+
 // exp(y) for y <= 0 (the only range the stable softplus/sigmoid need).
 // y is split as k*ln2 + r with |r| <= ln2/2; exp(r) is a degree-6 polynomial
 // fitted here (reweighted least squares on Chebyshev nodes) to 9.7e-8 relative

@@ -75,8 +75,4 @@ ELBITS_HD T tanh_v(T x) {
   return x < T(0) ? -t : t;
 }
 
-// A value that is NaN or +-Inf (x - x is 0 for every finite x).
-ELBITS_HD bool nonfinite_v(float x) { return !(x - x == 0.0f); }
-ELBITS_HD bool nonfinite_v(double x) { return !(x - x == 0.0); }
-
 }  // namespace elbits
