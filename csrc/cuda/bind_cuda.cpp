@@ -14,11 +14,7 @@ namespace {
 const void* cptr(uintptr_t p) { return reinterpret_cast<const void*>(p); }
 void* mptr(uintptr_t p) { return reinterpret_cast<void*>(p); }
 
-void raise_launch_error() {
-  if (const char* e = cuda::last_error()) throw std::runtime_error(std::string("elbits CUDA launch failed: ") + e);
-}
-
-// The colour kernels return their launch status instead of keeping it.
+// Each launcher returns its launch status (nullptr, or the CUDA error's name).
 void raise_if(const char* e) {
   if (e) throw std::runtime_error(std::string("elbits CUDA launch failed: ") + e);
 }
@@ -49,35 +45,38 @@ void register_cuda(py::module_& m) {
         [](uintptr_t logits, int logits_dtype, int64_t logits_row_stride, uintptr_t target, int target_dtype,
            int64_t target_row_stride, int64_t batch, int64_t n, uintptr_t grad, double grad_scale, uintptr_t recon,
            bool out_f64, uintptr_t partial, uintptr_t flags, uintptr_t stream) {
+          const char* e;
           {
             py::gil_scoped_release nogil;
-            cuda::bernoulli_nll_rows(cptr(logits), static_cast<DType>(logits_dtype), logits_row_stride, cptr(target),
+            e = cuda::bernoulli_nll_rows(cptr(logits), static_cast<DType>(logits_dtype), logits_row_stride, cptr(target),
                                      static_cast<DType>(target_dtype), target_row_stride, batch, n, mptr(grad),
-                                     grad_scale, mptr(recon), out_f64, static_cast<double*>(mptr(partial)),
-                                     static_cast<int*>(mptr(flags)), stream);
+                                         grad_scale, mptr(recon), out_f64, static_cast<double*>(mptr(partial)),
+                                         static_cast<int*>(mptr(flags)), stream);
           }
-          raise_launch_error();
+          raise_if(e);
         });
   m.def("cuda_gaussian_kl_rows",
         [](uintptr_t mu, int mu_dtype, int64_t mu_s0, int64_t mu_s1, uintptr_t logvar, int logvar_dtype,
            int64_t lv_s0, int64_t lv_s1, int64_t batch, int64_t z, uintptr_t kl, uintptr_t dlogvar, bool out_f64,
            uintptr_t flags, uintptr_t stream) {
+          const char* e;
           {
             py::gil_scoped_release nogil;
-            cuda::gaussian_kl_rows(cptr(mu), static_cast<DType>(mu_dtype), mu_s0, mu_s1, cptr(logvar),
+            e = cuda::gaussian_kl_rows(cptr(mu), static_cast<DType>(mu_dtype), mu_s0, mu_s1, cptr(logvar),
                                    static_cast<DType>(logvar_dtype), lv_s0, lv_s1, batch, z, mptr(kl), mptr(dlogvar),
-                                   out_f64, static_cast<int*>(mptr(flags)), stream);
+                                       out_f64, static_cast<int*>(mptr(flags)), stream);
           }
-          raise_launch_error();
+          raise_if(e);
         });
   m.def("cuda_scale_rows", [](uintptr_t g, uintptr_t out, int dtype, int64_t batch, int64_t n, uintptr_t scale,
                               int scale_dtype, int64_t scale_stride, double prescale, uintptr_t stream) {
+    const char* e;
     {
       py::gil_scoped_release nogil;
-      cuda::scale_rows(cptr(g), mptr(out), static_cast<DType>(dtype), batch, n, cptr(scale),
-                       static_cast<DType>(scale_dtype), scale_stride, prescale, stream);
+      e = cuda::scale_rows(cptr(g), mptr(out), static_cast<DType>(dtype), batch, n, cptr(scale),
+                           static_cast<DType>(scale_dtype), scale_stride, prescale, stream);
     }
-    raise_launch_error();
+    raise_if(e);
   });
 
   // ---- Colour / 8-bit likelihoods.

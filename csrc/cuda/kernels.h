@@ -21,23 +21,22 @@ enum Flag : int {
 
 // Per-sample Bernoulli NLL sums (nats) and, if grad != nullptr, grad_scale * d nll / d logits.
 // partial: scratch of batch * chunks_per_row(n) floats64 on the device.
-void bernoulli_nll_rows(const void* logits, DType logits_dtype, int64_t logits_row_stride, const void* target,
-                        DType target_dtype, int64_t target_row_stride, int64_t batch, int64_t n, void* grad,
-                        double grad_scale, void* recon, bool out_f64, double* partial, int* flags, uintptr_t stream);
+// Every launcher returns its launch status: nullptr, or the CUDA error's name.
+const char* bernoulli_nll_rows(const void* logits, DType logits_dtype, int64_t logits_row_stride,
+                               const void* target, DType target_dtype, int64_t target_row_stride, int64_t batch,
+                               int64_t n, void* grad, double grad_scale, void* recon, bool out_f64, double* partial,
+                               int* flags, uintptr_t stream);
 
 int64_t bernoulli_chunks_per_row(int64_t n);
 
-void gaussian_kl_rows(const void* mu, DType mu_dtype, int64_t mu_s0, int64_t mu_s1, const void* logvar,
-                      DType logvar_dtype, int64_t lv_s0, int64_t lv_s1, int64_t batch, int64_t z, void* kl,
-                      void* dlogvar, bool out_f64, int* flags, uintptr_t stream);
+const char* gaussian_kl_rows(const void* mu, DType mu_dtype, int64_t mu_s0, int64_t mu_s1, const void* logvar,
+                             DType logvar_dtype, int64_t lv_s0, int64_t lv_s1, int64_t batch, int64_t z, void* kl,
+                             void* dlogvar, bool out_f64, int* flags, uintptr_t stream);
 
 // As the CPU's scale_rows: out = g * (scale[b] / prescale); in place, rows whose
 // scale equals prescale are skipped.
-void scale_rows(const void* g, void* out, DType dtype, int64_t batch, int64_t n, const void* scale,
-                DType scale_dtype, int64_t scale_stride, double prescale, uintptr_t stream);
-
-// Name of the first CUDA error raised by the last launch, or nullptr.
-const char* last_error();
+const char* scale_rows(const void* g, void* out, DType dtype, int64_t batch, int64_t n, const void* scale,
+                       DType scale_dtype, int64_t scale_stride, double prescale, uintptr_t stream);
 
 
 // ---- Colour / 8-bit likelihoods (categorical.cu, logistic_mixture.cu,

@@ -25,10 +25,11 @@ void dispatch_level(DType d, F&& f) {
   else f(uint8_t{});
 }
 
-// A [0, 1] target: a floating dtype, or uint8 read as is.
+// A target: a floating dtype, or bytes (uint8, or bool stored as 0/1 bytes) that each
+// kernel reads in its own way (the Bernoulli as the value, the continuous Bernoulli as a level).
 template <class F>
 void dispatch_target(DType d, F&& f) {
-  if (d == DType::UInt8) f(uint8_t{});
+  if (d == DType::UInt8 || d == DType::Bool) f(uint8_t{});
   else dispatch_float(d, static_cast<F&&>(f));
 }
 
