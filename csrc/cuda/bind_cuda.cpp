@@ -14,10 +14,21 @@ namespace {
 const void* cptr(uintptr_t p) { return reinterpret_cast<const void*>(p); }
 void* mptr(uintptr_t p) { return reinterpret_cast<void*>(p); }
 
-// Each launcher returns its launch status (nullptr, or the CUDA error's name).
-void raise_if(const char* e) {
+// Runs a launcher without the GIL. Each returns its launch status (nullptr, or the
+// CUDA error's name), raised here once the GIL is held again.
+template <class F>
+void launch(F&& f) {
+  const char* e;
+  {
+    py::gil_scoped_release nogil;
+    e = f();
+  }
   if (e) throw std::runtime_error(std::string("elbits CUDA launch failed: ") + e);
 }
+
+DType dt(int code) { return static_cast<DType>(code); }
+double* f64p(uintptr_t p) { return static_cast<double*>(mptr(p)); }
+int* i32p(uintptr_t p) { return static_cast<int*>(mptr(p)); }
 
 using PixelRowsFn = const char* (*)(const void*, DType, int64_t, const void*, DType, int64_t, int64_t, int64_t,
                                     int64_t, int64_t, void*, void*, bool, double*, int*, bool, uintptr_t);
@@ -27,14 +38,10 @@ void pixel_rows(uintptr_t params, int params_dtype, int64_t params_bs, uintptr_t
                 int64_t target_bs, int64_t batch, int64_t channels, int64_t pixels, int64_t n_mix, uintptr_t grad,
                 uintptr_t recon, bool out_f64, uintptr_t partial, uintptr_t flags, bool check_finite,
                 uintptr_t stream) {
-  const char* e;
-  {
-    py::gil_scoped_release nogil;
-    e = F(cptr(params), static_cast<DType>(params_dtype), params_bs, cptr(target), static_cast<DType>(target_dtype),
-          target_bs, batch, channels, pixels, n_mix, mptr(grad), mptr(recon), out_f64,
-          static_cast<double*>(mptr(partial)), static_cast<int*>(mptr(flags)), check_finite, stream);
-  }
-  raise_if(e);
+  launch([&] {
+    return F(cptr(params), dt(params_dtype), params_bs, cptr(target), dt(target_dtype), target_bs, batch, channels,
+             pixels, n_mix, mptr(grad), mptr(recon), out_f64, f64p(partial), i32p(flags), check_finite, stream);
+  });
 }
 
 }  // namespace
@@ -45,38 +52,27 @@ void register_cuda(py::module_& m) {
         [](uintptr_t logits, int logits_dtype, int64_t logits_row_stride, uintptr_t target, int target_dtype,
            int64_t target_row_stride, int64_t batch, int64_t n, uintptr_t grad, double grad_scale, uintptr_t recon,
            bool out_f64, uintptr_t partial, uintptr_t flags, uintptr_t stream) {
-          const char* e;
-          {
-            py::gil_scoped_release nogil;
-            e = cuda::bernoulli_nll_rows(cptr(logits), static_cast<DType>(logits_dtype), logits_row_stride, cptr(target),
-                                     static_cast<DType>(target_dtype), target_row_stride, batch, n, mptr(grad),
-                                         grad_scale, mptr(recon), out_f64, static_cast<double*>(mptr(partial)),
-                                         static_cast<int*>(mptr(flags)), stream);
-          }
-          raise_if(e);
+          launch([&] {
+            return cuda::bernoulli_nll_rows(cptr(logits), dt(logits_dtype), logits_row_stride, cptr(target),
+                                            dt(target_dtype), target_row_stride, batch, n, mptr(grad), grad_scale,
+                                            mptr(recon), out_f64, f64p(partial), i32p(flags), stream);
+          });
         });
   m.def("cuda_gaussian_kl_rows",
         [](uintptr_t mu, int mu_dtype, int64_t mu_s0, int64_t mu_s1, uintptr_t logvar, int logvar_dtype,
            int64_t lv_s0, int64_t lv_s1, int64_t batch, int64_t z, uintptr_t kl, uintptr_t dlogvar, bool out_f64,
            uintptr_t flags, uintptr_t stream) {
-          const char* e;
-          {
-            py::gil_scoped_release nogil;
-            e = cuda::gaussian_kl_rows(cptr(mu), static_cast<DType>(mu_dtype), mu_s0, mu_s1, cptr(logvar),
-                                   static_cast<DType>(logvar_dtype), lv_s0, lv_s1, batch, z, mptr(kl), mptr(dlogvar),
-                                       out_f64, static_cast<int*>(mptr(flags)), stream);
-          }
-          raise_if(e);
+          launch([&] {
+            return cuda::gaussian_kl_rows(cptr(mu), dt(mu_dtype), mu_s0, mu_s1, cptr(logvar), dt(logvar_dtype), lv_s0,
+                                          lv_s1, batch, z, mptr(kl), mptr(dlogvar), out_f64, i32p(flags), stream);
+          });
         });
   m.def("cuda_scale_rows", [](uintptr_t g, uintptr_t out, int dtype, int64_t batch, int64_t n, uintptr_t scale,
                               int scale_dtype, int64_t scale_stride, double prescale, uintptr_t stream) {
-    const char* e;
-    {
-      py::gil_scoped_release nogil;
-      e = cuda::scale_rows(cptr(g), mptr(out), static_cast<DType>(dtype), batch, n, cptr(scale),
-                           static_cast<DType>(scale_dtype), scale_stride, prescale, stream);
-    }
-    raise_if(e);
+    launch([&] {
+      return cuda::scale_rows(cptr(g), mptr(out), dt(dtype), batch, n, cptr(scale), dt(scale_dtype), scale_stride,
+                              prescale, stream);
+    });
   });
 
   // ---- Colour / 8-bit likelihoods.
@@ -85,29 +81,21 @@ void register_cuda(py::module_& m) {
         [](uintptr_t logits, int logits_dtype, int64_t logits_bs, uintptr_t target, int target_dtype,
            int64_t target_bs, int64_t batch, int64_t pixels, uintptr_t lse, uintptr_t recon, bool out_f64,
            uintptr_t partial, uintptr_t flags, bool check_finite, uintptr_t stream) {
-          const char* e;
-          {
-            py::gil_scoped_release nogil;
-            e = cuda::categorical256_forward(cptr(logits), static_cast<DType>(logits_dtype), logits_bs, cptr(target),
-                                             static_cast<DType>(target_dtype), target_bs, batch, pixels, mptr(lse),
-                                             mptr(recon), out_f64, static_cast<double*>(mptr(partial)),
-                                             static_cast<int*>(mptr(flags)), check_finite, stream);
-          }
-          raise_if(e);
+          launch([&] {
+            return cuda::categorical256_forward(cptr(logits), dt(logits_dtype), logits_bs, cptr(target),
+                                                dt(target_dtype), target_bs, batch, pixels, mptr(lse), mptr(recon),
+                                                out_f64, f64p(partial), i32p(flags), check_finite, stream);
+          });
         });
   m.def("cuda_categorical256_backward",
         [](uintptr_t logits, int logits_dtype, int64_t logits_bs, uintptr_t target, int target_dtype,
            int64_t target_bs, int64_t batch, int64_t pixels, uintptr_t lse, uintptr_t scale, int scale_dtype,
            int64_t scale_stride, uintptr_t grad, uintptr_t stream) {
-          const char* e;
-          {
-            py::gil_scoped_release nogil;
-            e = cuda::categorical256_backward(cptr(logits), static_cast<DType>(logits_dtype), logits_bs,
-                                              cptr(target), static_cast<DType>(target_dtype), target_bs, batch,
-                                              pixels, cptr(lse), cptr(scale), static_cast<DType>(scale_dtype),
-                                              scale_stride, mptr(grad), stream);
-          }
-          raise_if(e);
+          launch([&] {
+            return cuda::categorical256_backward(cptr(logits), dt(logits_dtype), logits_bs, cptr(target),
+                                                 dt(target_dtype), target_bs, batch, pixels, cptr(lse), cptr(scale),
+                                                 dt(scale_dtype), scale_stride, mptr(grad), stream);
+          });
         });
   m.def("cuda_logistic_mixture_chunks_per_row", &cuda::logistic_mixture_chunks_per_row);
   m.def("cuda_logistic_mixture_rows", &pixel_rows<&cuda::logistic_mixture_rows>);
@@ -118,16 +106,12 @@ void register_cuda(py::module_& m) {
         [](uintptr_t logits, int logits_dtype, int64_t logits_row_stride, uintptr_t target, int target_dtype,
            int64_t target_row_stride, int64_t batch, int64_t n, uintptr_t grad, uintptr_t recon, bool out_f64,
            uintptr_t partial, uintptr_t flags, bool check_finite, uintptr_t stream) {
-          const char* e;
-          {
-            py::gil_scoped_release nogil;
-            e = cuda::continuous_bernoulli_rows(cptr(logits), static_cast<DType>(logits_dtype), logits_row_stride,
-                                                cptr(target), static_cast<DType>(target_dtype), target_row_stride,
-                                                batch, n, mptr(grad), mptr(recon), out_f64,
-                                                static_cast<double*>(mptr(partial)), static_cast<int*>(mptr(flags)),
-                                                check_finite, stream);
-          }
-          raise_if(e);
+          launch([&] {
+            return cuda::continuous_bernoulli_rows(cptr(logits), dt(logits_dtype), logits_row_stride, cptr(target),
+                                                   dt(target_dtype), target_row_stride, batch, n, mptr(grad),
+                                                   mptr(recon), out_f64, f64p(partial), i32p(flags), check_finite,
+                                                   stream);
+          });
         });
 }
 
