@@ -139,6 +139,7 @@ def test_colour_likelihood_on_unsupported_device_is_a_clear_error():
 # CUDA blocks per sample, so the chunked reductions and the grids are exercised.
 
 from test_colour_likelihoods import RTOL as COLOUR_RTOL  # noqa: E402  (same inputs as the CPU tests)
+from test_colour_likelihoods import check_compile_matches_eager  # noqa: E402
 from test_colour_likelihoods import latents as colour_latents  # noqa: E402
 from test_colour_likelihoods import levels as colour_levels  # noqa: E402
 
@@ -400,17 +401,7 @@ def test_cuda_colour_large_batch():
 def test_cuda_colour_compile_fullgraph(name):
     torch._dynamo.reset()
     params, target = colour_case(name, "cuda")
-    mu, lv = (t.cuda() for t in colour_latents(2))
-
-    def f(p, t, m, v):
-        terms = elbits.elbo_terms(p, t, m, v, name)
-        return (terms.recon + terms.kl_total).mean()
-
-    p1 = params.clone().requires_grad_(True)
-    p2 = params.clone().requires_grad_(True)
-    f(p1, target, mu, lv).backward()
-    torch.compile(f, fullgraph=True)(p2, target, mu, lv).backward()
-    torch.testing.assert_close(p1.grad, p2.grad)
+    check_compile_matches_eager(name, params, target, *(t.cuda() for t in colour_latents(2)))
 
 
 @needs_gpu
