@@ -308,6 +308,23 @@ def colour_case(name, device, batch=2):
     return torch.randn(batch, 3, 40, 40).to(device), torch.rand(batch, 3, 40, 40).to(device)
 
 
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("name", ["logistic_mixture", "discretized_gaussian", "continuous_bernoulli"])
+def test_colour_batch_mean_gradient_is_prescaled(device, name):
+    """A batch-mean loss: the forward stores hint * gradient (hint = 1/B) and backward skips
+    every row; half the batch weighted differently exercises the rescale next to the skip."""
+    params, target = colour_case(name, "cpu", batch=4)
+    mu, lv = colour_latents(4)
+    w = torch.tensor([1.0, 3.0, 1.0, 0.5])
+    p = params.clone().to(device).requires_grad_(True)
+    terms = elbits.elbo_terms(p, target.to(device), mu.to(device), lv.to(device), name)
+    (terms.recon.mean() + (terms.recon * (w.to(device) - 1)).sum() / 4).backward()
+    p64 = params.double().requires_grad_(True)
+    want = ref.elbo_terms(p64, target, mu.double(), lv.double(), name)
+    (want.recon * w.double()).sum().div(4).backward()
+    torch.testing.assert_close(p.grad.cpu().double(), p64.grad, rtol=1e-4, atol=1e-5)
+
+
 @needs_gpu
 @pytest.mark.parametrize("name", COLOUR_NAMES)
 def test_cuda_colour_deterministic_on_current_stream_no_sync(name):

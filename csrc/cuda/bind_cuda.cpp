@@ -31,16 +31,17 @@ double* f64p(uintptr_t p) { return static_cast<double*>(mptr(p)); }
 int* i32p(uintptr_t p) { return static_cast<int*>(mptr(p)); }
 
 using PixelRowsFn = const char* (*)(const void*, DType, int64_t, const void*, DType, int64_t, int64_t, int64_t,
-                                    int64_t, int64_t, void*, void*, bool, double*, int*, bool, uintptr_t);
+                                    int64_t, int64_t, void*, double, void*, bool, double*, int*, bool, uintptr_t);
 
 template <PixelRowsFn F>
 void pixel_rows(uintptr_t params, int params_dtype, int64_t params_bs, uintptr_t target, int target_dtype,
                 int64_t target_bs, int64_t batch, int64_t channels, int64_t pixels, int64_t n_mix, uintptr_t grad,
-                uintptr_t recon, bool out_f64, uintptr_t partial, uintptr_t flags, bool check_finite,
-                uintptr_t stream) {
+                double grad_scale, uintptr_t recon, bool out_f64, uintptr_t partial, uintptr_t flags,
+                bool check_finite, uintptr_t stream) {
   launch([&] {
     return F(cptr(params), dt(params_dtype), params_bs, cptr(target), dt(target_dtype), target_bs, batch, channels,
-             pixels, n_mix, mptr(grad), mptr(recon), out_f64, f64p(partial), i32p(flags), check_finite, stream);
+             pixels, n_mix, mptr(grad), grad_scale, mptr(recon), out_f64, f64p(partial), i32p(flags), check_finite,
+             stream);
   });
 }
 
@@ -104,13 +105,13 @@ void register_cuda(py::module_& m) {
   m.def("cuda_continuous_bernoulli_chunks_per_row", &cuda::continuous_bernoulli_chunks_per_row);
   m.def("cuda_continuous_bernoulli_rows",
         [](uintptr_t logits, int logits_dtype, int64_t logits_row_stride, uintptr_t target, int target_dtype,
-           int64_t target_row_stride, int64_t batch, int64_t n, uintptr_t grad, uintptr_t recon, bool out_f64,
-           uintptr_t partial, uintptr_t flags, bool check_finite, uintptr_t stream) {
+           int64_t target_row_stride, int64_t batch, int64_t n, uintptr_t grad, double grad_scale, uintptr_t recon,
+           bool out_f64, uintptr_t partial, uintptr_t flags, bool check_finite, uintptr_t stream) {
           launch([&] {
             return cuda::continuous_bernoulli_rows(cptr(logits), dt(logits_dtype), logits_row_stride, cptr(target),
                                                    dt(target_dtype), target_row_stride, batch, n, mptr(grad),
-                                                   mptr(recon), out_f64, f64p(partial), i32p(flags), check_finite,
-                                                   stream);
+                                                   grad_scale, mptr(recon), out_f64, f64p(partial), i32p(flags),
+                                                   check_finite, stream);
           });
         });
 }

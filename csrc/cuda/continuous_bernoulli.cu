@@ -24,7 +24,7 @@ __device__ __forceinline__ double target_value(uint8_t v) { return v / 255.0; }
 template <class S, class TT>
 __global__ void __launch_bounds__(kThreads)
     cb_kernel(const S* __restrict__ x, int64_t x_rs, const TT* __restrict__ t, int64_t t_rs, int64_t n,
-              S* __restrict__ g, double* __restrict__ partial, int* __restrict__ flags, int64_t chunks,
+              S* __restrict__ g, compute_t<S> gs, double* __restrict__ partial, int* __restrict__ flags, int64_t chunks,
               bool check_finite) {
   using T = compute_t<S>;
   const int64_t row = blockIdx.x / chunks;
@@ -40,7 +40,7 @@ __global__ void __launch_bounds__(kThreads)
     T nll, grad;
     continuous_bernoulli_nll(eta, static_cast<T>(tv), nll, grad);
     acc += nll;
-    if (g) st(g + row * n + i, grad);
+    if (g) st(g + row * n + i, grad * gs);
   }
   finish_block(acc, check_finite && bad, kNonfiniteLogits, range, kTargetOutOfRange, partial, flags);
 }
@@ -51,8 +51,9 @@ int64_t continuous_bernoulli_chunks_per_row(int64_t n) { return n <= 0 ? 1 : (n 
 
 const char* continuous_bernoulli_rows(const void* logits, DType logits_dtype, int64_t logits_row_stride,
                                       const void* target, DType target_dtype, int64_t target_row_stride,
-                                      int64_t batch, int64_t n, void* grad, void* recon, bool out_f64,
-                                      double* partial, int* flags, bool check_finite, uintptr_t stream_handle) {
+                                      int64_t batch, int64_t n, void* grad, double grad_scale, void* recon,
+                                      bool out_f64, double* partial, int* flags, bool check_finite,
+                                      uintptr_t stream_handle) {
   if (batch == 0) return nullptr;
   const cudaStream_t stream = as_stream(stream_handle);
   const int64_t chunks = continuous_bernoulli_chunks_per_row(n);
@@ -63,7 +64,8 @@ const char* continuous_bernoulli_rows(const void* logits, DType logits_dtype, in
       using TT = decltype(t_tag);
       cb_kernel<S, TT><<<grid, kThreads, 0, stream>>>(static_cast<const S*>(logits), logits_row_stride,
                                                       static_cast<const TT*>(target), target_row_stride, n,
-                                                      static_cast<S*>(grad), partial, flags, chunks, check_finite);
+                                                      static_cast<S*>(grad), static_cast<compute_t<S>>(grad_scale),
+                                                      partial, flags, chunks, check_finite);
     });
   });
   launch_finish(partial, chunks, batch, recon, out_f64, stream);

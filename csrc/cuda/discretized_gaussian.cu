@@ -21,8 +21,8 @@ constexpr int64_t kChunk = 8 * kThreads;  // subpixels per block
 template <class S, class L>
 __global__ void __launch_bounds__(kThreads)
     dg_kernel(const S* __restrict__ prm, int64_t p_bs, const L* __restrict__ tgt, int64_t t_bs, int64_t n,
-              S* __restrict__ grad, double* __restrict__ partial, int* __restrict__ flags, int64_t chunks,
-              bool check_finite) {
+              S* __restrict__ grad, double gs, double* __restrict__ partial, int* __restrict__ flags,
+              int64_t chunks, bool check_finite) {
   const int64_t b = blockIdx.x / chunks;
   const int64_t begin = (blockIdx.x % chunks) * kChunk;
   const int64_t end = begin + kChunk < n ? begin + kChunk : n;
@@ -42,8 +42,8 @@ __global__ void __launch_bounds__(kThreads)
     discretized_gaussian(lv / 127.5 - 1.0, static_cast<int>(lv), m, ls, lp, dm, dls);
     acc -= lp;
     if (gm) {
-      st(gm + i, static_cast<compute_t<S>>(-dm));
-      st(gm + n + i, static_cast<compute_t<S>>(-dls));
+      st(gm + i, static_cast<compute_t<S>>(-dm * gs));
+      st(gm + n + i, static_cast<compute_t<S>>(-dls * gs));
     }
   }
   finish_block(acc, check_finite && bad, kNonfiniteParams, range, kTargetLevelOutOfRange, partial, flags);
@@ -58,8 +58,9 @@ int64_t discretized_gaussian_chunks_per_row(int64_t channels, int64_t pixels) {
 
 const char* discretized_gaussian_rows(const void* params, DType params_dtype, int64_t params_bs, const void* target,
                                       DType target_dtype, int64_t target_bs, int64_t batch, int64_t channels,
-                                      int64_t pixels, int64_t /*n_mix*/, void* grad, void* recon, bool out_f64,
-                                      double* partial, int* flags, bool check_finite, uintptr_t stream_handle) {
+                                      int64_t pixels, int64_t /*n_mix*/, void* grad, double grad_scale, void* recon,
+                                      bool out_f64, double* partial, int* flags, bool check_finite,
+                                      uintptr_t stream_handle) {
   if (batch == 0) return nullptr;
   const cudaStream_t stream = as_stream(stream_handle);
   const int64_t chunks = discretized_gaussian_chunks_per_row(channels, pixels);
@@ -70,7 +71,8 @@ const char* discretized_gaussian_rows(const void* params, DType params_dtype, in
       using L = decltype(l_tag);
       dg_kernel<S, L><<<grid, kThreads, 0, stream>>>(static_cast<const S*>(params), params_bs,
                                                      static_cast<const L*>(target), target_bs, channels * pixels,
-                                                     static_cast<S*>(grad), partial, flags, chunks, check_finite);
+                                                     static_cast<S*>(grad), grad_scale, partial, flags, chunks,
+                                                     check_finite);
     });
   });
   launch_finish(partial, chunks, batch, recon, out_f64, stream);

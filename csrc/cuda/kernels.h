@@ -66,26 +66,29 @@ const char* categorical256_backward(const void* logits, DType logits_dtype, int6
                                     const void* lse, const void* scale, DType scale_dtype, int64_t scale_stride,
                                     void* grad, uintptr_t stream);
 
-// PixelCNN++ mixture, params [B, K + C*(3K or 2K), P]; grad nullable.
+// PixelCNN++ mixture, params [B, K + C*(3K or 2K), P]; grad nullable, written times
+// grad_scale (as bernoulli_nll_rows; the same for the two below).
 int64_t logistic_mixture_chunks_per_row(int64_t channels, int64_t pixels);
 const char* logistic_mixture_rows(const void* params, DType params_dtype, int64_t params_bs, const void* target,
                                   DType target_dtype, int64_t target_bs, int64_t batch, int64_t channels,
-                                  int64_t pixels, int64_t n_mix, void* grad, void* recon, bool out_f64,
-                                  double* partial, int* flags, bool check_finite, uintptr_t stream);
+                                  int64_t pixels, int64_t n_mix, void* grad, double grad_scale, void* recon,
+                                  bool out_f64, double* partial, int* flags, bool check_finite, uintptr_t stream);
 
 // Discretized Gaussian, params [B, 2C, P] (means then log-scales); n_mix unused.
 int64_t discretized_gaussian_chunks_per_row(int64_t channels, int64_t pixels);
 const char* discretized_gaussian_rows(const void* params, DType params_dtype, int64_t params_bs, const void* target,
                                       DType target_dtype, int64_t target_bs, int64_t batch, int64_t channels,
-                                      int64_t pixels, int64_t n_mix, void* grad, void* recon, bool out_f64,
-                                      double* partial, int* flags, bool check_finite, uintptr_t stream);
+                                      int64_t pixels, int64_t n_mix, void* grad, double grad_scale, void* recon,
+                                      bool out_f64, double* partial, int* flags, bool check_finite,
+                                      uintptr_t stream);
 
 // Continuous Bernoulli, [batch, n] rows (row strides given) as bernoulli_nll_rows;
 // targets float in [0, 1] or uint8 levels / 255.
 int64_t continuous_bernoulli_chunks_per_row(int64_t n);
 const char* continuous_bernoulli_rows(const void* logits, DType logits_dtype, int64_t logits_row_stride,
                                       const void* target, DType target_dtype, int64_t target_row_stride,
-                                      int64_t batch, int64_t n, void* grad, void* recon, bool out_f64,
-                                      double* partial, int* flags, bool check_finite, uintptr_t stream);
+                                      int64_t batch, int64_t n, void* grad, double grad_scale, void* recon,
+                                      bool out_f64, double* partial, int* flags, bool check_finite,
+                                      uintptr_t stream);
 
 }  // namespace elbits::cuda

@@ -73,8 +73,8 @@ __device__ __forceinline__ T component(const S* pr, int64_t P, int64_t K, int64_
 template <int C, class S, class L>
 __global__ void __launch_bounds__(kThreads)
     mix_kernel(const S* __restrict__ prm, int64_t p_bs, const L* __restrict__ tgt, int64_t t_bs, int64_t P,
-               int64_t K, S* __restrict__ grad, double* __restrict__ partial, int* __restrict__ flags,
-               int64_t chunks, bool check_finite) {
+               int64_t K, S* __restrict__ grad, compute_t<S> gs, double* __restrict__ partial,
+               int* __restrict__ flags, int64_t chunks, bool check_finite) {
   using T = compute_t<S>;
   const int64_t b = blockIdx.x / chunks;
   const int64_t p = (blockIdx.x % chunks) * kThreads + threadIdx.x;
@@ -115,8 +115,9 @@ __global__ void __launch_bounds__(kThreads)
       for (int64_t k = 0; k < K; ++k) {
         const T lp = component<C>(pr, P, K, k, xs, lo, hi, dm, dl, coef, unused);
         const T v = ld(pr[k * P]);
-        const T w = ex_nonpos(v - lse1 < T(0) ? v - lse1 : T(0));
-        const T rk = ex_nonpos(v + lp - lse2 < T(0) ? v + lp - lse2 : T(0));
+        // Every gradient below is linear in w and rk: scaling both by gs scales them all.
+        const T w = gs * ex_nonpos(v - lse1 < T(0) ? v - lse1 : T(0));
+        const T rk = gs * ex_nonpos(v + lp - lse2 < T(0) ? v + lp - lse2 : T(0));
         st(gp + k * P, w - rk);
         T gm2 = T(0);  // d nll / d mean of channel 2 (for beta, gamma)
 #pragma unroll
@@ -145,8 +146,9 @@ int64_t logistic_mixture_chunks_per_row(int64_t /*channels*/, int64_t pixels) {
 
 const char* logistic_mixture_rows(const void* params, DType params_dtype, int64_t params_bs, const void* target,
                                   DType target_dtype, int64_t target_bs, int64_t batch, int64_t channels,
-                                  int64_t pixels, int64_t n_mix, void* grad, void* recon, bool out_f64,
-                                  double* partial, int* flags, bool check_finite, uintptr_t stream_handle) {
+                                  int64_t pixels, int64_t n_mix, void* grad, double grad_scale, void* recon,
+                                  bool out_f64, double* partial, int* flags, bool check_finite,
+                                  uintptr_t stream_handle) {
   if (batch == 0) return nullptr;
   const cudaStream_t stream = as_stream(stream_handle);
   const int64_t chunks = logistic_mixture_chunks_per_row(channels, pixels);
@@ -158,12 +160,13 @@ const char* logistic_mixture_rows(const void* params, DType params_dtype, int64_
       const auto* prm = static_cast<const S*>(params);
       const auto* tgt = static_cast<const L*>(target);
       auto* g = static_cast<S*>(grad);
+      const auto gs = static_cast<compute_t<S>>(grad_scale);
       if (channels == 3)
-        mix_kernel<3, S, L><<<grid, kThreads, 0, stream>>>(prm, params_bs, tgt, target_bs, pixels, n_mix, g, partial,
-                                                           flags, chunks, check_finite);
+        mix_kernel<3, S, L><<<grid, kThreads, 0, stream>>>(prm, params_bs, tgt, target_bs, pixels, n_mix, g, gs,
+                                                           partial, flags, chunks, check_finite);
       else
-        mix_kernel<1, S, L><<<grid, kThreads, 0, stream>>>(prm, params_bs, tgt, target_bs, pixels, n_mix, g, partial,
-                                                           flags, chunks, check_finite);
+        mix_kernel<1, S, L><<<grid, kThreads, 0, stream>>>(prm, params_bs, tgt, target_bs, pixels, n_mix, g, gs,
+                                                           partial, flags, chunks, check_finite);
     });
   });
   launch_finish(partial, chunks, batch, recon, out_f64, stream);

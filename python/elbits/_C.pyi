@@ -54,7 +54,7 @@ def cuda_scale_rows(
     g: int, out: int, dtype: int, batch: int, n: int, scale: int, scale_dtype: int, scale_stride: int,
     prescale: float, stream: int,
 ) -> None: ...
-# Colour likelihoods on CUDA: the CPU signatures without grad_scale, with (partial, flags, check_finite, stream)
+# Colour likelihoods on CUDA: the CPU signatures with (partial, flags, check_finite, stream)
 # in place of n_threads; each forward needs batch * *_chunks_per_row(...) float64 of scratch.
 def cuda_categorical256_chunks_per_row(pixels: int) -> int: ...
 def cuda_categorical256_forward(
@@ -68,18 +68,18 @@ def cuda_categorical256_backward(
 def cuda_logistic_mixture_chunks_per_row(channels: int, pixels: int) -> int: ...
 def cuda_logistic_mixture_rows(
     params: int, params_dtype: int, params_bs: int, target: int, target_dtype: int, target_bs: int, batch: int,
-    channels: int, pixels: int, n_mix: int, grad: int, recon: int, out_f64: bool, partial: int, flags: int,
-    check_finite: bool, stream: int,
+    channels: int, pixels: int, n_mix: int, grad: int, grad_scale: float, recon: int, out_f64: bool, partial: int,
+    flags: int, check_finite: bool, stream: int,
 ) -> None: ...
 def cuda_discretized_gaussian_chunks_per_row(channels: int, pixels: int) -> int: ...
 def cuda_discretized_gaussian_rows(
     params: int, params_dtype: int, params_bs: int, target: int, target_dtype: int, target_bs: int, batch: int,
-    channels: int, pixels: int, n_mix: int, grad: int, recon: int, out_f64: bool, partial: int, flags: int,
-    check_finite: bool, stream: int,
+    channels: int, pixels: int, n_mix: int, grad: int, grad_scale: float, recon: int, out_f64: bool, partial: int,
+    flags: int, check_finite: bool, stream: int,
 ) -> None: ...
 def cuda_continuous_bernoulli_chunks_per_row(n: int) -> int: ...
 def cuda_continuous_bernoulli_rows(
     logits: int, logits_dtype: int, logits_row_stride: int, target: int, target_dtype: int,
-    target_row_stride: int, batch: int, n: int, grad: int, recon: int, out_f64: bool, partial: int, flags: int,
-    check_finite: bool, stream: int,
+    target_row_stride: int, batch: int, n: int, grad: int, grad_scale: float, recon: int, out_f64: bool,
+    partial: int, flags: int, check_finite: bool, stream: int,
 ) -> None: ...

@@ -185,8 +185,7 @@ categorical256_elbo.register_autograd(_cat_backward, setup_context=_cat_setup_co
 
 def _pixel_op(name: str, kernel: str):
     """A custom op (params, target, mu, logvar, n_mix, grad_scale, compute_grad, check_finite) ->
-    (recon, kl, grad_scale * grad, dlogvar) over ``elbits._C.<kernel>`` with a stored gradient
-    (the CUDA kernels take no grad_scale yet: it must be 1 there)."""
+    (recon, kl, grad_scale * grad, dlogvar) over ``elbits._C.<kernel>`` with a stored gradient."""
 
     def impl(
         params: Tensor, target: Tensor, mu: Tensor, logvar: Tensor, n_mix: int, grad_scale: float,
@@ -203,10 +202,7 @@ def _pixel_op(name: str, kernel: str):
             sizes: tuple[int, ...] = (batch, params.shape[1])
         else:
             sizes = (batch, target.shape[1], target.shape[2], n_mix)
-        if params.is_cuda and grad_scale != 1.0:
-            raise ValueError(f"elbits.{name}: the CUDA kernel stores the plain gradient (grad_scale must be 1)")
-        scaled: tuple[float, ...] = () if params.is_cuda else (grad_scale,)
-        args = (*head, *sizes, gptr, *scaled, recon.data_ptr(), odt == torch.float64)
+        args = (*head, *sizes, gptr, grad_scale, recon.data_ptr(), odt == torch.float64)
         if params.is_cuda:
             # No host sync: input problems go to the device flag word (elbits.check_device_errors).
             from .device_flags import flags_for
@@ -349,7 +345,7 @@ def logistic_mixture_terms(
     pixels = levels[0, 0].numel()
     p = _sample_contiguous(params, (batch, nch, pixels))
     t = _sample_contiguous(levels, (batch, chans, pixels))
-    grad, scale = grad_args(recon_grad_hint, batch, params, mu, logvar, cuda=False)
+    grad, scale = grad_args(recon_grad_hint, batch, params, mu, logvar)
     recon, kl, _, _ = call_op(logistic_mixture_elbo, p, t, mu, logvar, k, scale, grad, check_finite)
     return ELBOTerms(recon, kl, chans * pixels)
 
@@ -369,7 +365,7 @@ def discretized_gaussian_terms(
     pixels = levels[0, 0].numel()
     p = _sample_contiguous(params, (batch, 2 * chans, pixels))
     t = _sample_contiguous(levels, (batch, chans, pixels))
-    grad, scale = grad_args(recon_grad_hint, batch, params, mu, logvar, cuda=False)
+    grad, scale = grad_args(recon_grad_hint, batch, params, mu, logvar)
     recon, kl, _, _ = call_op(discretized_gaussian_elbo, p, t, mu, logvar, 0, scale, grad, check_finite)
     return ELBOTerms(recon, kl, chans * pixels)
 
@@ -388,7 +384,7 @@ def continuous_bernoulli_terms(
         raise ValueError(f"target must have the shape of logits {tuple(logits.shape)}, got {tuple(target.shape)}")
     x = v.rows_contiguous(logits)
     t = v.rows_contiguous(target)
-    grad, scale = grad_args(recon_grad_hint, batch, logits, mu, logvar, cuda=False)
+    grad, scale = grad_args(recon_grad_hint, batch, logits, mu, logvar)
     recon, kl, _, _ = call_op(continuous_bernoulli_elbo, x, t, mu, logvar, 0, scale, grad, check_finite)
     return ELBOTerms(recon, kl, x.shape[1])
 

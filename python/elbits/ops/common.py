@@ -48,13 +48,13 @@ def needs_grad(*tensors: torch.Tensor) -> bool:
 
 
 def grad_args(
-    hint: float | None, batch: int, params: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, cuda: bool = True
+    hint: float | None, batch: int, params: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor
 ) -> tuple[bool, float]:
     """``(compute_grad, prescale)`` for a stored-gradient op: whether to write the gradient,
     and the factor to write it times (see :func:`grad_prescale`)."""
     if not needs_grad(params, mu, logvar):
         return False, 1.0
-    return True, grad_prescale(hint, batch, params, mu, logvar, cuda)
+    return True, grad_prescale(hint, batch, params, mu, logvar)
 
 
 def stored_gradient(slot: str, params: torch.Tensor, compute_grad: bool) -> torch.Tensor:
@@ -77,13 +77,10 @@ def kl_then_raise(flags: dict[str, bool], mu: torch.Tensor, logvar: torch.Tensor
     return kl, dlogvar
 
 
-def grad_prescale(
-    hint: float | None, batch: int, params: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, cuda: bool = True
-) -> float:
+def grad_prescale(hint: float | None, batch: int, params: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> float:
     """The factor the forward multiplies the stored gradient by: the upstream gradient
     each sample's recon is expected to get, rounded as backward will see it (recon's
-    dtype), so that backward can recognise it exactly and skip its pass. ``cuda``:
-    whether the op's CUDA kernel takes a prescale. ``hint`` is only read in plain
+    dtype), so that backward can recognise it exactly and skip its pass. ``hint`` is only read in plain
     eager mode: under tracing it may be symbolic, and reading it would specialise it."""
     if not plain_eager(params, mu, logvar):
         # Traced code scales out of place in backward anyway: nothing to skip.
@@ -95,14 +92,10 @@ def grad_prescale(
                 "recon_grad_hint must be a finite number with magnitude in [1e-20, 1e20] "
                 f"(the expected d loss / d recon per sample), got {hint}"
             )
-    if (
-        # this likelihood's CUDA kernel stores the plain gradient
-        (params.is_cuda and not cuda)
-        # Half-precision gradients are stored unscaled: a factor like 1/B would push
-        # small gradients into fp16's subnormals before backward multiplies them by
-        # the upstream gradient (e.g. a GradScaler's loss scale).
-        or params.dtype not in (torch.float32, torch.float64)
-    ):
+    # Half-precision gradients are stored unscaled: a factor like 1/B would push
+    # small gradients into fp16's subnormals before backward multiplies them by
+    # the upstream gradient (e.g. a GradScaler's loss scale).
+    if params.dtype not in (torch.float32, torch.float64):
         return 1.0
     if hint is None:
         hint = 1.0 / batch  # a batch mean is the common case
