@@ -4,6 +4,8 @@ The per-element math is shared with the CPU (csrc/include/elbits), so the CPU te
 cover it everywhere; these check the CUDA loops, reductions, dispatch and streams.
 """
 
+import math
+
 import pytest
 import torch
 
@@ -90,8 +92,14 @@ def test_bench_cli_on_cuda(capsys):
     assert main(["bench", "bernoulli-256", "--device", "cuda", "--rounds", "2", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["machine"]["device"] == torch.cuda.get_device_name()
+    assert {r["impl"] for r in out["results"]} == {"fused", "eager", "compile"}
     for r in out["results"]:
-        assert r["median_ms"] > 0 and 0 < r["kernel_ms"] < r["median_ms"] * 10
+        for key in ("median_ms", "allocated_mb", "gb_per_s", "kernel_ms", "vs_compile", "vs_eager"):
+            # fields present and sane; no timing relations, which a busy or odd GPU may break
+            assert isinstance(r[key], float) and math.isfinite(r[key]), (key, r)
+        for key in ("median_ms", "gb_per_s", "kernel_ms", "vs_compile", "vs_eager"):
+            assert r[key] > 0, (key, r)
+        assert r["allocated_mb"] >= 0, r
 
 
 @needs_gpu
@@ -128,7 +136,7 @@ def test_cuda_compile_fullgraph():
 
 def test_colour_likelihood_on_unsupported_device_is_a_clear_error():
     x = torch.zeros(1, 256, 2, 2, device="meta")
-    with pytest.raises((NotImplementedError, ValueError)):
+    with pytest.raises(NotImplementedError, match=r"inputs are on meta, but elbits has kernels for device types cpu"):
         elbits.elbo_terms(x, torch.zeros(1, 2, 2, dtype=torch.uint8, device="meta"), torch.zeros(1, 1, device="meta"),
                           torch.zeros(1, 1, device="meta"), likelihood="categorical256")
 
@@ -138,13 +146,18 @@ def test_colour_likelihood_on_unsupported_device_is_a_clear_error():
 # device against the float64 reference on the CPU; plus shapes that span several
 # CUDA blocks per sample, so the chunked reductions and the grids are exercised.
 
-from test_colour_likelihoods import RTOL as COLOUR_RTOL  # noqa: E402  (same inputs as the CPU tests)
-from test_colour_likelihoods import check_compile_matches_eager  # noqa: E402
+# (same inputs as the CPU tests)
+from test_colour_likelihoods import (  # noqa: E402
+    CB_LOGITS,
+    LOW,
+    check_compile_matches_eager,
+    gaussian_params,
+    mixture_params,
+)
+from test_colour_likelihoods import NAMES as COLOUR_NAMES  # noqa: E402
+from test_colour_likelihoods import RTOL as COLOUR_RTOL  # noqa: E402
 from test_colour_likelihoods import latents as colour_latents  # noqa: E402
 from test_colour_likelihoods import levels as colour_levels  # noqa: E402
-
-LOW = [torch.float16, torch.bfloat16]
-COLOUR_NAMES = ["categorical256", "logistic_mixture", "discretized_gaussian", "continuous_bernoulli"]
 
 
 def check_colour(device, name, params, target, rtol=None, gtol=2e-4):
@@ -170,22 +183,6 @@ def check_colour(device, name, params, target, rtol=None, gtol=2e-4):
     assert (err <= gtol * scale + 1e-2 * p64.grad.abs()).all(), err.max()
     if device == "cuda":
         elbits.check_device_errors()  # valid inputs: nothing flagged
-
-
-def mixture_params(batch, chans, k, side=4, seed=0, dtype=torch.float32):
-    g = torch.Generator().manual_seed(seed)
-    p = torch.randn(batch, (10 if chans == 3 else 3) * k, side, side, generator=g)
-    _k, _l, means, log_scales, _c = ref._mixture_split(p, chans)
-    means.mul_(0.5)
-    log_scales.mul_(1.5).sub_(2.5)  # scales from e^-7 (clamped) to ~e^2: sharp and flat bins
-    return p.to(dtype)
-
-
-def gaussian_params(batch, chans, side=4, seed=0, dtype=torch.float32):
-    g = torch.Generator().manual_seed(seed)
-    means = torch.randn(batch, chans, side, side, generator=g) * 0.6
-    log_scales = torch.randn(batch, chans, side, side, generator=g) * 2.0 - 3.0
-    return torch.cat([means, log_scales], 1).to(dtype)
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -275,9 +272,6 @@ def test_colour_gaussian_saturated_and_several_blocks(device):
     # 3 x 40 x 41 = 4920 subpixels: three CUDA chunks per sample, the last one partial.
     check_colour(device, "discretized_gaussian", gaussian_params(3, 3, side=41, seed=5)[:, :, :40],
                  colour_levels((3, 3, 40, 41), seed=5), gtol=1e-3)
-
-
-CB_LOGITS = [0.0, 1e-6, -1e-4, 0.01, -0.3, 0.49, 0.51, -0.7, 2.0, -15.0, 40.0, -100.0]
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -413,7 +407,6 @@ def test_cuda_colour_large_batch():
 
 
 @needs_gpu
-@pytest.mark.slow
 @pytest.mark.parametrize("name", COLOUR_NAMES)
 def test_cuda_colour_compile_fullgraph(name):
     torch._dynamo.reset()

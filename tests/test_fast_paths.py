@@ -49,7 +49,7 @@ def test_right_hint_matches_reference():
     torch.testing.assert_close(logits.grad.double(), x.grad, rtol=1e-5, atol=1e-7)
 
 
-@pytest.mark.parametrize("bad", [0.0, float("nan"), float("inf")])
+@pytest.mark.parametrize("bad", [0.0, float("nan"), float("inf"), float("-inf"), 1e-30, -1e-25, 1e25])
 def test_bad_hint_is_an_error(bad):
     logits, target, mu, logvar = make()
     with pytest.raises(ValueError, match="recon_grad_hint"):
@@ -215,13 +215,6 @@ def test_inference_mode_call_does_not_poison_training():
         assert not t.is_inference()
     MEAN(elbits.elbo_terms(logits, target, mu, logvar)).backward()
     assert logits.grad is not None
-
-
-@pytest.mark.parametrize("bad", [1e-30, -1e-25, 1e25])
-def test_hint_out_of_range_is_an_error(bad):
-    logits, target, mu, logvar = make()
-    with pytest.raises(ValueError, match="recon_grad_hint"):
-        elbits.elbo_terms(logits, target, mu, logvar, recon_grad_hint=bad)
 
 
 def test_half_precision_gradients_are_not_prescaled():

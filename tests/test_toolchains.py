@@ -1,5 +1,6 @@
 """Users' toolchains: a wheel without libtorch, autocast, torch.compile of a conv VAE."""
 
+import math
 import subprocess
 import sys
 
@@ -102,6 +103,12 @@ def test_bench_cli_json(capsys):
     out = json.loads(capsys.readouterr().out)
     impls = {r["impl"]: r for r in out["results"]}
     assert set(impls) == {"fused", "eager", "compile"}
-    assert impls["compile"]["vs_compile"] == 1.0 and impls["fused"]["median_ms"] > 0
+    for r in impls.values():
+        for key in ("median_ms", "allocated_mb", "gb_per_s", "vs_compile", "vs_eager"):
+            # fields present and sane; no timing relations, which a busy machine may break
+            assert isinstance(r[key], float) and math.isfinite(r[key]), (key, r)
+        for key in ("median_ms", "gb_per_s", "vs_compile", "vs_eager"):
+            assert r[key] > 0, (key, r)
+        assert r["allocated_mb"] >= 0, r
+        assert r["kernel_ms"] is None, r  # GPU kernel time exists only on a GPU
     assert out["machine"]["elbits_cpu_isa"] and out["machine"]["device"] == "cpu"
-    assert impls["fused"]["kernel_ms"] is None  # GPU kernel time exists only on a GPU

@@ -31,18 +31,24 @@ class Case:
     fused: Loss
     reference: Loss
     min_bytes: int
+    # the fused loss with the gradient written into the parameters (inplace_grad), where there is one;
+    # it consumes the parameters: restore them before each call
+    fused_inplace: Loss | None = None
     _compiled: Loss | None = field(default=None, repr=False)
 
     def loss_fn(self, impl: str) -> Loss:
         if impl == "fused":
             return self.fused
+        if impl == "fused_inplace" and self.fused_inplace is not None:
+            return self.fused_inplace
         if impl == "eager":
             return self.reference
         if impl == "compile":
             if self._compiled is None:
                 self._compiled = torch.compile(self.reference, fullgraph=True)
             return self._compiled
-        raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
+        impls = IMPLS if self.fused_inplace is None else (*IMPLS, "fused_inplace")
+        raise ValueError(f"impl must be one of {impls} for {self.name}, got {impl!r}")
 
 
 def _kl_total(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -109,7 +115,7 @@ def colour_case(likelihood: str, batch: int, side: int = 32, k: int = 10, z: int
     if likelihood == "categorical256":
         # forward reads the logits, backward reads them again and writes the gradient
         return Case(f"categorical256 {batch}x3x{side}x{side}", make, _fused_loss(likelihood),
-                    _categorical_reference, 3 * 4 * n_params)
+                    _categorical_reference, 3 * 4 * n_params, fused_inplace=_fused_loss("categorical256_inplace"))
     # read the parameters, write their gradient
     return Case(f"logistic mixture K={k} {batch}x3x{side}x{side}", make, _fused_loss(likelihood),
                 _mixture_reference, 2 * 4 * n_params)

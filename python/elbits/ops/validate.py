@@ -45,9 +45,13 @@ def check_same_device(named: dict[str, torch.Tensor], cuda: bool = False) -> tor
         return first
     if first.type == "cuda" and core.has_cuda:
         raise NotImplementedError(f"inputs are on {first}, but this likelihood has only CPU kernels so far")
+    supported = "cpu, cuda" if cuda and core.has_cuda else "cpu"
+    build = "" if core.has_cuda else (
+        "; this build has no CUDA kernels (elbits._C.has_cuda is False): for GPUs build with CUDA (see README)"
+    )
     raise NotImplementedError(
-        f"inputs are on {first}, but this elbits build has only the CPU kernels (elbits._C.has_cuda is "
-        f"{core.has_cuda}); move the tensors to the CPU or build with CUDA (see README)"
+        f"inputs are on {first}, but elbits has kernels for device types {supported} only: "
+        f"move the tensors to one of those{build}"
     )
 
 
