@@ -96,6 +96,13 @@ def test_npz_loader_memory_maps(tmp_path, compressed):
     x, y = data[1]
     assert x.shape == (1, 64, 64) and y.tolist() == classes[1].tolist()
     assert data.metadata == {"description": "test"}
+    from elbits.train.data import build_dataset
+
+    sub = build_dataset(str(path), train_size=5, data_seed=3)
+    want = np.sort(np.random.default_rng(3).choice(len(idx), 5, replace=False))
+    assert isinstance(sub, ds.NpzDSprites) and sub.indices.tolist() == want.tolist()
+    assert torch.equal(sub.images([0, 4]), torch.from_numpy(imgs[want[[0, 4]]]))
+    assert sub.classes.tolist() == classes[want].tolist() and len(data) == len(idx)
     with pytest.raises(FileNotFoundError):
         ds.NpzDSprites(tmp_path / "missing.npz")
 

@@ -91,3 +91,27 @@ def test_elbits_checkpoint_and_npy_validation(tmp_path):
     np.save(tmp_path / "shape.npy", np.zeros((2, 32, 32), np.uint8))
     with pytest.raises(ValueError, match="64, 64"):
         load_images(tmp_path / "shape.npy")
+
+
+def test_progress_bar_counts_every_image_with_a_decoded_subset(monkeypatch):
+    import tqdm
+
+    counts: list[int] = []
+
+    class Bar:
+        def __init__(self, total: int, **kw: object) -> None:
+            self.total = total
+
+        def update(self, k: int) -> None:
+            counts.append(k)
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(tqdm, "tqdm", Bar)
+    torch.manual_seed(0)
+    x = (torch.rand(20, 64, 64, generator=torch.Generator().manual_seed(1)) > 0.8).to(torch.uint8)
+    ev = evaluate_model(BurgessVAE(z_dim=3), x, samples=1, batch_size=8, mi_points=None, mi_samples=1,
+                        progress=True, distortion_images=5)
+    assert ev.distortion_images == 5
+    assert counts == [8, 8, 4]

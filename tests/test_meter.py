@@ -38,6 +38,7 @@ def test_sums_match_hand_computation():
     for k in REQUIRED:
         assert isinstance(s[k], float)
     assert s["samples"] == 24
+    assert s["dims"] == 64.0 and s["z_dim"] == 5.0
     assert s["distortion_nats"] == pytest.approx(recon.mean().item(), rel=1e-12)
     assert s["distortion_bits"] == pytest.approx(recon.mean().item() / LN2, rel=1e-12)
     assert s["distortion_bits_per_dim"] == pytest.approx(recon.mean().item() / LN2 / 64, rel=1e-12)

@@ -36,6 +36,7 @@ from typing import Any, Optional, Union
 import numpy as np
 import torch
 
+from . import reference
 from .units import BITS_PER_NAT
 
 LOG_2PI = math.log(2 * math.pi)
@@ -46,9 +47,9 @@ def _f64(t: Any, device: Union[str, torch.device] = "cpu") -> torch.Tensor:
 
 
 def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """``[N, Z]`` KL(N(mu, exp(logvar)) || N(0, 1)) per dimension, nats (float64)."""
-    mu, logvar = _f64(mu), _f64(logvar)
-    return 0.5 * (mu * mu + logvar.exp() - 1.0 - logvar)
+    """``[N, Z]`` KL(N(mu, exp(logvar)) || N(0, 1)) per dimension, nats (float64, on the CPU):
+    :func:`elbits.reference.gaussian_kl`."""
+    return reference.gaussian_kl(_f64(mu), _f64(logvar))
 
 
 def log_normal(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:

@@ -17,7 +17,7 @@ from typing import Optional, Union
 import numpy as np
 import torch
 
-from .units import LN2, Quantity
+from .units import Quantity, nats_to_bits
 
 ArrayLike = Union[np.ndarray, torch.Tensor, Sequence[float]]
 Images = Union[np.ndarray, torch.Tensor, Iterable[Union[np.ndarray, torch.Tensor]]]
@@ -299,7 +299,19 @@ class PixelHistogram:
         p = self.hist.reshape(-1, self.levels) / self.total
         with np.errstate(divide="ignore", invalid="ignore"):
             per = -np.where(p > 0, p * np.log(p), 0.0).sum(1)
-        return MarginalPixelEntropy(_nats(per.sum(), "image"), per / LN2, self.levels)
+        return MarginalPixelEntropy(_nats(per.sum(), "image"), nats_to_bits(per), self.levels)
+
+
+def image_entropies(
+    batches: Iterable[Union[np.ndarray, torch.Tensor]], levels: int = 2
+) -> tuple[EmpiricalEntropy, MarginalPixelEntropy]:
+    """H(X) (:class:`ImageCounter`) and sum_i H(X_i) (:class:`PixelHistogram` of ``levels``) of the images
+    in ``batches``, in one streaming pass."""
+    counter, hist = ImageCounter(), PixelHistogram(levels=levels)
+    for b in batches:
+        counter.update(b)
+        hist.update(b)
+    return counter.result(), hist.result()
 
 
 def marginal_pixel_entropy(images: Images, levels: int = 0) -> MarginalPixelEntropy:

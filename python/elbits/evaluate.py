@@ -105,10 +105,7 @@ def load_images(path: PathLike) -> torch.Tensor:
 
 def procedural_set(limit: Optional[int] = 16384, seed: int = 0) -> ds.ProceduralDSprites:
     """``limit`` images of the procedural grid drawn without replacement (seeded, sorted); ``None``: all 737,280."""
-    if limit is None or limit >= ds.NUM_IMAGES:
-        return ds.ProceduralDSprites(None, cache=False)
-    idx = np.sort(np.random.default_rng(seed).choice(ds.NUM_IMAGES, int(limit), replace=False))
-    return ds.ProceduralDSprites(idx, cache=False)
+    return ds.ProceduralDSprites(ds.seeded_subset(ds.NUM_IMAGES, limit, seed), cache=False)
 
 
 class _TensorImages:
@@ -148,8 +145,7 @@ class Evaluation:
 
     @property
     def kl_per_dim_bits(self) -> list[float]:
-        z = sum(1 for k in self.scalars if k.startswith("kl_") and k.endswith("_bits"))
-        return [self.scalars[f"kl_{i}_bits"] for i in range(z)]
+        return [self.scalars[f"kl_{i}_bits"] for i in range(int(self.scalars["z_dim"]))]
 
     def to_dict(self) -> dict[str, Any]:
         s, sg = self.scalars, self.surgery
@@ -231,14 +227,16 @@ def evaluate_model(
             xb = data.images(np.arange(start, min(start + batch_size, n)))
             if xb.dim() == 3:
                 xb = xb[:, None]
-            counter.update(xb.to(torch.uint8).cpu())
-            hist.update(xb.to(torch.uint8).cpu())
+            x_u8 = xb.to(torch.uint8).cpu()
+            counter.update(x_u8)
+            hist.update(x_u8)
             x = xb.to(device=device, dtype=torch.float32)
+            batch = len(x)
             mu, logvar = encode(x)
             kl = gaussian_kl(mu, logvar)
-            rate_meter.update(ELBOTerms(torch.zeros(len(x), dtype=torch.float64), kl, x[0].numel()))
+            rate_meter.update(ELBOTerms(torch.zeros(batch, dtype=torch.float64), kl, x[0].numel()))
             if decode_mask is not None:
-                rows = torch.from_numpy(np.nonzero(decode_mask[start : start + len(x)])[0]).to(device)
+                rows = torch.from_numpy(np.nonzero(decode_mask[start : start + batch])[0]).to(device)
                 x, mu_d, lv_d = x[rows], mu[rows], logvar[rows]
             else:
                 mu_d, lv_d = mu, logvar
@@ -254,7 +252,7 @@ def evaluate_model(
             mus.append(mu.double().cpu())
             lvs.append(logvar.double().cpu())
             if bar is not None:
-                bar.update(len(x))
+                bar.update(batch)
     finally:
         model.train(was_training)
         if bar is not None:
@@ -262,7 +260,7 @@ def evaluate_model(
     mu_all, lv_all = torch.cat(mus), torch.cat(lvs)
     emp, marg = counter.result(), hist.result()
     h_bits = emp.entropy.bits
-    scalars = _merge_scalars(rate_meter.scalars(reduce=False), meter.scalars(reduce=False), h_bits, rate_meter.dims)
+    scalars = _merge_scalars(rate_meter.scalars(reduce=False), meter.scalars(reduce=False), h_bits)
     surgery = elbo_surgery(mu_all, lv_all, points=mi_points, samples=mi_samples, seed=seed, device=device)
     ent = {"h_bits": h_bits, "distinct_images": int(emp.distinct),
            "factor_bits": E.factor_entropy(ds.SIZES).bits, "marginal_sum_bits": marg.total.bits}
@@ -273,13 +271,13 @@ def evaluate_model(
     )
 
 
-def _merge_scalars(rate: dict[str, float], dist: dict[str, float], h_bits: float, dims: int) -> dict[str, float]:
+def _merge_scalars(rate: dict[str, float], dist: dict[str, float], h_bits: float) -> dict[str, float]:
     """Rate figures of every image with the distortion figures of the decoded ones, and the budget H(X)."""
     out = dict(rate)
     for k in ("distortion_nats", "distortion_bits", "distortion_bits_per_dim", "distortion_std_bits"):
         out[k] = dist[k]
     out["distortion_samples_images"] = dist["samples"]
-    r, d = out["rate_bits"], out["distortion_bits"]
+    r, d, dims = out["rate_bits"], out["distortion_bits"], out["dims"]
     out.update(nelbo_bits=r + d, nelbo_nats=(r + d) * NATS_PER_BIT, nelbo_bits_per_dim=(r + d) / dims,
                budget_bits=h_bits, budget_nats=h_bits * NATS_PER_BIT, bound_bits=h_bits - d,
                bound_nats=(h_bits - d) * NATS_PER_BIT, bound_slack_bits=r - (h_bits - d),

@@ -13,7 +13,7 @@ from typing import Any, Optional, Union
 import torch
 
 from .terms import ELBOTerms
-from .units import BITS_PER_NAT, Quantity
+from .units import BITS_PER_NAT, Quantity, bits_per_dim, nats_to_bits
 
 
 class RateDistortionMeter:
@@ -99,38 +99,41 @@ class RateDistortionMeter:
                 "distortion_std_nats": var ** 0.5, "kl_per_dim_nats": kl_dim}
 
     def scalars(self, reduce: bool = True) -> dict[str, float]:
-        """Flat dict of floats with unit-bearing names (``rate_bits``, ``distortion_bits_per_dim``, ...)."""
+        """Flat dict of floats with unit-bearing names (``rate_bits``, ``distortion_bits_per_dim``, ...), and
+        ``dims`` (observed dimensions per sample) and ``z_dim`` (latent dimensions)."""
         c = self.compute(reduce)
         r, d, dims = c["rate_nats"], c["distortion_nats"], c["dims"]
         kl_dim: torch.Tensor = c["kl_per_dim_nats"]
         out: dict[str, float] = {
             "samples": float(c["samples"]),
+            "dims": float(dims),
+            "z_dim": float(kl_dim.numel()),
             "rate_nats": r,
-            "rate_bits": r * BITS_PER_NAT,
-            "rate_bits_per_dim": r * BITS_PER_NAT / dims,
+            "rate_bits": nats_to_bits(r),
+            "rate_bits_per_dim": bits_per_dim(r, dims),
             "distortion_nats": d,
-            "distortion_bits": d * BITS_PER_NAT,
-            "distortion_bits_per_dim": d * BITS_PER_NAT / dims,
-            "distortion_std_bits": c["distortion_std_nats"] * BITS_PER_NAT,
+            "distortion_bits": nats_to_bits(d),
+            "distortion_bits_per_dim": bits_per_dim(d, dims),
+            "distortion_std_bits": nats_to_bits(c["distortion_std_nats"]),
             "nelbo_nats": r + d,
-            "nelbo_bits": (r + d) * BITS_PER_NAT,
-            "nelbo_bits_per_dim": (r + d) * BITS_PER_NAT / dims,
+            "nelbo_bits": nats_to_bits(r + d),
+            "nelbo_bits_per_dim": bits_per_dim(r + d, dims),
             "active_units": float(int((kl_dim > self.active_threshold).sum())),
             "active_threshold_nats": self.active_threshold,
         }
         for i, v in enumerate(kl_dim.tolist()):
-            out[f"kl_{i}_bits"] = v * BITS_PER_NAT
+            out[f"kl_{i}_bits"] = nats_to_bits(v)
         if self.budget_nats is not None:
             h = self.budget_nats
             out.update({
                 "budget_nats": h,
-                "budget_bits": h * BITS_PER_NAT,
+                "budget_bits": nats_to_bits(h),
                 "rate_over_budget": r / h if h > 0 else float("nan"),
                 # H - D <= R: the rate any decoder with this distortion needs at least.
                 "bound_nats": h - d,
-                "bound_bits": (h - d) * BITS_PER_NAT,
+                "bound_bits": nats_to_bits(h - d),
                 "bound_slack_nats": r - (h - d),
-                "bound_slack_bits": (r - (h - d)) * BITS_PER_NAT,
+                "bound_slack_bits": nats_to_bits(r - (h - d)),
             })
         return out
 

@@ -11,13 +11,14 @@ import math
 from dataclasses import dataclass
 from typing import TypeVar, Union
 
+import numpy as np
 import torch
 
 LN2: float = math.log(2.0)
 NATS_PER_BIT: float = LN2
 BITS_PER_NAT: float = 1.0 / LN2
 
-_T = TypeVar("_T", float, torch.Tensor)
+_T = TypeVar("_T", float, torch.Tensor, np.ndarray)
 Number = Union[float, int]
 
 

@@ -70,7 +70,7 @@ def observe(source: Any) -> Observation:
         dims = float(scalars["dims"]) if scalars.get("dims") else None
         bpd = scalars.get("distortion_bits_per_dim")
         if dims is None and bpd is not None and float(bpd) > 0.0:
-            # Meters give no dims field; recover it from their own bits/dim.
+            # A hand-written mapping without dims (meters give it): recover it from its bits/dim.
             dims = dist * BITS_PER_NAT / float(bpd)
         obs = Observation(rate, dist, dims)
     if not (math.isfinite(obs.rate_nats) and math.isfinite(obs.distortion_nats)):

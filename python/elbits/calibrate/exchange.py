@@ -112,12 +112,6 @@ class Frontier:
         return self.slopes
 
     @property
-    def segment_rates_bits(self) -> tuple[float, ...]:
-        """Mid-rate of each segment, bits."""
-        r = self.rate_bits
-        return tuple(0.5 * (r[i] + r[i + 1]) for i in range(len(r) - 1))
-
-    @property
     def price(self) -> float:
         """Average exchange rate over the measured range, bits of distortion per bit of rate."""
         if len(self.rate_bits) < 2:

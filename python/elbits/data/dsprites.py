@@ -14,6 +14,7 @@ centre (j + 0.5, i + 0.5) lies inside the shape; the shape's reference point sit
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -151,6 +152,14 @@ def iter_images(indices: Optional[Index] = None, batch: int = 8192):
         yield render_index(idx[start : start + batch], batch=batch)
 
 
+def seeded_subset(n: int, size: Optional[int], seed: int = 0) -> Optional[np.ndarray]:
+    """``size`` of the positions ``range(n)`` drawn without replacement by ``np.random.default_rng(seed)``, sorted;
+    ``None`` (every position) when ``size`` is ``None`` or at least ``n``."""
+    if size is None or size >= n:
+        return None
+    return np.sort(np.random.default_rng(seed).choice(n, int(size), replace=False))
+
+
 class ProceduralDSprites(Dataset):
     """The dSprites factor grid rendered on demand: item -> (image ``[1, 64, 64]`` float32, classes ``[6]``).
 
@@ -202,6 +211,13 @@ class NpzDSprites(Dataset):
 
     def __len__(self) -> int:
         return len(self.indices)
+
+    def subset(self, items: Index) -> NpzDSprites:
+        """This dataset restricted to positions ``items``, sharing the loaded archive (no second read)."""
+        items = np.atleast_1d(np.asarray(items, np.int64))
+        out = copy.copy(self)
+        out.indices, out.classes = self.indices[items], self.classes[items]
+        return out
 
     def images(self, items: Index) -> torch.Tensor:
         """``[N, 64, 64]`` uint8 images of dataset positions ``items``."""

@@ -56,8 +56,9 @@ def reconstruction_batch(model: torch.nn.Module, dataset: Any, n: int = 10, seed
 
 
 def write_report(result: Any, cfg: Any, out_dir: Union[str, Path], wall_s: Optional[float] = None,
-                 command: str = "") -> dict[str, Any]:
-    """report.md, summary.json and the four PNGs under ``out_dir``; returns the summary."""
+                 command: str = "", t0: Optional[float] = None) -> dict[str, Any]:
+    """report.md, summary.json and the four PNGs under ``out_dir``; returns the summary. ``t0``: a
+    ``time.perf_counter()`` start; when given, ``wall_s`` is the time from it to after the plots."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     s = build_summary(result, cfg, wall_s=wall_s, command=command)
@@ -66,6 +67,8 @@ def write_report(result: Any, cfg: Any, out_dir: Union[str, Path], wall_s: Optio
     x, p = reconstruction_batch(result.model, result.dataset, seed=cfg.seed)
     plots.reconstructions(x, p, out / "reconstructions.png")
     plots.rd_plane(s, out / "rd_plane.png")
+    if t0 is not None:
+        s["wall_s"] = time.perf_counter() - t0
     markdown.write_report(out / "report.md", s)
     (out / "summary.json").write_text(json.dumps(s, indent=1, default=str) + "\n")
     return s
@@ -82,11 +85,7 @@ def run_demo(out_dir: Union[str, Path] = "elbits-report", command: str = "elbits
     result = train(cfg)
     if result.rank != 0:
         return {}
-    s = write_report(result, cfg, out_dir, wall_s=None, command=command)
-    s["wall_s"] = time.perf_counter() - t0
-    # Rewrite with the total wall time (known only now).
-    markdown.write_report(Path(out_dir) / "report.md", s)
-    (Path(out_dir) / "summary.json").write_text(json.dumps(s, indent=1, default=str) + "\n")
+    s = write_report(result, cfg, out_dir, command=command, t0=t0)
     if not quiet:
         print(terminal_table(s, str(Path(out_dir) / "report.md")))
     return s

@@ -8,6 +8,8 @@ from typing import Any, Union
 import numpy as np
 import torch
 
+from ..units import nats_to_bits
+
 
 def _figure(w: float, h: float) -> Any:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -62,7 +64,7 @@ def kl_bars(s: dict[str, Any], path: Union[str, Path]) -> Path:
     f = s["final"]
     z = s["z_dim"]
     kl = [f[f"kl_{i}_bits"] for i in range(z)]
-    thr = f["active_threshold_nats"] / np.log(2.0)
+    thr = nats_to_bits(f["active_threshold_nats"])
     fig = _figure(6, 3.5)
     ax = fig.add_subplot(1, 1, 1)
     bars = ax.bar(range(z), kl, color=["C0" if v > thr else "0.7" for v in kl])

@@ -26,8 +26,7 @@ def build_summary(result: Any, cfg: Any, wall_s: Optional[float] = None, command
     final = result.final
     if final is None:
         raise ValueError("the report needs the end-of-run evaluation (TrainConfig.eval_at_end=True)")
-    dims = int(round(final["distortion_bits"] / final["distortion_bits_per_dim"]))
-    z = sum(1 for k in final if k.startswith("kl_") and k.endswith("_bits"))
+    dims, z = int(final["dims"]), int(final["z_dim"])
     budget = result.budget.to_dict()
     exchange = None
     if budget["marginal_sum_bits"] is not None and budget["empirical_bits"]:

@@ -18,13 +18,12 @@ BUDGET_LIMIT = 1 << 18  # H(X) and sum_i H(X_i) of the training set are computed
 def build_dataset(npz: Optional[str] = None, train_size: Optional[int] = None, data_seed: int = 0) -> Dataset:
     """dSprites (procedural, or the real ``npz``), restricted to ``train_size`` images drawn without replacement
     by ``np.random.default_rng(data_seed)`` and sorted (``None``: every image)."""
-    n = len(ds.NpzDSprites(npz)) if npz else ds.NUM_IMAGES
-    idx = None
-    if train_size is not None and train_size < n:
-        idx = np.sort(np.random.default_rng(data_seed).choice(n, int(train_size), replace=False))
     if npz:
-        return ds.NpzDSprites(npz, indices=idx)
-    size = n if idx is None else len(idx)
+        data = ds.NpzDSprites(npz)
+        idx = ds.seeded_subset(len(data), train_size, data_seed)
+        return data if idx is None else data.subset(idx)
+    idx = ds.seeded_subset(ds.NUM_IMAGES, train_size, data_seed)
+    size = ds.NUM_IMAGES if idx is None else len(idx)
     return ds.ProceduralDSprites(idx, cache=size <= CACHE_LIMIT)
 
 
@@ -127,10 +126,6 @@ def data_budget(dataset: Any, limit: int = BUDGET_LIMIT, batch: int = 8192) -> B
         source = f"{n} images of {type(dataset).__name__}"
     if n > limit or not hasattr(dataset, "images"):
         return Budget(fac, None, None, n, None, source)
-    counter, hist = E.ImageCounter(), E.PixelHistogram(levels=2)
-    for start in range(0, n, batch):
-        imgs = dataset.images(np.arange(start, min(start + batch, n)))
-        counter.update(imgs)
-        hist.update(imgs)
-    emp, marg = counter.result(), hist.result()
+    emp, marg = E.image_entropies(dataset.images(np.arange(start, min(start + batch, n)))
+                                  for start in range(0, n, batch))
     return Budget(fac, emp.entropy.bits, marg.total.bits, n, int(emp.distinct), source)

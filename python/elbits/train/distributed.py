@@ -92,15 +92,6 @@ def gather_objects(obj: Any, world: int) -> list[Any]:
     return out
 
 
-def broadcast_flag(flag: bool) -> bool:
-    """Rank 0's boolean on every rank."""
-    if not dist.is_initialized():
-        return flag
-    t = torch.tensor([1.0 if flag else 0.0], device=_reduce_device())
-    dist.broadcast(t, 0)
-    return bool(t.item())
-
-
 class GlobalController:
     """A controller that steps on the batch's *global* rate and distortion (all ranks), so that every rank
     keeps the same beta and state. Delegates everything else to the wrapped controller; its state dict is
