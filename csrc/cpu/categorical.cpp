@@ -24,13 +24,13 @@ ELBITS_INLINE void fwd_tile(const S* x, int64_t P, const L* t, int64_t n, comput
   using T = compute_t<S>;
   T m[kTile], s[kTile], bad[kTile];  // bad[p] += v - v: 0 unless a value is NaN/Inf
   for (int64_t p = 0; p < n; ++p) {
-    m[p] = ld(x[p]);
+    m[p] = to_float(x[p]);
     bad[p] = m[p] - m[p];
   }
   for (int c = 1; c < kLevels; ++c) {
     const S* xc = x + c * P;
     for (int64_t p = 0; p < n; ++p) {
-      const T v = ld(xc[p]);
+      const T v = to_float(xc[p]);
       bad[p] += v - v;
       m[p] = v > m[p] ? v : m[p];
     }
@@ -38,7 +38,7 @@ ELBITS_INLINE void fwd_tile(const S* x, int64_t P, const L* t, int64_t n, comput
   for (int64_t p = 0; p < n; ++p) s[p] = T(0);
   for (int c = 0; c < kLevels; ++c) {
     const S* xc = x + c * P;
-    for (int64_t p = 0; p < n; ++p) s[p] += ex_nonpos(ld(xc[p]) - m[p]);
+    for (int64_t p = 0; p < n; ++p) s[p] += ex_nonpos(to_float(xc[p]) - m[p]);
   }
   double acc = 0.0;
   uint32_t range = 0, nonfinite = 0;
@@ -46,10 +46,8 @@ ELBITS_INLINE void fwd_tile(const S* x, int64_t P, const L* t, int64_t n, comput
     nonfinite |= !(bad[p] == T(0));
     const T l = lse_from(m[p], s[p]);
     lse[p] = l;
-    int64_t lv = level_of(t[p]);
-    range |= (lv < 0 || lv > 255);
-    lv = lv < 0 ? 0 : lv > 255 ? 255 : lv;
-    acc += static_cast<double>(l - ld(x[lv * P + p]));
+    const int64_t lv = level_of(t[p], range);
+    acc += static_cast<double>(l - to_float(x[lv * P + p]));
   }
   *nll = acc;
   flags[0] = nonfinite;
@@ -65,7 +63,7 @@ ELBITS_INLINE void bwd_block(const S* x, int64_t P, const L* t, int c0, int c1, 
     S* oc = out + c * P;
 #pragma GCC ivdep
     for (int64_t p = 0; p < P; ++p)
-      st(oc + p, categorical_grad(T(ld(xc[p])), lse[p], level_of(t[p]) == c, g));
+      st(oc + p, categorical_grad(T(to_float(xc[p])), lse[p], static_cast<int64_t>(t[p]) == c, g));
   }
 }
 
@@ -73,7 +71,6 @@ ELBITS_INLINE void bwd_block(const S* x, int64_t P, const L* t, int c0, int c1, 
 
 // Per-ISA clones of the tile loops (see colour_common.h).
 namespace colour_isa {
-using colour::compute_t;
 #define ELBITS_CAT_CLONES(S, L)                                                                        \
   ELBITS_CLONES void cat_fwd(const S* x, int64_t P, const L* t, int64_t n, compute_t<S>* lse,         \
                              double* nll, uint32_t* flags) {                                         \

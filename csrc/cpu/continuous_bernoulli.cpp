@@ -16,7 +16,7 @@ using namespace colour;
 constexpr int64_t kChunk = 8192;
 
 template <class T>
-double target_value(T v) { return static_cast<double>(ld(v)); }
+double target_value(T v) { return static_cast<double>(to_float(v)); }
 double target_value(uint8_t v) { return v / 255.0; }
 
 template <class S, class TT>
@@ -25,7 +25,7 @@ void cb_chunk(const S* x, const TT* t, S* g, double gs, int64_t n, double* sum, 
   double acc = 0.0;
   uint32_t bad = 0, range = 0;
   for (int64_t i = 0; i < n; ++i) {
-    const T eta = ld(x[i]);
+    const T eta = to_float(x[i]);
     const double tv = target_value(t[i]);
     bad |= not_finite(eta);
     range |= !(tv >= 0.0 && tv <= 1.0);

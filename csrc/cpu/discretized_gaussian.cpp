@@ -23,11 +23,9 @@ void dg_chunk(const S* prm, int64_t P, const L* tgt, int64_t n, int64_t C, S* gr
     const S* lr = prm + (C + c) * P;
     const L* t = tgt + c * P;
     for (int64_t p = 0; p < n; ++p) {
-      const double m = ld(mr[p]), ls = ld(lr[p]);
+      const double m = to_float(mr[p]), ls = to_float(lr[p]);
       bad |= not_finite(m) | not_finite(ls);
-      int64_t lv = level_of(t[p]);
-      range |= (lv < 0 || lv > 255);
-      lv = lv < 0 ? 0 : lv > 255 ? 255 : lv;
+      const int64_t lv = level_of(t[p], range);
       double lp, dm, dls;
       discretized_gaussian(lv / 127.5 - 1.0, static_cast<int>(lv), m, ls, lp, dm, dls);
       acc -= lp;

@@ -15,14 +15,11 @@ namespace elbits::cpu {
 namespace {
 using namespace colour;
 
-template <class S>
-using T_of = compute_t<S>;
-
 constexpr int64_t kTile = 64;
 
 template <class S, class L>
 ELBITS_INLINE void mix_tile(const S* prm, int64_t P, const L* tgt, int64_t n, int64_t C, int64_t K, S* grad,
-              T_of<S> gs, double* nll_sum, uint32_t* flags) {
+              compute_t<S> gs, double* nll_sum, uint32_t* flags) {
   using T = compute_t<S>;
   const int64_t nb = C == 3 ? 3 * K : 2 * K;  // channels per image channel block
   // Scratch: x, weights per channel; lp per k; dmean/dls per (c, k); tanh coeffs per (j, k).
@@ -52,9 +49,7 @@ ELBITS_INLINE void mix_tile(const S* prm, int64_t P, const L* tgt, int64_t n, in
   for (int64_t c = 0; c < C; ++c) {
     #pragma GCC ivdep
       for (int64_t p = 0; p < n; ++p) {
-      int64_t lv = level_of(tgt[c * P + p]);
-      range |= (lv < 0 || lv > 255);
-      lv = lv < 0 ? 0 : lv > 255 ? 255 : lv;
+      const int64_t lv = level_of(tgt[c * P + p], range);
       xs[c * kTile + p] = T(lv) / T(127.5) - T(1);
       wlo[c * kTile + p] = lv > 0 ? T(1) : T(0);
       whi[c * kTile + p] = lv < 255 ? T(1) : T(0);
@@ -70,7 +65,7 @@ ELBITS_INLINE void mix_tile(const S* prm, int64_t P, const L* tgt, int64_t n, in
         T* co = coef + (j * K + k) * kTile;
         #pragma GCC ivdep
       for (int64_t p = 0; p < n; ++p) {
-          const T v = ld(cr[p]);
+          const T v = to_float(cr[p]);
           badv[p] += v - v;
           co[p] = tanh_v(v);
         }
@@ -93,8 +88,8 @@ ELBITS_INLINE void mix_tile(const S* prm, int64_t P, const L* tgt, int64_t n, in
       const T* x1 = C == 3 ? xs + kTile : zeros;
       #pragma GCC ivdep
       for (int64_t p = 0; p < n; ++p) {
-        T m = ld(mr[p]);
-        const T lsr = ld(lr[p]);
+        T m = to_float(mr[p]);
+        const T lsr = to_float(lr[p]);
         badv[p] += (m - m) + (lsr - lsr);
         m += ca[p] * xs[p] + cb[p] * x1[p];
         const T lsv = lsr < T(-7) ? T(-7) : lsr;
@@ -119,7 +114,7 @@ ELBITS_INLINE void mix_tile(const S* prm, int64_t P, const L* tgt, int64_t n, in
     const T* lpk = lp + k * kTile;
     #pragma GCC ivdep
       for (int64_t p = 0; p < n; ++p) {
-      const T v = ld(pr[p]);
+      const T v = to_float(pr[p]);
       badv[p] += v - v;
       const T w = v + lpk[p];
       mx1[p] = v > mx1[p] ? v : mx1[p];
@@ -131,7 +126,7 @@ ELBITS_INLINE void mix_tile(const S* prm, int64_t P, const L* tgt, int64_t n, in
     const T* lpk = lp + k * kTile;
     #pragma GCC ivdep
       for (int64_t p = 0; p < n; ++p) {
-      const T v = ld(pr[p]);
+      const T v = to_float(pr[p]);
       s1[p] += ex_nonpos(v - mx1[p]);
       s2[p] += ex_nonpos(v + lpk[p] - mx2[p]);
     }
@@ -159,7 +154,7 @@ ELBITS_INLINE void mix_tile(const S* prm, int64_t P, const L* tgt, int64_t n, in
     T* r = s1;  // reuse as r_k[p]
     #pragma GCC ivdep
       for (int64_t p = 0; p < n; ++p) {
-      const T v = ld(pr[p]);
+      const T v = to_float(pr[p]);
       const T w = ex_nonpos(v - mx1[p] < T(0) ? v - mx1[p] : T(0));
       const T rk = ex_nonpos(v + lpk[p] - mx2[p] < T(0) ? v + lpk[p] - mx2[p] : T(0));
       // Every gradient below is proportional to r or to (w - r): scaling both by the
@@ -206,7 +201,7 @@ namespace colour_isa {
 #define ELBITS_MIX_CLONES(S, L)                                                                       \
   ELBITS_CLONES void mix(const S* prm, int64_t P, const L* tgt, int64_t n, int64_t C, int64_t K,     \
                          S* grad, double gs, double* nll_sum, uint32_t* flags) {                     \
-    mix_tile<S, L>(prm, P, tgt, n, C, K, grad, static_cast<T_of<S>>(gs), nll_sum, flags);           \
+    mix_tile<S, L>(prm, P, tgt, n, C, K, grad, static_cast<compute_t<S>>(gs), nll_sum, flags);           \
   }
 ELBITS_MIX_CLONES(float, uint8_t)
 ELBITS_MIX_CLONES(float, int64_t)

@@ -27,8 +27,7 @@ void scale_rows(const void* g, void* out, DType dtype, int64_t batch, int64_t n,
     const int64_t row = task / chunks_per_row;
     const int64_t begin = (task % chunks_per_row) * kChunk;
     const int64_t len = std::min(kChunk, n - begin);
-    const double given = scale_dtype == DType::Float64 ? static_cast<const double*>(scale)[row * scale_stride]
-                                                       : static_cast<const float*>(scale)[row * scale_stride];
+    const double given = load_scale(scale, scale_dtype, row * scale_stride);
     // The forward stored the gradient times prescale (the expected upstream
     // gradient, e.g. 1/B for a batch mean): when that guess was right there is
     // nothing to do in place.

@@ -48,7 +48,7 @@ __global__ void bernoulli_chunks(const LT* __restrict__ x, int64_t x_stride, con
     Pack<LT, V> gp;
 #pragma unroll
     for (int k = 0; k < V; ++k) {
-      const acc_t xv = ld(xp.v[k]);
+      const acc_t xv = to_float(xp.v[k]);
       const acc_t tv = static_cast<acc_t>(to_float(tp.v[k]));
       acc_t nll, grad;
       bernoulli_nll(xv, tv, nll, grad);
@@ -69,8 +69,8 @@ __global__ void kl_kernel(const M* mu, int64_t mu_s0, int64_t mu_s1, const L* lo
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= batch * z) return;
   const int64_t b = i / z, j = i % z;
-  const double m = ld(mu[b * mu_s0 + j * mu_s1]);
-  const double lv = ld(logvar[b * lv_s0 + j * lv_s1]);
+  const double m = to_float(mu[b * mu_s0 + j * mu_s1]);
+  const double lv = to_float(logvar[b * lv_s0 + j * lv_s1]);
   if (not_finite(m)) atomicOr(flags, kNonfiniteMu);
   if (not_finite(lv)) atomicOr(flags, kNonfiniteLogvar);
   double dlv;
@@ -92,7 +92,7 @@ __global__ void scale_kernel(const T* g, T* out, int64_t n, int64_t chunks, cons
   // The forward stored g * prescale: in place with the expected scale, nothing to do.
   if (given == prescale && out == g) return;
   const acc_t s = static_cast<acc_t>(given / prescale);
-  for (int64_t i = row * n + begin + threadIdx.x; i < row * n + end; i += kThreads) st(out + i, ld(g[i]) * s);
+  for (int64_t i = row * n + begin + threadIdx.x; i < row * n + end; i += kThreads) st(out + i, to_float(g[i]) * s);
 }
 
 template <int V>

@@ -42,7 +42,7 @@ __global__ void __launch_bounds__(kThreads)
     for (int c0 = 0; c0 < kLevels; c0 += kGroup) {
       T v[kGroup];
 #pragma unroll
-      for (int j = 0; j < kGroup; ++j) v[j] = ld(xp[(c0 + j) * P]);
+      for (int j = 0; j < kGroup; ++j) v[j] = to_float(xp[(c0 + j) * P]);
       T gm = v[0];
 #pragma unroll
       for (int j = 0; j < kGroup; ++j) {
@@ -58,10 +58,8 @@ __global__ void __launch_bounds__(kThreads)
     }
     const T l = lse_from(m, s);
     lse[b * P + p] = l;
-    int64_t lv = level_of(t[b * t_bs + p]);
-    range = lv < 0 || lv > 255;
-    lv = lv < 0 ? 0 : lv > 255 ? 255 : lv;
-    acc = static_cast<double>(l - static_cast<T>(ld(xp[lv * P])));
+    const int64_t lv = level_of(t[b * t_bs + p], range);
+    acc = static_cast<double>(l - static_cast<T>(to_float(xp[lv * P])));
     bad = check_finite && !(badv == T(0));
   }
   finish_block(acc, bad, kNonfiniteParams, range, kTargetLevelOutOfRange, partial, flags);
@@ -71,7 +69,7 @@ __global__ void __launch_bounds__(kThreads)
 template <class S, class L>
 __global__ void __launch_bounds__(kThreads)
     cat_backward(const S* x, int64_t x_bs, const L* __restrict__ t, int64_t t_bs, int64_t P,
-                 const compute_t<S>* __restrict__ lse, const void* __restrict__ scale, bool scale_f64,
+                 const compute_t<S>* __restrict__ lse, const void* __restrict__ scale, DType scale_dtype,
                  int64_t scale_stride, S* out, int64_t pixel_blocks) {
   using T = compute_t<S>;
   constexpr int kClassBlocks = kLevels / kClassesPerBlock;
@@ -82,16 +80,16 @@ __global__ void __launch_bounds__(kThreads)
   const int c0 = static_cast<int>(rest % kClassBlocks) * kClassesPerBlock;
   const int64_t p = pb * kThreads + threadIdx.x;
   if (p >= P) return;
-  const T g = static_cast<T>(load_scale(scale, scale_f64, b * scale_stride));
+  const T g = static_cast<T>(load_scale(scale, scale_dtype, b * scale_stride));
   const T l = lse[b * P + p];
-  const int64_t lv = level_of(t[b * t_bs + p]);  // out of range: no class is the target
+  const int64_t lv = static_cast<int64_t>(t[b * t_bs + p]);  // out of range: no class is the target
   const S* xp = x + b * x_bs + p;
   S* op = out + b * kLevels * P + p;
 #pragma unroll 1
   for (int c = c0; c < c0 + kClassesPerBlock; c += kGroup) {
     T v[kGroup];
 #pragma unroll
-    for (int j = 0; j < kGroup; ++j) v[j] = ld(xp[(c + j) * P]);  // all loads of the group first
+    for (int j = 0; j < kGroup; ++j) v[j] = to_float(xp[(c + j) * P]);  // all loads of the group first
 #pragma unroll
     for (int j = 0; j < kGroup; ++j) st(op + (c + j) * P, categorical_grad(v[j], l, lv == c + j, g));
   }
@@ -131,14 +129,13 @@ const char* categorical256_backward(const void* logits, DType logits_dtype, int6
   const cudaStream_t stream = as_stream(stream_handle);
   const int64_t pixel_blocks = (pixels + kThreads - 1) / kThreads;
   const unsigned grid = static_cast<unsigned>(pixel_blocks * (kLevels / kClassesPerBlock) * batch);
-  const bool scale_f64 = scale_dtype == DType::Float64;
   dispatch_float(logits_dtype, [&](auto s_tag) {
     using S = decltype(s_tag);
     dispatch_level(target_dtype, [&](auto l_tag) {
       using L = decltype(l_tag);
       cat_backward<S, L><<<grid, kThreads, 0, stream>>>(static_cast<const S*>(logits), logits_bs,
                                                         static_cast<const L*>(target), target_bs, pixels,
-                                                        static_cast<const compute_t<S>*>(lse), scale, scale_f64,
+                                                        static_cast<const compute_t<S>*>(lse), scale, scale_dtype,
                                                         scale_stride, static_cast<S*>(grad), pixel_blocks);
     });
   });

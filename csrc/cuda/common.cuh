@@ -7,7 +7,6 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
-#include <type_traits>
 
 #include "elbits/dispatch.h"
 #include "elbits/dtypes.h"
@@ -17,28 +16,6 @@ namespace elbits::cuda::colour {
 namespace {
 
 constexpr int kThreads = 256;
-
-// Compute type of a storage type: float, or double for float64 storage.
-template <class S>
-using compute_t = std::conditional_t<std::is_same_v<S, double>, double, float>;
-
-__device__ __forceinline__ float ld(float v) { return v; }
-__device__ __forceinline__ double ld(double v) { return v; }
-__device__ __forceinline__ float ld(half_t v) { return to_float(v); }
-__device__ __forceinline__ float ld(bf16_t v) { return to_float(v); }
-
-__device__ __forceinline__ void st(float* p, float v) { *p = v; }
-__device__ __forceinline__ void st(double* p, double v) { *p = v; }
-__device__ __forceinline__ void st(half_t* p, float v) { *p = from_float<half_t>(v); }
-__device__ __forceinline__ void st(bf16_t* p, float v) { *p = from_float<bf16_t>(v); }
-
-__device__ __forceinline__ int64_t level_of(uint8_t v) { return v; }
-__device__ __forceinline__ int64_t level_of(int64_t v) { return v; }
-
-// Per-sample upstream scale (float32 or float64 [B], any stride).
-__device__ __forceinline__ double load_scale(const void* p, bool f64, int64_t i) {
-  return f64 ? static_cast<const double*>(p)[i] : static_cast<double>(static_cast<const float*>(p)[i]);
-}
 
 // Sum over a block of kThreads threads in a fixed order (shuffle tree per warp,
 // then the warp sums in warp order); the result is valid in thread 0.

@@ -18,7 +18,7 @@ using namespace colour;
 constexpr int64_t kChunk = 16 * kThreads;  // elements per block
 
 template <class TT>
-__device__ __forceinline__ double target_value(TT v) { return static_cast<double>(ld(v)); }
+__device__ __forceinline__ double target_value(TT v) { return static_cast<double>(to_float(v)); }
 __device__ __forceinline__ double target_value(uint8_t v) { return v / 255.0; }
 
 template <class S, class TT>
@@ -33,7 +33,7 @@ __global__ void __launch_bounds__(kThreads)
   double acc = 0.0;
   bool bad = false, range = false;
   for (int64_t i = begin + threadIdx.x; i < end; i += kThreads) {
-    const T eta = ld(x[row * x_rs + i]);
+    const T eta = to_float(x[row * x_rs + i]);
     const double tv = target_value(t[row * t_rs + i]);
     bad |= not_finite(eta);
     range |= !(tv >= 0.0 && tv <= 1.0);

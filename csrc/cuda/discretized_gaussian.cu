@@ -33,11 +33,9 @@ __global__ void __launch_bounds__(kThreads)
   double acc = 0.0;
   bool bad = false, range = false;
   for (int64_t i = begin + threadIdx.x; i < end; i += kThreads) {
-    const double m = ld(mr[i]), ls = ld(lr[i]);
+    const double m = to_float(mr[i]), ls = to_float(lr[i]);
     bad |= not_finite(m) | not_finite(ls);
-    int64_t lv = level_of(t[i]);
-    range |= lv < 0 || lv > 255;
-    lv = lv < 0 ? 0 : lv > 255 ? 255 : lv;
+    const int64_t lv = level_of(t[i], range);
     double lp, dm, dls;
     discretized_gaussian(lv / 127.5 - 1.0, static_cast<int>(lv), m, ls, lp, dm, dls);
     acc -= lp;

@@ -44,7 +44,7 @@ __device__ __forceinline__ T component(const S* pr, int64_t P, int64_t K, int64_
   if (C == 3) {
 #pragma unroll
     for (int j = 0; j < 3; ++j) {
-      const T v = ld(pr[(K + j * nb + 2 * K + k) * P]);
+      const T v = to_float(pr[(K + j * nb + 2 * K + k) * P]);
       badv += v - v;
       coef[j] = tanh_v(v);
     }
@@ -52,8 +52,8 @@ __device__ __forceinline__ T component(const S* pr, int64_t P, int64_t K, int64_
   T lp = T(0);
 #pragma unroll
   for (int c = 0; c < C; ++c) {
-    T m = ld(pr[(K + c * nb + k) * P]);
-    const T lsr = ld(pr[(K + c * nb + K + k) * P]);
+    T m = to_float(pr[(K + c * nb + k) * P]);
+    const T lsr = to_float(pr[(K + c * nb + K + k) * P]);
     badv += (m - m) + (lsr - lsr);
     // Mean coupling (PixelCNN++): G += alpha R, B += beta R + gamma G.
     const T ca = C == 3 && c == 1 ? coef[0] : C == 3 && c == 2 ? coef[1] : T(0);
@@ -85,9 +85,7 @@ __global__ void __launch_bounds__(kThreads)
     T xs[C], lo[C], hi[C];
 #pragma unroll
     for (int c = 0; c < C; ++c) {
-      int64_t lv = level_of(tgt[b * t_bs + c * P + p]);
-      range |= lv < 0 || lv > 255;
-      lv = lv < 0 ? 0 : lv > 255 ? 255 : lv;
+      const int64_t lv = level_of(tgt[b * t_bs + c * P + p], range);
       xs[c] = T(lv) / T(127.5) - T(1);
       lo[c] = lv > 0 ? T(1) : T(0);
       hi[c] = lv < 255 ? T(1) : T(0);
@@ -98,7 +96,7 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll 1
     for (int64_t k = 0; k < K; ++k) {
       const T lp = component<C>(pr, P, K, k, xs, lo, hi, dm, dl, coef, badv);
-      const T v = ld(pr[k * P]);
+      const T v = to_float(pr[k * P]);
       badv += v - v;
       lse_push(v, m1, s1);
       lse_push(v + lp, m2, s2);
@@ -114,7 +112,7 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll 1
       for (int64_t k = 0; k < K; ++k) {
         const T lp = component<C>(pr, P, K, k, xs, lo, hi, dm, dl, coef, unused);
-        const T v = ld(pr[k * P]);
+        const T v = to_float(pr[k * P]);
         // Every gradient below is linear in w and rk: scaling both by gs scales them all.
         const T w = gs * ex_nonpos(v - lse1 < T(0) ? v - lse1 : T(0));
         const T rk = gs * ex_nonpos(v + lp - lse2 < T(0) ? v + lp - lse2 : T(0));

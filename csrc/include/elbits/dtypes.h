@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "fastmath.h"
 #include "macros.h"
@@ -57,6 +58,29 @@ template <> ELBITS_HD bf16_t from_float<bf16_t>(float v) {
 }  // namespace elbits
 
 namespace elbits {
+
+// Compute type of a storage type: float, or double for float64 storage. Loads are
+// to_float (double stays double); st stores a compute-type value in its storage type.
+template <class S>
+using compute_t = std::conditional_t<std::is_same_v<S, double>, double, float>;
+
+ELBITS_HD void st(float* p, float v) { *p = v; }
+ELBITS_HD void st(double* p, double v) { *p = v; }
+ELBITS_HD void st(half_t* p, float v) { *p = from_float<half_t>(v); }
+ELBITS_HD void st(bf16_t* p, float v) { *p = from_float<bf16_t>(v); }
+
+// An image level from uint8 or int64 storage, clamped to 0..255; `range` is ORed
+// with whether it was outside (reported by the kernels as a bad target).
+template <class F>
+ELBITS_HD int64_t level_of(int64_t v, F& range) {
+  range |= v < 0 || v > 255;
+  return v < 0 ? 0 : v > 255 ? 255 : v;
+}
+
+// A per-sample upstream gradient (float32 or float64 [B], any stride) as double.
+ELBITS_HD double load_scale(const void* p, DType d, int64_t i) {
+  return d == DType::Float64 ? static_cast<const double*>(p)[i] : static_cast<const float*>(p)[i];
+}
 
 ELBITS_HD int dtype_size(DType d) {
   switch (d) {
