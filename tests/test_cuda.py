@@ -113,6 +113,20 @@ def test_cuda_deterministic_and_on_current_stream():
     assert torch.equal(a, b)
 
 
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("likelihood", ["bernoulli", "continuous_bernoulli"])
+def test_check_finite_false_reports_nothing_for_nan(device, likelihood):
+    """NaN in the logits and in mu/logvar with check_finite=False: no error now, and on CUDA
+    none recorded for a later check_device_errors (as on the CPU, where nothing raises)."""
+    logits, target, mu, logvar = make((2, 8), 3, "cpu", tdtype=torch.float32)
+    logits[0, 0] = mu[1, 0] = logvar[0, 2] = float("nan")
+    args = (t.to(device) for t in (logits, target, mu, logvar))
+    terms = elbits.elbo_terms(*args, likelihood=likelihood, check_finite=False)
+    assert terms.recon.isnan().any() and terms.kl.isnan().any()  # NaN flows through
+    if device == "cuda":
+        elbits.check_device_errors()  # nothing recorded
+
+
 @needs_gpu
 def test_cuda_bad_values_reported_lazily():
     logits, target, mu, logvar = make((2, 8), 3, "cuda")

@@ -31,7 +31,7 @@ template <class T, int V> struct alignas(sizeof(T) * V) Pack { T v[V]; };
 template <class LT, class TT, int V>
 __global__ void bernoulli_chunks(const LT* __restrict__ x, int64_t x_stride, const TT* __restrict__ t,
                                  int64_t t_stride, int64_t n, int64_t chunks, LT* __restrict__ g, compute_t<LT> gs,
-                                 double* __restrict__ partial, int* __restrict__ flags) {
+                                 double* __restrict__ partial, int* __restrict__ flags, bool check_finite) {
   using acc_t = compute_t<LT>;
   // A 1-D grid of batch x chunks blocks: no 65,535 limit on the batch.
   const int64_t row = blockIdx.x / chunks;
@@ -59,20 +59,22 @@ __global__ void bernoulli_chunks(const LT* __restrict__ x, int64_t x_stride, con
     }
     if (gr) gr[i] = gp;
   }
-  finish_block(static_cast<double>(acc), bad_x, kNonfiniteLogits, bad_t, kTargetOutOfRange, partial, flags);
+  // check_finite=False records nothing, as the CPU then raises nothing.
+  finish_block(static_cast<double>(acc), check_finite && bad_x, kNonfiniteLogits, check_finite && bad_t,
+               kTargetOutOfRange, partial, flags);
 }
 
 // KL is [batch, z]: tiny next to the images; float64 arithmetic like the CPU's.
 template <class M, class L, class OT>
 __global__ void kl_kernel(const M* mu, int64_t mu_s0, int64_t mu_s1, const L* logvar, int64_t lv_s0, int64_t lv_s1,
-                          int64_t batch, int64_t z, OT* kl, OT* dlogvar, int* flags) {
+                          int64_t batch, int64_t z, OT* kl, OT* dlogvar, int* flags, bool check_finite) {
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= batch * z) return;
   const int64_t b = i / z, j = i % z;
   const double m = to_float(mu[b * mu_s0 + j * mu_s1]);
   const double lv = to_float(logvar[b * lv_s0 + j * lv_s1]);
-  if (not_finite(m)) atomicOr(flags, kNonfiniteMu);
-  if (not_finite(lv)) atomicOr(flags, kNonfiniteLogvar);
+  if (check_finite && not_finite(m)) atomicOr(flags, kNonfiniteMu);
+  if (check_finite && not_finite(lv)) atomicOr(flags, kNonfiniteLogvar);
   double dlv;
   kl[i] = static_cast<OT>(gaussian_kl(m, lv, dlv));
   if (dlogvar) dlogvar[i] = static_cast<OT>(dlv);
@@ -102,7 +104,8 @@ bool packs_fit(const void* p, size_t elem) {
 
 template <class LT, class TT>
 void launch_bernoulli(const void* x, int64_t xs, const void* t, int64_t ts, int64_t batch, int64_t n, void* g,
-                      double gs, double* partial, int* flags, int64_t chunks, cudaStream_t stream) {
+                      double gs, double* partial, int* flags, bool check_finite, int64_t chunks,
+                      cudaStream_t stream) {
   const unsigned grid = static_cast<unsigned>(chunks * batch);
   using acc_t = compute_t<LT>;
   constexpr int V = sizeof(LT) == 8 ? 2 : 4;  // 16-byte logit packs (8 for half/bf16)
@@ -111,10 +114,12 @@ void launch_bernoulli(const void* x, int64_t xs, const void* t, int64_t ts, int6
                       packs_fit<V>(t, sizeof(TT)) && (g == nullptr || packs_fit<V>(g, sizeof(LT)));
   if (packed)
     bernoulli_chunks<LT, TT, V><<<grid, kThreads, 0, stream>>>(static_cast<const LT*>(x), xs,
-        static_cast<const TT*>(t), ts, n, chunks, static_cast<LT*>(g), static_cast<acc_t>(gs), partial, flags);
+        static_cast<const TT*>(t), ts, n, chunks, static_cast<LT*>(g), static_cast<acc_t>(gs), partial, flags,
+        check_finite);
   else
     bernoulli_chunks<LT, TT, 1><<<grid, kThreads, 0, stream>>>(static_cast<const LT*>(x), xs,
-        static_cast<const TT*>(t), ts, n, chunks, static_cast<LT*>(g), static_cast<acc_t>(gs), partial, flags);
+        static_cast<const TT*>(t), ts, n, chunks, static_cast<LT*>(g), static_cast<acc_t>(gs), partial, flags,
+        check_finite);
 }
 
 }  // namespace
@@ -124,14 +129,15 @@ int64_t bernoulli_chunks_per_row(int64_t n) { return n <= 0 ? 1 : (n + kChunk - 
 const char* bernoulli_nll_rows(const void* logits, DType logits_dtype, int64_t logits_row_stride,
                                const void* target, DType target_dtype, int64_t target_row_stride, int64_t batch,
                                int64_t n, void* grad, double grad_scale, void* recon, bool out_f64, double* partial,
-                               int* flags, uintptr_t stream_handle) {
+                               int* flags, bool check_finite, uintptr_t stream_handle) {
   if (batch == 0) return nullptr;
   const cudaStream_t stream = as_stream(stream_handle);
   const int64_t chunks = bernoulli_chunks_per_row(n);
   dispatch_float(logits_dtype, [&](auto l_tag) {
     dispatch_target(target_dtype, [&](auto t_tag) {
       launch_bernoulli<decltype(l_tag), decltype(t_tag)>(logits, logits_row_stride, target, target_row_stride, batch,
-                                                         n, grad, grad_scale, partial, flags, chunks, stream);
+                                                         n, grad, grad_scale, partial, flags, check_finite, chunks,
+                                                         stream);
     });
   });
   launch_finish(partial, chunks, batch, recon, out_f64, stream);
@@ -140,7 +146,7 @@ const char* bernoulli_nll_rows(const void* logits, DType logits_dtype, int64_t l
 
 const char* gaussian_kl_rows(const void* mu, DType mu_dtype, int64_t mu_s0, int64_t mu_s1, const void* logvar,
                              DType logvar_dtype, int64_t lv_s0, int64_t lv_s1, int64_t batch, int64_t z, void* kl,
-                             void* dlogvar, bool out_f64, int* flags, uintptr_t stream_handle) {
+                             void* dlogvar, bool out_f64, int* flags, bool check_finite, uintptr_t stream_handle) {
   const int64_t total = batch * z;
   if (total == 0) return nullptr;
   const cudaStream_t stream = as_stream(stream_handle);
@@ -151,11 +157,11 @@ const char* gaussian_kl_rows(const void* mu, DType mu_dtype, int64_t mu_s0, int6
       if (out_f64)
         kl_kernel<M, L, double><<<blocks_for(total), kThreads, 0, stream>>>(static_cast<const M*>(mu), mu_s0, mu_s1,
             static_cast<const L*>(logvar), lv_s0, lv_s1, batch, z, static_cast<double*>(kl),
-            static_cast<double*>(dlogvar), flags);
+            static_cast<double*>(dlogvar), flags, check_finite);
       else
         kl_kernel<M, L, float><<<blocks_for(total), kThreads, 0, stream>>>(static_cast<const M*>(mu), mu_s0, mu_s1,
             static_cast<const L*>(logvar), lv_s0, lv_s1, batch, z, static_cast<float*>(kl),
-            static_cast<float*>(dlogvar), flags);
+            static_cast<float*>(dlogvar), flags, check_finite);
     });
   });
   return launch_status();

@@ -52,20 +52,21 @@ void register_cuda(py::module_& m) {
   m.def("cuda_bernoulli_nll_rows",
         [](uintptr_t logits, int logits_dtype, int64_t logits_row_stride, uintptr_t target, int target_dtype,
            int64_t target_row_stride, int64_t batch, int64_t n, uintptr_t grad, double grad_scale, uintptr_t recon,
-           bool out_f64, uintptr_t partial, uintptr_t flags, uintptr_t stream) {
+           bool out_f64, uintptr_t partial, uintptr_t flags, bool check_finite, uintptr_t stream) {
           launch([&] {
             return cuda::bernoulli_nll_rows(cptr(logits), dt(logits_dtype), logits_row_stride, cptr(target),
                                             dt(target_dtype), target_row_stride, batch, n, mptr(grad), grad_scale,
-                                            mptr(recon), out_f64, f64p(partial), i32p(flags), stream);
+                                            mptr(recon), out_f64, f64p(partial), i32p(flags), check_finite, stream);
           });
         });
   m.def("cuda_gaussian_kl_rows",
         [](uintptr_t mu, int mu_dtype, int64_t mu_s0, int64_t mu_s1, uintptr_t logvar, int logvar_dtype,
            int64_t lv_s0, int64_t lv_s1, int64_t batch, int64_t z, uintptr_t kl, uintptr_t dlogvar, bool out_f64,
-           uintptr_t flags, uintptr_t stream) {
+           uintptr_t flags, bool check_finite, uintptr_t stream) {
           launch([&] {
             return cuda::gaussian_kl_rows(cptr(mu), dt(mu_dtype), mu_s0, mu_s1, cptr(logvar), dt(logvar_dtype), lv_s0,
-                                          lv_s1, batch, z, mptr(kl), mptr(dlogvar), out_f64, i32p(flags), stream);
+                                          lv_s1, batch, z, mptr(kl), mptr(dlogvar), out_f64, i32p(flags), check_finite,
+                                          stream);
           });
         });
   m.def("cuda_scale_rows", [](uintptr_t g, uintptr_t out, int dtype, int64_t batch, int64_t n, uintptr_t scale,

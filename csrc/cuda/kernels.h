@@ -25,13 +25,13 @@ enum Flag : int {
 const char* bernoulli_nll_rows(const void* logits, DType logits_dtype, int64_t logits_row_stride,
                                const void* target, DType target_dtype, int64_t target_row_stride, int64_t batch,
                                int64_t n, void* grad, double grad_scale, void* recon, bool out_f64, double* partial,
-                               int* flags, uintptr_t stream);
+                               int* flags, bool check_finite, uintptr_t stream);
 
 int64_t bernoulli_chunks_per_row(int64_t n);
 
 const char* gaussian_kl_rows(const void* mu, DType mu_dtype, int64_t mu_s0, int64_t mu_s1, const void* logvar,
                              DType logvar_dtype, int64_t lv_s0, int64_t lv_s1, int64_t batch, int64_t z, void* kl,
-                             void* dlogvar, bool out_f64, int* flags, uintptr_t stream);
+                             void* dlogvar, bool out_f64, int* flags, bool check_finite, uintptr_t stream);
 
 // As the CPU's scale_rows: out = g * (scale[b] / prescale); in place, rows whose
 // scale equals prescale are skipped.

@@ -44,11 +44,11 @@ def cuda_bernoulli_chunks_per_row(n: int) -> int: ...
 def cuda_bernoulli_nll_rows(
     logits: int, logits_dtype: int, logits_row_stride: int, target: int, target_dtype: int,
     target_row_stride: int, batch: int, n: int, grad: int, grad_scale: float, recon: int, out_f64: bool,
-    partial: int, flags: int, stream: int,
+    partial: int, flags: int, check_finite: bool, stream: int,
 ) -> None: ...
 def cuda_gaussian_kl_rows(
     mu: int, mu_dtype: int, mu_s0: int, mu_s1: int, logvar: int, logvar_dtype: int, lv_s0: int, lv_s1: int,
-    batch: int, z: int, kl: int, dlogvar: int, out_f64: bool, flags: int, stream: int,
+    batch: int, z: int, kl: int, dlogvar: int, out_f64: bool, flags: int, check_finite: bool, stream: int,
 ) -> None: ...
 def cuda_scale_rows(
     g: int, out: int, dtype: int, batch: int, n: int, scale: int, scale_dtype: int, scale_stride: int,

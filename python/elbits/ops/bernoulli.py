@@ -15,6 +15,7 @@ from .common import (
     register_stored_gradient_autograd,
     stored_gradient,
 )
+from .device_flags import flags_for
 from .validate import rows_contiguous
 
 
@@ -52,12 +53,11 @@ def bernoulli_elbo(
     )
     if logits.is_cuda:
         # No host sync: input problems go to the device flag word (elbits.check_device_errors).
-        from .device_flags import flags_for
-
         with torch.cuda.device(dev):
             partial = torch.empty(batch * core.cuda_bernoulli_chunks_per_row(n), dtype=torch.float64, device=dev)
-            core.cuda_bernoulli_nll_rows(*args, partial.data_ptr(), flags_for(dev).data_ptr(), cuda_stream(x))
-            kl, dlogvar, _ = gaussian_kl_into(mu, logvar, odt, compute_grad)
+            core.cuda_bernoulli_nll_rows(*args, partial.data_ptr(), flags_for(dev).data_ptr(), check_finite,
+                                         cuda_stream(x))
+            kl, dlogvar, _ = gaussian_kl_into(mu, logvar, odt, compute_grad, check_finite)
         return recon, kl, grad, dlogvar
     flags = core.bernoulli_nll_rows(*args, num_threads())
     kl, dlogvar = kl_then_raise(flags, mu, logvar, odt, compute_grad, check_finite)

@@ -38,6 +38,7 @@ from .common import (
     register_stored_gradient_autograd,
     stored_gradient,
 )
+from .device_flags import flags_for
 
 Tensor = torch.Tensor
 _EMPTY = (0,)
@@ -80,14 +81,12 @@ def categorical256_elbo(
     )
     if logits.is_cuda:
         # No host sync: input problems go to the device flag word (elbits.check_device_errors).
-        from .device_flags import flags_for
-
         with torch.cuda.device(dev):
             partial = torch.empty(batch * core.cuda_categorical256_chunks_per_row(pixels), dtype=torch.float64, device=dev)
             core.cuda_categorical256_forward(
                 *args, partial.data_ptr(), flags_for(dev).data_ptr(), check_finite, cuda_stream(logits)
             )
-            kl, dlogvar, _ = gaussian_kl_into(mu, logvar, odt, compute_grad)
+            kl, dlogvar, _ = gaussian_kl_into(mu, logvar, odt, compute_grad, check_finite)
         return recon, kl, lse, dlogvar
     flags = core.categorical256_forward(*args, num_threads())
     kl, dlogvar = kl_then_raise(flags, mu, logvar, odt, compute_grad, check_finite, always=_TARGET_FLAGS)
@@ -205,15 +204,13 @@ def _pixel_op(name: str, kernel: str):
         args = (*head, *sizes, gptr, grad_scale, recon.data_ptr(), odt == torch.float64)
         if params.is_cuda:
             # No host sync: input problems go to the device flag word (elbits.check_device_errors).
-            from .device_flags import flags_for
-
             with torch.cuda.device(dev):
                 chunks = getattr(core, f"cuda_{kernel[:-5]}_chunks_per_row")(*sizes[1:3])
                 partial = torch.empty(batch * chunks, dtype=torch.float64, device=dev)
                 getattr(core, f"cuda_{kernel}")(
                     *args, partial.data_ptr(), flags_for(dev).data_ptr(), check_finite, cuda_stream(params)
                 )
-                kl, dlogvar, _ = gaussian_kl_into(mu, logvar, odt, compute_grad)
+                kl, dlogvar, _ = gaussian_kl_into(mu, logvar, odt, compute_grad, check_finite)
             return recon, kl, grad, dlogvar
         flags = getattr(core, kernel)(*args, num_threads())
         kl, dlogvar = kl_then_raise(flags, mu, logvar, odt, compute_grad, check_finite, always=_TARGET_FLAGS)

@@ -10,6 +10,7 @@ import torch
 from .._core import core
 from .._dtypes import code, out_dtype
 from .buffers import gradient_buffer
+from .device_flags import flags_for
 from .validate import raise_flags
 
 
@@ -23,9 +24,11 @@ def cuda_stream(t: torch.Tensor) -> int:
     return torch.cuda.current_stream(t.device).cuda_stream
 
 
-def gaussian_kl_into(mu: torch.Tensor, logvar: torch.Tensor, out_dtype: torch.dtype, with_grad: bool):
+def gaussian_kl_into(mu: torch.Tensor, logvar: torch.Tensor, out_dtype: torch.dtype, with_grad: bool,
+                     check_finite: bool = True):
     """KL per latent dimension ``[B, Z]`` (nats), d KL / d logvar if asked, and the CPU's input
-    flags (on CUDA the flags go to the device word of :mod:`elbits.ops.device_flags`: ``{}`` here)."""
+    flags (on CUDA the flags go to the device word of :mod:`elbits.ops.device_flags`, only with
+    ``check_finite``: ``{}`` here)."""
     batch, z = mu.shape
     kl = torch.empty((batch, z), dtype=out_dtype, device=mu.device)
     dlogvar = torch.empty((batch, z) if with_grad else (0,), dtype=out_dtype, device=mu.device)
@@ -35,9 +38,7 @@ def gaussian_kl_into(mu: torch.Tensor, logvar: torch.Tensor, out_dtype: torch.dt
         batch, z, kl.data_ptr(), dlogvar.data_ptr() if with_grad else 0, out_dtype == torch.float64,
     )
     if mu.is_cuda:
-        from .device_flags import flags_for
-
-        core.cuda_gaussian_kl_rows(*args, flags_for(mu.device).data_ptr(), cuda_stream(mu))
+        core.cuda_gaussian_kl_rows(*args, flags_for(mu.device).data_ptr(), check_finite, cuda_stream(mu))
         return kl, dlogvar, {}
     return kl, dlogvar, core.gaussian_kl_rows(*args)
 
