@@ -68,8 +68,6 @@ BernoulliChunkFn pick_kernel(DType logits, DType target) {
                                             chunk_f64<uint8_t>, chunk_f64<double>};
     return f64[col];
   }
-  // Float64 targets with low-precision logits are read through a float64 logits
-  // path only; the op layer converts such targets to float32.
   const int row = logits == DType::Float32 ? 0 : logits == DType::Float16 ? 1 : 2;
   return isa_kernels().bernoulli[row][col];
 }

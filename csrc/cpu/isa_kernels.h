@@ -16,10 +16,10 @@ using BernoulliChunkFn = void (*)(const void* x, const void* t, void* g, double 
 // out[i] = g[i] * s over n elements (g and out of one storage type).
 using ScaleFn = void (*)(const void* g, void* out, int64_t n, float s);
 
-// Storage slots: logits f32 / f16 / bf16; targets f32 / f16 / bf16 / u8-or-bool.
+// Storage slots: logits f32 / f16 / bf16; targets f32 / f16 / bf16 / u8-or-bool / f64.
 struct IsaKernels {
   const char* name;
-  BernoulliChunkFn bernoulli[3][4];
+  BernoulliChunkFn bernoulli[3][5];
   ScaleFn scale[3];
 };
 

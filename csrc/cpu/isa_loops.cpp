@@ -131,11 +131,12 @@ void scale(const void* g, void* out, int64_t n, float s) {
 }
 
 template <class LT>
-void fill_row(BernoulliChunkFn (&row)[4]) {
+void fill_row(BernoulliChunkFn (&row)[5]) {
   row[0] = bernoulli_chunk<LT, float>;
   row[1] = bernoulli_chunk<LT, half_t>;
   row[2] = bernoulli_chunk<LT, bf16_t>;
   row[3] = bernoulli_chunk<LT, uint8_t>;
+  row[4] = bernoulli_chunk<LT, double>;  // a probability read as float, like the other targets
 }
 
 }  // namespace

@@ -30,10 +30,6 @@ def _bernoulli(logits, target, mu, logvar, check_finite: bool, recon_grad_hint: 
         )
     mu, logvar = v.check_latents(mu, logvar, batch)
     v.check_same_device({"logits": logits, "target": target, "mu": mu, "logvar": logvar}, cuda=True)
-    if target.dtype == torch.float64 and logits.dtype != torch.float64:
-        # The vector loops read float64 targets only beside float64 logits; a
-        # probability in [0, 1] loses nothing that matters as float32.
-        target = target.float()
     compute_grad, prescale = grad_args(recon_grad_hint, batch, logits, mu, logvar)
     recon, kl, _, _ = call_op(bernoulli_elbo, logits, target, mu, logvar, prescale, compute_grad, check_finite)
     return ELBOTerms(recon, kl, dims)
