@@ -29,7 +29,7 @@ def _bernoulli(logits, target, mu, logvar, check_finite: bool, recon_grad_hint: 
             f"target must have the shape of logits {tuple(logits.shape)}, got {tuple(target.shape)}"
         )
     mu, logvar = v.check_latents(mu, logvar, batch)
-    v.check_same_device({"logits": logits, "target": target, "mu": mu, "logvar": logvar}, cuda=True)
+    v.check_same_device({"logits": logits, "target": target, "mu": mu, "logvar": logvar})
     compute_grad, prescale = grad_args(recon_grad_hint, batch, logits, mu, logvar)
     recon, kl, _, _ = call_op(bernoulli_elbo, logits, target, mu, logvar, prescale, compute_grad, check_finite)
     return ELBOTerms(recon, kl, dims)

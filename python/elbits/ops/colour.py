@@ -164,15 +164,12 @@ def _cat_backward(ctx, grad_recon, grad_kl, _g, _d):
     logits, target, lse, mu, dlogvar = ctx.saved_tensors
     grad_logits = None
     if grad_recon is not None and ctx.needs_input_grad[0]:
-        scale = grad_recon.contiguous()
-        if ctx.inplace_grad:
-            categorical256_grad_(logits, target, lse, scale)
+        if ctx.inplace_grad:  # grad_recon: any row stride (a sum's backward gives a stride-0 view)
+            categorical256_grad_(logits, target, lse, grad_recon)
             grad_logits = logits
         else:
-            grad_logits = categorical256_grad(logits, target, lse, scale)
-    grad_mu, grad_logvar = kl_backward(grad_kl, mu, dlogvar)
-    if grad_logvar is not None:
-        grad_logvar = grad_logvar.to(ctx.logvar_dtype)
+            grad_logits = categorical256_grad(logits, target, lse, grad_recon)
+    grad_mu, grad_logvar = kl_backward(grad_kl, mu, dlogvar, ctx.logvar_dtype)
     return grad_logits, None, grad_mu, grad_logvar, None, None, None
 
 
@@ -267,7 +264,7 @@ def _common(name: str, params: object, target: object, mu: object, logvar: objec
     v.check_dtype(name, params, FLOATS)
     batch, _ = v.check_batch(name, params)
     mu, logvar = v.check_latents(mu, logvar, batch)
-    v.check_same_device({name: params, "target": target, "mu": mu, "logvar": logvar}, cuda=True)
+    v.check_same_device({name: params, "target": target, "mu": mu, "logvar": logvar})
     if target.dim() < 1 or target.shape[0] != batch:
         raise ValueError(f"target batch size {tuple(target.shape)[:1]} does not match the batch size {batch} of {name}")
     return params, target, mu, logvar, batch

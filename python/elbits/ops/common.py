@@ -120,12 +120,13 @@ def _scale_into(grad: torch.Tensor, out: torch.Tensor, scale: torch.Tensor, pres
         core.scale_rows(*args, num_threads())
 
 
-def kl_backward(grad_kl, mu, dlogvar):
-    """Gradients of the KL w.r.t. mu (= mu) and logvar (= dlogvar), scaled by grad_kl."""
+def kl_backward(grad_kl, mu, dlogvar, logvar_dtype: torch.dtype):
+    """Gradients of the KL w.r.t. mu (= mu) and logvar (= dlogvar), scaled by grad_kl, in the
+    dtypes of mu and logvar."""
     if grad_kl is None:
         return None, None
     grad_mu = (grad_kl * mu.to(grad_kl.dtype)).to(mu.dtype)
-    grad_logvar = grad_kl * dlogvar
+    grad_logvar = (grad_kl * dlogvar).to(logvar_dtype)
     return grad_mu, grad_logvar
 
 
@@ -178,8 +179,6 @@ def scale_saved_gradient(grad: torch.Tensor, scale: torch.Tensor, prescale: floa
 
 def fake_stored_gradient_outputs(params: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, compute_grad: bool):
     """Meta outputs of a stored-gradient op: recon [B], kl [B, Z], d recon/d params, d kl/d logvar."""
-    from .._dtypes import out_dtype
-
     odt = out_dtype(params.dtype, mu.dtype, logvar.dtype)
     batch, z = mu.shape
     recon = params.new_empty((params.shape[0],), dtype=odt)
@@ -221,10 +220,9 @@ def register_stored_gradient_autograd(op, name: str, prescale_index: int | None 
         grad_params = None
         if grad_recon is not None and ctx.needs_input_grad[0]:
             # Reads the gradient stored by forward once: no re-read of params or targets.
-            grad_params = scale_saved_gradient(grad, grad_recon.contiguous(), ctx.prescale)
-        grad_mu, grad_logvar = kl_backward(grad_kl, mu, dlogvar)
-        if grad_logvar is not None:
-            grad_logvar = grad_logvar.to(ctx.logvar_dtype)
+            # grad_recon may be a stride-0 view (a sum's backward): the kernels take any row stride.
+            grad_params = scale_saved_gradient(grad, grad_recon, ctx.prescale)
+        grad_mu, grad_logvar = kl_backward(grad_kl, mu, dlogvar, ctx.logvar_dtype)
         return (grad_params, None, grad_mu, grad_logvar) + (None,) * (ctx.n_inputs - 4)
 
     op.register_autograd(backward, setup_context=setup_context)

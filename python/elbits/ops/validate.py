@@ -30,8 +30,8 @@ def check_dtype(name: str, t: torch.Tensor, allowed: Iterable[torch.dtype]) -> N
         raise TypeError(f"{name} must have dtype in ({_dtype_names(allowed)}), got {str(t.dtype).replace('torch.', '')}")
 
 
-def check_same_device(named: dict[str, torch.Tensor], cuda: bool = False) -> torch.device:
-    """All inputs on one device, and one this op has kernels for (``cuda``: it has CUDA kernels)."""
+def check_same_device(named: dict[str, torch.Tensor]) -> None:
+    """All inputs on one device, and one elbits has kernels for (the CPU; CUDA in a CUDA build)."""
     from .._core import core
 
     devices = {name: t.device for name, t in named.items()}
@@ -39,13 +39,9 @@ def check_same_device(named: dict[str, torch.Tensor], cuda: bool = False) -> tor
     for name, dev in devices.items():
         if dev != first:
             raise ValueError(f"{name} is on {dev} but {first_name} is on {first}: all inputs must be on one device")
-    if first.type == "cpu":
-        return first
-    if first.type == "cuda" and cuda and core.has_cuda:
-        return first
-    if first.type == "cuda" and core.has_cuda:
-        raise NotImplementedError(f"inputs are on {first}, but this likelihood has only CPU kernels so far")
-    supported = "cpu, cuda" if cuda and core.has_cuda else "cpu"
+    if first.type == "cpu" or (first.type == "cuda" and core.has_cuda):
+        return
+    supported = "cpu, cuda" if core.has_cuda else "cpu"
     build = "" if core.has_cuda else (
         "; this build has no CUDA kernels (elbits._C.has_cuda is False): for GPUs build with CUDA (see README)"
     )
