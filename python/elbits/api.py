@@ -6,7 +6,6 @@ from typing import Callable
 
 import torch
 
-from ._dtypes import FLOATS
 from .ops import validate as v
 from .ops.bernoulli import bernoulli_elbo
 from .ops.colour import COLOUR_LIKELIHOODS
@@ -19,17 +18,9 @@ Likelihood = Callable[..., ELBOTerms]
 
 
 def _bernoulli(logits, target, mu, logvar, check_finite: bool, recon_grad_hint: float | None = None) -> ELBOTerms:
-    logits = v.check_tensor("logits", logits)
-    target = v.check_tensor("target", target)
-    v.check_dtype("logits", logits, FLOATS)
-    v.check_dtype("target", target, _BERNOULLI_TARGETS)
-    batch, dims = v.check_batch("logits", logits)
-    if target.shape != logits.shape:
-        raise ValueError(
-            f"target must have the shape of logits {tuple(logits.shape)}, got {tuple(target.shape)}"
-        )
-    mu, logvar = v.check_latents(mu, logvar, batch)
-    v.check_same_device({"logits": logits, "target": target, "mu": mu, "logvar": logvar})
+    logits, target, mu, logvar, batch, dims = v.check_inputs(
+        "logits", logits, target, mu, logvar, _BERNOULLI_TARGETS, same_shape=True
+    )
     compute_grad, prescale = grad_args(recon_grad_hint, batch, logits, mu, logvar)
     recon, kl, _, _ = call_op(bernoulli_elbo, logits, target, mu, logvar, prescale, compute_grad, check_finite)
     return ELBOTerms(recon, kl, dims)

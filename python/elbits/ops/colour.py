@@ -258,18 +258,6 @@ def _levels(target: Tensor, what: str) -> Tensor:
     raise AssertionError
 
 
-def _common(name: str, params: object, target: object, mu: object, logvar: object):
-    params = v.check_tensor(name, params)
-    target = v.check_tensor("target", target)
-    v.check_dtype(name, params, FLOATS)
-    batch, _ = v.check_batch(name, params)
-    mu, logvar = v.check_latents(mu, logvar, batch)
-    v.check_same_device({name: params, "target": target, "mu": mu, "logvar": logvar})
-    if target.dim() < 1 or target.shape[0] != batch:
-        raise ValueError(f"target batch size {tuple(target.shape)[:1]} does not match the batch size {batch} of {name}")
-    return params, target, mu, logvar, batch
-
-
 def categorical256_terms(
     logits, target, mu, logvar, check_finite: bool = True, inplace_grad: bool = False, recon_grad_hint=None
 ) -> ELBOTerms:
@@ -283,8 +271,7 @@ def categorical256_terms(
     ``recon_grad_hint`` is accepted and unused: backward computes this gradient from the
     logits, with the upstream gradient folded in, in its single pass.
     """
-    logits, target, mu, logvar, batch = _common("logits", logits, target, mu, logvar)
-    v.check_dtype("target", target, _LEVEL_TARGETS)
+    logits, target, mu, logvar, batch, _ = v.check_inputs("logits", logits, target, mu, logvar, _LEVEL_TARGETS)
     if logits.dim() < 3 or logits.shape[1] != LEVELS:
         raise ValueError(
             f"logits must be [B, 256, *spatial] (256 levels in dimension 1, as F.cross_entropy), got {tuple(logits.shape)}"
@@ -324,7 +311,7 @@ def logistic_mixture_terms(
 ) -> ELBOTerms:
     """``"logistic_mixture"``: PixelCNN++ params ``[B, 10K, H, W]`` (3 channels) or ``[B, 3K, H, W]``
     (1 channel); target ``[B, C, H, W]`` uint8/int64 levels or float in [-1, 1]."""
-    params, target, mu, logvar, batch = _common("params", params, target, mu, logvar)
+    params, target, mu, logvar, batch, _ = v.check_inputs("params", params, target, mu, logvar)
     levels, chans = _image_target("params", params, target, "logistic_mixture")
     if chans not in (1, 3):
         raise ValueError(f"logistic_mixture needs a 1- or 3-channel target, got {chans} channels (shape {tuple(target.shape)})")
@@ -349,7 +336,7 @@ def discretized_gaussian_terms(
 ) -> ELBOTerms:
     """``"discretized_gaussian"``: params ``[B, 2C, *spatial]`` = C means | C log-scales (data
     scaled to [-1, 1]); target ``[B, C, *spatial]`` uint8/int64 levels or float in [-1, 1]."""
-    params, target, mu, logvar, batch = _common("params", params, target, mu, logvar)
+    params, target, mu, logvar, batch, _ = v.check_inputs("params", params, target, mu, logvar)
     levels, chans = _image_target("params", params, target, "discretized_gaussian")
     if params.shape[1] != 2 * chans:
         raise ValueError(
@@ -372,10 +359,9 @@ def continuous_bernoulli_terms(
 ) -> ELBOTerms:
     """``"continuous_bernoulli"``: logits ``[B, ...]``, target of the same shape, float in
     [0, 1] or uint8 levels (read as level / 255)."""
-    logits, target, mu, logvar, batch = _common("logits", logits, target, mu, logvar)
-    v.check_dtype("target", target, _CB_TARGETS)
-    if target.shape != logits.shape:
-        raise ValueError(f"target must have the shape of logits {tuple(logits.shape)}, got {tuple(target.shape)}")
+    logits, target, mu, logvar, batch, _ = v.check_inputs(
+        "logits", logits, target, mu, logvar, _CB_TARGETS, same_shape=True
+    )
     x = v.rows_contiguous(logits)
     t = v.rows_contiguous(target)
     grad, scale = grad_args(recon_grad_hint, batch, logits, mu, logvar)

@@ -51,6 +51,28 @@ def check_same_device(named: dict[str, torch.Tensor]) -> None:
     )
 
 
+def check_inputs(
+    name: str, params: object, target: object, mu: object, logvar: object,
+    target_dtypes: Iterable[torch.dtype] | None = None, same_shape: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, int, int]:
+    """The checks every likelihood starts with: ``params`` ``[B, ...]`` floating, ``target``
+    with batch B (of params' shape with ``same_shape``; of ``target_dtypes`` if given), latents
+    ``[B, Z]``, one supported device. Returns (params, target, mu, logvar, B, elements per sample)."""
+    params = check_tensor(name, params)
+    target = check_tensor("target", target)
+    check_dtype(name, params, FLOATS)
+    if target_dtypes is not None:
+        check_dtype("target", target, target_dtypes)
+    batch, per_sample = check_batch(name, params)
+    if same_shape and target.shape != params.shape:
+        raise ValueError(f"target must have the shape of {name} {tuple(params.shape)}, got {tuple(target.shape)}")
+    mu, logvar = check_latents(mu, logvar, batch)
+    check_same_device({name: params, "target": target, "mu": mu, "logvar": logvar})
+    if not same_shape and (target.dim() < 1 or target.shape[0] != batch):
+        raise ValueError(f"target batch size {tuple(target.shape)[:1]} does not match the batch size {batch} of {name}")
+    return params, target, mu, logvar, batch, per_sample
+
+
 def check_latents(mu: object, logvar: object, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
     """mu, logvar: ``[B, Z]`` floating tensors of one shape whose batch matches ``batch``."""
     mu = check_tensor("mu", mu)
