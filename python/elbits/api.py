@@ -33,6 +33,20 @@ LIKELIHOODS.update(COLOUR_LIKELIHOODS)
 _INPLACE = ("categorical256", "categorical256_inplace")
 
 
+def resolve_likelihood(likelihood: str, inplace_grad: bool = False) -> Likelihood:
+    """The implementation of ``likelihood`` (with its gradient written into the parameters when
+    ``inplace_grad``); a ``ValueError`` naming the choices otherwise."""
+    try:
+        impl = LIKELIHOODS[likelihood]
+    except KeyError:
+        raise ValueError(f"likelihood must be one of {sorted(LIKELIHOODS)}, got {likelihood!r}") from None
+    if inplace_grad:
+        if likelihood not in _INPLACE:
+            raise ValueError(f"inplace_grad=True is available for likelihood {sorted(_INPLACE)}, not {likelihood!r}")
+        impl = LIKELIHOODS["categorical256_inplace"]
+    return impl
+
+
 def elbo_terms(
     logits: torch.Tensor,
     target: torch.Tensor,
@@ -67,12 +81,5 @@ def elbo_terms(
     sample's dimensions) and ``kl`` ``[B, Z]`` (nats); float32 unless an input is
     float64. Differentiable w.r.t. ``logits``, ``mu`` and ``logvar``.
     """
-    try:
-        impl = LIKELIHOODS[likelihood]
-    except KeyError:
-        raise ValueError(f"likelihood must be one of {sorted(LIKELIHOODS)}, got {likelihood!r}") from None
-    if inplace_grad:
-        if likelihood not in _INPLACE:
-            raise ValueError(f"inplace_grad=True is available for likelihood {sorted(_INPLACE)}, not {likelihood!r}")
-        impl = LIKELIHOODS["categorical256_inplace"]
+    impl = resolve_likelihood(likelihood, inplace_grad)
     return impl(logits, target, mu, logvar, check_finite, recon_grad_hint=recon_grad_hint)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, Optional
 import torch
 from torch import nn
 
-from .api import LIKELIHOODS, elbo_terms
+from .api import elbo_terms, resolve_likelihood
 from .ops.device_flags import check_device_errors
 from .terms import ELBOTerms
 
@@ -74,10 +74,7 @@ class ELBOLoss(nn.Module):
         inplace_grad: bool = False,
     ) -> None:
         super().__init__()
-        if likelihood not in LIKELIHOODS:
-            raise ValueError(f"likelihood must be one of {sorted(LIKELIHOODS)}, got {likelihood!r}")
-        if inplace_grad and not likelihood.startswith("categorical256"):
-            raise ValueError(f"inplace_grad=True is available for likelihood 'categorical256' only, not {likelihood!r}")
+        resolve_likelihood(likelihood, inplace_grad)  # fail at construction, not at the first batch
         self.inplace_grad = inplace_grad
         if reduction not in ("mean", "sum"):
             raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
