@@ -59,12 +59,14 @@ ELBITS_HD double ex_le8(double y) { return exp(y); }
 ELBITS_HD float absv(float x) { return x < 0.0f ? -x : x; }
 ELBITS_HD double absv(double x) { return x < 0.0 ? -x : x; }
 
-// softplus(x) = log(1 + e^x) and sigmoid(x), sharing one exp(-|x|).
+// softplus(x) = log(1 + e^x) and sigmoid(x), sharing one e = exp(-|x|), which is
+// returned for callers that build more on it.
 template <class T>
-ELBITS_HD void softplus_sigmoid(T x, T& sp, T& sig) {
+ELBITS_HD T softplus_sigmoid(T x, T& sp, T& sig) {
   const T e = ex_nonpos(-absv(x));
   sp = (x > T(0) ? x : T(0)) + lg1p_unit(e);
   sig = (x >= T(0) ? T(1) : e) / (T(1) + e);
+  return e;
 }
 
 // tanh(x) = sign(x) (1 - e) / (1 + e), e = exp(-2|x|).
