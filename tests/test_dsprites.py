@@ -3,26 +3,18 @@
 from __future__ import annotations
 
 import math
-import os
 import pickle
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from reference_files import REAL_PNG, VAE_MODEL
 
 from elbits.data import dsprites as ds
 from elbits.data import fidelity
 
-
-def _shared() -> Path:
-    return Path(os.environ.get("ELBITS_SHARED", Path(__file__).resolve().parents[2] / "shared"))
-
-
-REAL_PNG = _shared() / "reference" / "dsprites" / "real_samples_10x10.png"
-VAE = _shared() / "reference" / "disentangling-vae" / "VAE_dsprites" / "model.pt"
 needs_png = pytest.mark.skipif(not REAL_PNG.is_file(), reason=f"reference images absent ({REAL_PNG})")
-needs_vae = pytest.mark.skipif(not (VAE.is_file() and REAL_PNG.is_file()), reason="reference checkpoint absent")
+needs_vae = pytest.mark.skipif(not (VAE_MODEL.is_file() and REAL_PNG.is_file()), reason="reference checkpoint absent")
 
 
 def test_grid_and_ordering():
@@ -122,7 +114,7 @@ def test_pretrained_vae_distortion_procedural_close_to_real():
     from elbits.models import load_disentangling_vae
 
     torch.manual_seed(0)
-    model = load_disentangling_vae(VAE)
+    model = load_disentangling_vae(VAE_MODEL)
     real = torch.from_numpy(fidelity.load_reference_grid(REAL_PNG))[:, None].float()
     idx = np.random.default_rng(0).choice(ds.NUM_IMAGES, 1000, replace=False)
     proc = ds.render_index(idx)[:, None].float()

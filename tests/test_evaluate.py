@@ -4,25 +4,17 @@ from __future__ import annotations
 
 import json
 import math
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from reference_files import REAL_PNG, VAE_DIR, VAE_MODEL
 
 from elbits.cli import main
 from elbits.evaluate import evaluate_checkpoint, evaluate_model, load_images, load_model
 from elbits.models import BurgessVAE
 
-
-def _shared() -> Path:
-    return Path(os.environ.get("ELBITS_SHARED", Path(__file__).resolve().parents[2] / "shared"))
-
-
-VAE = _shared() / "reference" / "disentangling-vae" / "VAE_dsprites"
-REAL_PNG = _shared() / "reference" / "dsprites" / "real_samples_10x10.png"
-needs_shared = pytest.mark.skipif(not (VAE / "model.pt").is_file() or not REAL_PNG.is_file(),
+needs_shared = pytest.mark.skipif(not VAE_MODEL.is_file() or not REAL_PNG.is_file(),
                                   reason="shared reference checkpoints not present")
 
 
@@ -34,7 +26,7 @@ def test_cli_json_on_real_samples(tmp_path, capsys):
     npy = tmp_path / "real.npy"
     np.save(npy, imgs[:, None])  # [N, 1, 64, 64]
     table = tmp_path / "ev.csv"
-    assert main(["evaluate", str(VAE), "--images", str(npy), "--json", "--samples", "2", "--mi-samples", "2",
+    assert main(["evaluate", str(VAE_DIR), "--images", str(npy), "--json", "--samples", "2", "--mi-samples", "2",
                  "--csv", str(table), "--label", "real24"]) == 0
     d = json.loads(capsys.readouterr().out)
     lines = table.read_text().splitlines()
@@ -56,12 +48,12 @@ def test_cli_json_on_real_samples(tmp_path, capsys):
 @needs_shared
 def test_cli_text_on_png_grid_and_procedural(tmp_path, capsys):
     png = tmp_path / "ev.png"
-    assert main(["evaluate", str(VAE / "model.pt"), "--images", str(REAL_PNG), "--samples", "1",
+    assert main(["evaluate", str(VAE_MODEL), "--images", str(REAL_PNG), "--samples", "1",
                  "--plot", str(png)]) == 0
     out = capsys.readouterr().out
     assert "rate R" in out and "I(X;Z)" in out and "active units: 10" in out
     assert png.is_file() and png.stat().st_size < 200_000
-    ev = evaluate_checkpoint(VAE, limit=48, samples=1, mi_points=16, mi_samples=1, device="cpu",
+    ev = evaluate_checkpoint(VAE_DIR, limit=48, samples=1, mi_points=16, mi_samples=1, device="cpu",
                              distortion_images=8)
     d = ev.to_dict()
     assert ev.images == 48 and "procedural" in ev.source and d["distortion_images"] == 8

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 import torch
+from reference_files import VAE_MODEL
 
 from elbits.models import BurgessVAE, load_disentangling_vae
-
-SHARED = Path(os.environ.get("ELBITS_SHARED", Path(__file__).resolve().parents[2] / "shared"))
-CKPT = SHARED / "reference" / "disentangling-vae" / "VAE_dsprites" / "model.pt"
 
 
 def test_shapes_and_modes():
@@ -39,9 +34,9 @@ def test_state_dict_keys_match_checkpoint_layout(tmp_path):
     assert torch.equal(loaded(x)[0], m(x)[0])
 
 
-@pytest.mark.skipif(not CKPT.is_file(), reason="reference checkpoint absent")
+@pytest.mark.skipif(not VAE_MODEL.is_file(), reason="reference checkpoint absent")
 def test_loads_reference_checkpoint_interleaved():
-    m = load_disentangling_vae(CKPT)
+    m = load_disentangling_vae(VAE_MODEL)
     seen = {}
     m.encoder.mu_logvar_gen.register_forward_hook(lambda mod, inp, out: seen.update(out=out))
     x = torch.zeros(2, 1, 64, 64)
