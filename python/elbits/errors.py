@@ -9,3 +9,8 @@ and no traceback. Anything else that escapes is a bug and keeps its traceback.
 class InputError(ValueError):
     """Bad user input (a corrupt or foreign file, an out-of-range setting): one line says what and
     what was expected."""
+
+
+class MissingFileError(InputError, FileNotFoundError):
+    """A file the user named does not exist: an :class:`InputError` that ``except FileNotFoundError``
+    also catches."""
