@@ -67,13 +67,15 @@ def categorical256_elbo(
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """logits ``[B, 256, P]`` (each sample contiguous), target ``[B, P]`` levels.
 
-    Returns (recon [B], kl [B, Z], lse [B, P], d kl / d logvar or empty).
+    Returns (recon [B], kl [B, Z], lse [B, 2, P], d kl / d logvar or empty); lse holds each
+    pixel's log-sum-exp as two planes, the max logit and log sum exp(logits - max), whose float
+    sum would lose digits (csrc/include/elbits/categorical.h).
     """
     batch, _, pixels = logits.shape
     odt = out_dtype(logits.dtype, mu.dtype, logvar.dtype)
     dev = logits.device
     recon = torch.empty((batch,), dtype=odt, device=dev)
-    lse = torch.empty((batch, pixels), dtype=_lse_dtype(logits.dtype), device=dev)
+    lse = torch.empty((batch, 2, pixels), dtype=_lse_dtype(logits.dtype), device=dev)
     args = (
         logits.data_ptr(), code(logits.dtype), logits.stride(0),
         target.data_ptr(), code(target.dtype), target.stride(0),
@@ -99,7 +101,7 @@ def _(logits, target, mu, logvar, compute_grad, inplace_grad, check_finite):
     batch, z = mu.shape
     recon = logits.new_empty((logits.shape[0],), dtype=odt)
     kl = logits.new_empty((batch, z), dtype=odt)
-    lse = logits.new_empty((logits.shape[0], logits.shape[2]), dtype=_lse_dtype(logits.dtype))
+    lse = logits.new_empty((logits.shape[0], 2, logits.shape[2]), dtype=_lse_dtype(logits.dtype))
     dlogvar = logits.new_empty((batch, z) if compute_grad else _EMPTY, dtype=odt)
     return recon, kl, lse, dlogvar
 
