@@ -87,7 +87,7 @@ def test_npz_loader_memory_maps(tmp_path, compressed):
     assert torch.equal(data.images([4, 0, 2]), torch.from_numpy(imgs[[4, 0, 2]]))
     x, y = data[1]
     assert x.shape == (1, 64, 64) and y.tolist() == classes[1].tolist()
-    assert data.metadata == {"description": "test"}
+    assert data.metadata is ds.METADATA  # the pickled metadata member is never unpickled
     from elbits.train.data import build_dataset
 
     sub = build_dataset(str(path), train_size=5, data_seed=3)

@@ -16,13 +16,17 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Optional, Union
+from types import MappingProxyType
+from typing import Any, Optional, Union
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
+
+from ..errors import InputError, MissingFileError
+from .npyfile import NpzArchive, first_non_binary
 
 SIZES: tuple[int, ...] = (1, 3, 6, 40, 32, 32)
 FACTOR_NAMES: tuple[str, ...] = ("color", "shape", "scale", "orientation", "posX", "posY")
@@ -33,6 +37,18 @@ IMAGE_SIZE = 64
 SCALES = np.linspace(0.5, 1.0, 6)
 ORIENTATIONS = np.linspace(0.0, 2 * math.pi, 40)
 POSITIONS = np.linspace(0.0, 1.0, 32)
+
+# What the real npz's pickled ``metadata`` member says, as constants (elbits never unpickles the member).
+METADATA: Mapping[str, Any] = MappingProxyType({
+    "title": "dSprites dataset",
+    "latents_names": FACTOR_NAMES,
+    "latents_sizes": SIZES,
+    "latents_possible_values": MappingProxyType({
+        "color": (1.0,), "shape": (1.0, 2.0, 3.0), "scale": tuple(SCALES.tolist()),
+        "orientation": tuple(ORIENTATIONS.tolist()), "posX": tuple(POSITIONS.tolist()),
+        "posY": tuple(POSITIONS.tolist()),
+    }),
+})
 
 # Geometry in pixels at scale 1 (fitted; see module docstring).
 CENTRE0 = 17.0  # reference point of pos = 0, in continuous pixel coordinates
@@ -191,20 +207,22 @@ class ProceduralDSprites(Dataset):
 
 
 class NpzDSprites(Dataset):
-    """The real ``dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz``, memory-mapped; same interface.
+    """The real ``dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz``; same interface.
 
-    Never downloads: pass the path of a local copy. ``np.load(mmap_mode='r')`` maps ``imgs`` when the
-    archive is stored uncompressed (as the original is); a compressed archive is read into memory.
+    Never downloads: pass the path of a local copy. Only the ``imgs`` and ``latents_classes`` arrays are read,
+    with pickling off; the archive's pickled ``metadata`` is never unpickled (its facts are
+    :data:`METADATA`). Both are checked before use (:func:`load_npz`): a file that fails raises
+    :class:`~elbits.errors.InputError` naming it. ``imgs`` is memory-mapped when stored uncompressed, else
+    read into memory (the original is compressed: 3 GB).
     """
 
     def __init__(self, path: Union[str, Path], indices: Optional[Index] = None) -> None:
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"no dSprites npz at {path} (elbits never downloads it)")
+            raise MissingFileError(f"no dSprites npz at {path} (elbits never downloads it)")
         self.path = path
-        self._imgs, self._classes, self.metadata = _load_npz(path)
-        if self._imgs.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
-            raise ValueError(f"expected imgs of shape [N, 64, 64], got {self._imgs.shape}")
+        self._imgs, self._classes = load_npz(path)
+        self.metadata = METADATA
         n = self._imgs.shape[0]
         self.indices = np.arange(n) if indices is None else np.atleast_1d(np.asarray(indices, np.int64))
         self.classes = np.asarray(self._classes[self.indices], dtype=np.int64)
@@ -233,45 +251,37 @@ class NpzDSprites(Dataset):
         return img[None].float(), torch.from_numpy(self.classes[i])
 
 
-def _load_npz(path: Path):
-    """(imgs, latents_classes, metadata) with ``imgs`` memory-mapped where the member is stored."""
-    import zipfile
+def load_npz(path: Union[str, Path]) -> tuple[np.ndarray, np.ndarray]:
+    """``(imgs [N, 64, 64], latents_classes [N, 6])`` of a dSprites npz, every fact checked before use.
 
-    metadata = None
-    with np.load(path, allow_pickle=True, encoding="latin1") as z:
-        classes = np.asarray(z["latents_classes"])
-        if "metadata" in z.files:
-            try:
-                metadata = z["metadata"][()]
-            except Exception:  # a pickled py2 dict may not unpickle everywhere; it is informative only
-                metadata = None
-    imgs = _mmap_member(path, "imgs.npy")
-    if imgs is None:
-        with zipfile.ZipFile(path) as zf, zf.open("imgs.npy") as f:
-            imgs = np.lib.format.read_array(f)
-    return imgs, classes, metadata
-
-
-def _mmap_member(path: Path, member: str) -> Optional[np.ndarray]:
-    """Memory-map an uncompressed ``.npy`` member of a zip archive; None when it is compressed."""
-    import zipfile
-
-    with zipfile.ZipFile(path) as zf:
-        info = zf.getinfo(member)
-        if info.compress_type != zipfile.ZIP_STORED:
-            return None
-        with open(path, "rb") as f:
-            f.seek(info.header_offset)
-            local = f.read(30)
-            name_len = int.from_bytes(local[26:28], "little")
-            extra_len = int.from_bytes(local[28:30], "little")
-            f.seek(info.header_offset + 30 + name_len + extra_len)
-            version = np.lib.format.read_magic(f)
-            if version == (1, 0):
-                shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
-            else:
-                shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
-            offset = f.tell()
-    order = "F" if fortran else "C"
-    mm: np.ndarray = np.memmap(str(path), dtype=dtype, mode="r", shape=shape, offset=offset, order=order)  # type: ignore[call-overload]
-    return mm
+    Read with pickling off (an object array is refused, other members are never read). ``imgs``: integer,
+    bool or float, every pixel exactly 0 or 1, 1 <= N <= 737,280; ``latents_classes``: integers, one row
+    per image, column j in [0, SIZES[j]). Each stored member's CRC-32 is verified. Raises
+    :class:`~elbits.errors.InputError` naming the file and what was expected.
+    """
+    with NpzArchive(path) as arc:
+        missing = [m for m in ("imgs", "latents_classes") if m not in arc]
+        if missing:
+            raise InputError(f"{path}: no {' or '.join(m + '.npy' for m in missing)} member; a dSprites npz holds "
+                             f"imgs [N, 64, 64] and latents_classes [N, 6] (it has: {sorted(arc.members) or 'none'})")
+        h_img, h_cls = arc.header("imgs"), arc.header("latents_classes")
+        where = f"{path} (imgs)"
+        if h_img.dtype.kind not in "biuf":
+            raise InputError(f"{where}: dtype {h_img.dtype}; expected binary images (uint8 0/1)")
+        if len(h_img.shape) != 3 or h_img.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE) or not 1 <= h_img.shape[0] <= NUM_IMAGES:
+            raise InputError(f"{where}: shape {list(h_img.shape)}; expected [N, 64, 64] with 1 <= N <= {NUM_IMAGES}")
+        n = h_img.shape[0]
+        if h_cls.dtype.kind not in "iu" or h_cls.shape != (n, len(SIZES)):
+            raise InputError(f"{path} (latents_classes): {list(h_cls.shape)} {h_cls.dtype}; expected [{n}, "
+                             f"{len(SIZES)}] integers, one row of factor classes per image")
+        classes = np.asarray(arc.read("latents_classes", h_cls, mmap=False))
+        for j, (name, size) in enumerate(zip(FACTOR_NAMES, SIZES)):
+            col = classes[:, j]
+            if col.min() < 0 or col.max() >= size:
+                bad = col[(col < 0) | (col >= size)][0]
+                raise InputError(f"{path} (latents_classes): {name} class {bad}; expected 0..{size - 1}")
+        imgs = arc.read("imgs", h_img)
+    bad_px = first_non_binary(imgs)
+    if bad_px is not None:
+        raise InputError(f"{where}: pixel value {bad_px!r} ({imgs.dtype}); expected every pixel 0 or 1 (binary dSprites)")
+    return imgs, classes
