@@ -45,62 +45,83 @@ def pick_device(device: str = "auto") -> torch.device:
 def load_model(path: PathLike, device: Union[str, torch.device] = "cpu") -> tuple[nn.Module, dict[str, Any]]:
     """``(model, info)`` from an elbits training checkpoint or a disentangling-vae ``model.pt`` (or folder).
 
-    An elbits checkpoint (``{"format": 1, "model": state_dict, "config": {...}, "step": ...}``) holds a
-    :class:`~elbits.models.BurgessVAE` state_dict (the default model of ``elbits train``); its ``z_dim`` and
-    channels are read from the weights. ``info``: ``kind``, ``path``, ``z_dim`` and, for elbits checkpoints,
-    ``step`` and the training ``config``.
+    An elbits checkpoint (``{"format": 2, "model": state_dict, "config": {...}, "step": ...}`` behind its
+    sha256, see :mod:`elbits.train.checkpoint`) holds a :class:`~elbits.models.BurgessVAE` state_dict (the
+    default model of ``elbits train``); its ``z_dim`` and channels are read from the weights. Nothing is
+    unpickled beyond tensors and plain values; corrupt, foreign or mismatched files raise
+    :class:`~elbits.errors.InputError` naming the file. ``info``: ``kind``, ``path``, ``z_dim`` and, for
+    elbits checkpoints, ``step`` and the training ``config``; for disentangling-vae, its ``specs.json``.
     """
-    from .models import BurgessVAE, load_disentangling_vae
+    from .errors import InputError, MissingFileError
+    from .models.burgess import burgess_from_state_dict, disentangling_vae_specs
+    from .torchfiles import load_torch_file
+    from .train.checkpoint import is_checkpoint_file, load_checkpoint, validate_state
 
     p = Path(path)
     if p.is_dir():
         p = p / ("checkpoint.pt" if (p / "checkpoint.pt").is_file() else "model.pt")
     if not p.is_file():
-        raise FileNotFoundError(f"no checkpoint at {p}")
-    state = torch.load(p, map_location="cpu", weights_only=True)
+        raise MissingFileError(f"no checkpoint at {p}")
     info: dict[str, Any] = {"path": str(p)}
-    model: nn.Module
-    if isinstance(state, dict) and "format" in state and "model" in state:
-        from .train.checkpoint import FORMAT
-
-        if state["format"] != FORMAT:
-            raise ValueError(f"{p}: elbits checkpoint format {state['format']}, this version reads {FORMAT}")
-        sd = state["model"]
-        z_dim = int(sd["decoder.lin1.weight"].shape[1])
-        model = BurgessVAE(z_dim=z_dim, channels=int(sd["encoder.conv1.weight"].shape[1]))
-        model.load_state_dict(sd)
-        info.update(kind="elbits", step=int(state.get("step", 0)), config=state.get("config", {}), z_dim=z_dim)
+    if is_checkpoint_file(p):
+        state: Any = load_checkpoint(p, require=("model",))
     else:
-        model = load_disentangling_vae(p)
+        state = load_torch_file(p, "an elbits checkpoint or a disentangling-vae model.pt")
+        if isinstance(state, dict) and "format" in state:  # an elbits checkpoint of format 1 (a bare torch zip)
+            if state["format"] != 1:
+                raise InputError(f"{p}: elbits checkpoint format {state['format']!r} without its header line")
+            state = validate_state(state, p, require=("model",))
+    model: nn.Module
+    if isinstance(state, dict) and "format" in state:
+        model = burgess_from_state_dict(state["model"], str(p))
+        config = state.get("config", {})
+        info.update(kind="elbits", step=int(state.get("step", 0)), config=config if isinstance(config, dict) else {},
+                    z_dim=int(model.z_dim))
+    else:
+        model = burgess_from_state_dict(state, str(p))
         info.update(kind="disentangling-vae", z_dim=int(model.z_dim))
         specs = p.parent / "specs.json"
         if specs.is_file():
-            import json
-
-            s = json.loads(specs.read_text())
-            info["specs"] = {k: s.get(k) for k in ("experiment", "loss", "epochs", "batch_size", "lr", "latent_dim")}
+            info["specs"] = disentangling_vae_specs(specs)
     return model.to(device).eval(), info
 
 
 def load_images(path: PathLike) -> torch.Tensor:
-    """``[N, 1, 64, 64]`` uint8 {0, 1} images from a ``.npy`` (``[N, 64, 64]`` or ``[N, 1, 64, 64]``) or from
-    the 10x10 reference PNG grid (see /work/shared/reference/README.md)."""
+    """``[N, 1, 64, 64]`` uint8 {0, 1} images from a ``.npy`` (``[N, 64, 64]`` or ``[N, 1, 64, 64]``; bool,
+    integer or float, every value 0 or 1) or from the 10x10 reference PNG grid (see
+    /work/shared/reference/README.md), told apart by their content, not their names.
+
+    Read with pickling off; anything else raises :class:`~elbits.errors.InputError` naming the file and
+    what was expected.
+    """
+    from .data.npyfile import NPY_MAGIC, PNG_MAGIC, describe_start, first_non_binary, load_npy, npy_header
+    from .errors import InputError, MissingFileError
+
     p = Path(path)
-    if p.suffix.lower() == ".png":
+    if not p.is_file():
+        raise MissingFileError(f"no images file at {p}")
+    with p.open("rb") as f:
+        lead = f.read(16)
+    if lead.startswith(PNG_MAGIC):
         from .data.fidelity import load_reference_grid
 
         arr = load_reference_grid(p)
+    elif lead.startswith(NPY_MAGIC):
+        head = npy_header(p)
+        shape = head.shape
+        if len(shape) == 4 and shape[1] == 1:
+            shape = (shape[0], *shape[2:])
+        if head.dtype.kind not in "biuf" or len(shape) != 3 or shape[1:] != (64, 64) or shape[0] < 1:
+            raise InputError(f"{p}: {list(head.shape)} {head.dtype}; expected images [N, 64, 64] or "
+                             "[N, 1, 64, 64] (N >= 1) of 0/1 values")
+        arr = load_npy(p, head).reshape(shape)
+        bad = first_non_binary(arr)
+        if bad is not None:
+            raise InputError(f"{p}: pixel value {bad!r} ({arr.dtype}); expected every pixel 0 or 1 (binary dSprites)")
     else:
-        arr = np.load(p, allow_pickle=False)
-    if arr.ndim == 3:
-        arr = arr[:, None]
-    if arr.ndim != 4 or arr.shape[1:] != (1, 64, 64):
-        raise ValueError(f"{p}: expected images [N, 64, 64] or [N, 1, 64, 64], got {arr.shape}")
-    if arr.dtype == np.bool_:
-        arr = arr.astype(np.uint8)
-    if arr.size and (arr.min() < 0 or arr.max() > 1 or not np.array_equal(arr, np.round(arr))):
-        raise ValueError(f"{p}: pixels must be 0 or 1 (binary dSprites), got range {arr.min()}..{arr.max()}")
-    return torch.from_numpy(np.ascontiguousarray(arr.astype(np.uint8)))
+        raise InputError(f"{p}: not a .npy array or a PNG grid ({describe_start(lead)}); expected uint8 0/1 "
+                         "images [N, 64, 64] in a .npy, or the 10x10 reference PNG grid")
+    return torch.from_numpy(np.array(arr, dtype=np.uint8)).unsqueeze(1)  # a copy: arr may map the file
 
 
 def procedural_set(limit: Optional[int] = 16384, seed: int = 0) -> ds.ProceduralDSprites:

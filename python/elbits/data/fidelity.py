@@ -3,23 +3,51 @@
 from __future__ import annotations
 
 import itertools
+import zlib
 from pathlib import Path
 from typing import Union
 
 import numpy as np
 import torch
 
+from ..errors import InputError
 from . import dsprites as ds
+from .npyfile import one_line
+
+GRID_SIZE = 662  # 10 images of 64 pixels, each with 2 pixels of white padding before it, and 2 after the last
 
 
 def load_reference_grid(path: Union[str, Path]) -> np.ndarray:
     """The 100 real images of ``real_samples_10x10.png`` as ``[100, 64, 64]`` uint8 {0, 1}.
 
-    Image (r, c) occupies rows 2 + 66r ... + 63 and columns 2 + 66c ... + 63 of the 662x662 grid.
+    Image (r, c) occupies rows 2 + 66r ... + 63 and columns 2 + 66c ... + 63 of the 662x662 grid. Only that
+    layout is read: a PNG of another size, with grey levels other than 0 and 255, or with ink in the white
+    padding raises :class:`~elbits.errors.InputError` naming the file (its size is checked before the
+    pixels are decoded).
     """
-    from PIL import Image
+    from PIL import Image, UnidentifiedImageError
 
-    grid = np.asarray(Image.open(path).convert("L"))
+    expected = f"expected the 10x10 grid of 64x64 binary images ({GRID_SIZE}x{GRID_SIZE} pixels, 0 or 255)"
+    try:
+        with Image.open(path, formats=["PNG"]) as im:
+            if im.size != (GRID_SIZE, GRID_SIZE):
+                raise InputError(f"{path}: a {im.size[0]}x{im.size[1]} image; {expected}")
+            grid = np.asarray(im.convert("L"))
+    except UnidentifiedImageError:
+        raise InputError(f"{path}: not a PNG image; {expected}") from None
+    except (OSError, SyntaxError, ValueError, EOFError, zlib.error, Image.DecompressionBombError) as e:
+        if isinstance(e, InputError):
+            raise
+        raise InputError(f"{path}: corrupt PNG ({one_line(e)}); {expected}") from None
+    odd = grid[(grid != 0) & (grid != 255)]
+    if odd.size:
+        raise InputError(f"{path}: grey level {int(odd[0])}; {expected}")
+    images = np.zeros(grid.shape, bool)
+    for k in range(10):
+        images[2 + 66 * k : 66 + 66 * k, :] = True
+    inside = images & images.T
+    if (grid[~inside] != 255).any():
+        raise InputError(f"{path}: dark pixels in the white padding between images; {expected}")
     out = np.zeros((100, 64, 64), np.uint8)
     for r, c in itertools.product(range(10), range(10)):
         out[10 * r + c] = grid[2 + 66 * r : 66 + 66 * r, 2 + 66 * c : 66 + 66 * c] > 127

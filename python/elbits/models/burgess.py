@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
+import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Union
+from typing import Any, Union
 
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from ..data.npyfile import one_line
+from ..errors import InputError
 
 
 class _Encoder(nn.Module):
@@ -86,23 +90,70 @@ class BurgessVAE(nn.Module):
         return self.decode(self.reparameterize(mu, logvar)), mu, logvar
 
 
+MAX_Z_DIM = 4096  # bounds what a file's weights may ask to allocate
+MAX_CHANNELS = 16
+
+
+def burgess_from_state_dict(state: Any, where: str) -> BurgessVAE:
+    """A :class:`BurgessVAE` in eval mode holding ``state`` (a state_dict, or ``{"state_dict": ...}``).
+
+    ``z_dim`` and the channel count are read from the weights; keys, shapes, dtypes and finiteness are
+    checked (:func:`elbits.torchfiles.check_state_dict`) before anything is loaded: a mismatch raises
+    :class:`~elbits.errors.InputError` naming ``where``.
+    """
+    from ..torchfiles import check_state_dict
+
+    if isinstance(state, Mapping) and "state_dict" in state:
+        state = state["state_dict"]
+    if not isinstance(state, Mapping):
+        raise InputError(f"{where}: expected a Burgess VAE state_dict, got {type(state).__name__}")
+    lin1, conv1 = state.get("decoder.lin1.weight"), state.get("encoder.conv1.weight")
+    if not (isinstance(lin1, torch.Tensor) and lin1.dim() == 2 and isinstance(conv1, torch.Tensor)
+            and conv1.dim() == 4):
+        raise InputError(f"{where}: not a Burgess VAE state_dict (expected decoder.lin1.weight [256, z_dim] and "
+                         "encoder.conv1.weight [32, channels, 4, 4])")
+    z_dim, channels = int(lin1.shape[1]), int(conv1.shape[1])
+    if not (1 <= z_dim <= MAX_Z_DIM and 1 <= channels <= MAX_CHANNELS):
+        raise InputError(f"{where}: z_dim {z_dim}, {channels} channels; expected 1..{MAX_Z_DIM} and 1..{MAX_CHANNELS}")
+    model = BurgessVAE(z_dim=z_dim, channels=channels)
+    model.load_state_dict(check_state_dict(model, state, where))
+    return model.eval()
+
+
 def load_disentangling_vae(path: Union[str, Path], map_location: Union[str, torch.device] = "cpu") -> BurgessVAE:
     """A :class:`BurgessVAE` in eval mode from a disentangling-vae ``model.pt`` state_dict (or its folder).
 
     The checkpoint's keys (``encoder.conv1`` ... ``decoder.convT3``) are this module's; ``z_dim`` and the
     channel count are read from the weights. Its ``mu_logvar_gen`` outputs are interleaved, which
-    :meth:`BurgessVAE.encode` undoes.
+    :meth:`BurgessVAE.encode` undoes. Read with ``weights_only=True``; these files (torch's pre-1.6 format)
+    carry no checksum, so every key, shape and value is validated instead (:func:`burgess_from_state_dict`).
     """
+    from ..torchfiles import load_torch_file
+
     path = Path(path)
     if path.is_dir():
         path = path / "model.pt"
-    state = torch.load(path, map_location=map_location, weights_only=True)
-    if not isinstance(state, (dict, OrderedDict)):
-        raise TypeError(f"{path} does not hold a state_dict")
-    if "state_dict" in state:
-        state = state["state_dict"]
-    z_dim = state["decoder.lin1.weight"].shape[1]
-    channels = state["encoder.conv1.weight"].shape[1]
-    model = BurgessVAE(z_dim=z_dim, channels=channels)
-    model.load_state_dict(state)
-    return model.eval()
+    state = load_torch_file(path, "a disentangling-vae model.pt state_dict", map_location)
+    return burgess_from_state_dict(state, str(path))
+
+
+SPECS_KEYS = ("experiment", "loss", "epochs", "batch_size", "lr", "latent_dim")
+_MAX_SPECS_BYTES = 1 << 20
+
+
+def disentangling_vae_specs(path: Union[str, Path]) -> dict[str, Any]:
+    """The :data:`SPECS_KEYS` settings of a disentangling-vae ``specs.json`` (missing ones None).
+
+    Plain JSON (nothing in it can run); a file over 1 MiB, not UTF-8 JSON or not an object raises
+    :class:`~elbits.errors.InputError` naming it.
+    """
+    path = Path(path)
+    if path.stat().st_size > _MAX_SPECS_BYTES:
+        raise InputError(f"{path}: {path.stat().st_size} bytes; a specs.json is a small JSON object")
+    try:
+        specs = json.loads(path.read_bytes().decode("utf-8"))
+    except (ValueError, RecursionError) as e:
+        raise InputError(f"{path}: not JSON ({one_line(e)}); expected disentangling-vae's specs object") from None
+    if not isinstance(specs, dict):
+        raise InputError(f"{path}: a JSON {type(specs).__name__}; expected disentangling-vae's specs object")
+    return {k: specs.get(k) for k in SPECS_KEYS}
