@@ -7,16 +7,28 @@ import json
 import platform
 from dataclasses import asdict
 
+from ..errors import InputError
+from ._args import device, positive_int
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     from ..benchmarking import CASES, DEFAULT_CASES
 
     p = sub.add_parser("bench", help="time fused vs eager vs torch.compile (fwd+bwd) and print ratios")
     p.add_argument("cases", nargs="*", metavar="CASE", help=f"cases to run (default: {', '.join(DEFAULT_CASES)}); all: {', '.join(CASES)}")
-    p.add_argument("--rounds", type=int, default=30, help="interleaved timing rounds per case (default 30)")
-    p.add_argument("--device", default="cpu", help="torch device to run on, e.g. cuda (default cpu)")
+    p.add_argument("--rounds", type=positive_int, default=30, help="interleaved timing rounds per case (default 30)")
+    p.add_argument("--device", type=device(allow_auto=False), default="cpu",
+                   help="torch device to run on: cpu, cuda or cuda:N (default cpu)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, check=check)
+
+
+def check(args: argparse.Namespace) -> None:
+    from ..benchmarking import CASES
+
+    unknown = [n for n in args.cases if n not in CASES]
+    if unknown:
+        raise InputError(f"unknown case(s) {', '.join(unknown)}; choose from {', '.join(CASES)}")
 
 
 def _cpu_name() -> str:
@@ -52,9 +64,6 @@ def run(args: argparse.Namespace) -> int:
     from ..benchmarking import CASES, DEFAULT_CASES, measure
 
     names = args.cases or list(DEFAULT_CASES)
-    unknown = [n for n in names if n not in CASES]
-    if unknown:
-        raise SystemExit(f"elbits bench: unknown case(s) {unknown}; choose from {list(CASES)}")
     results = [r for name in names for r in measure(CASES[name](), rounds=args.rounds, device=args.device)]
     if args.json:
         print(json.dumps({"machine": machine(args.device), "results": [asdict(r) for r in results]}, indent=2))

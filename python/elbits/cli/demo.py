@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
+
+from ._args import output_dir
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -15,10 +18,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("demo", help="train a beta-VAE on dSprites for a few CPU minutes and write a report",
                        description=__doc__)
-    p.add_argument("--out", default="elbits-report", help="report folder (default %(default)s)")
+    p.add_argument("--out", type=output_dir, default="elbits-report", help="report folder (default %(default)s)")
     p.add_argument("--quiet", action="store_true", help="no progress bar, no summary")
     add_train_arguments(p, {**TrainConfig().to_dict(), **DEMO_DEFAULTS})
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, check=check)
+
+
+def check(args: argparse.Namespace) -> None:
+    from .train import check_train_args
+
+    check_train_args(args, Path(args.out) / "run")  # where run_demo puts the training files
 
 
 def run(args: argparse.Namespace) -> int:

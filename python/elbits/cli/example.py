@@ -6,11 +6,13 @@ import argparse
 
 import torch
 
+from ._args import positive_int, seed
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("example", help="print recon and KL of a generated binary batch in nats and bits")
-    p.add_argument("--batch", type=int, default=64, help="samples in the batch (default 64)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch", type=positive_int, default=64, help="samples in the batch (default 64)")
+    p.add_argument("--seed", type=seed, default=0, help="the generated batch (default 0)")
     p.set_defaults(func=run)
 
 

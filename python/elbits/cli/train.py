@@ -7,6 +7,22 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+from pathlib import Path
+
+from ..errors import InputError
+from ._args import (
+    checkpoint,
+    count_or_all,
+    device,
+    nonnegative_float,
+    nonnegative_int,
+    output_dir,
+    positive_float,
+    positive_int,
+    readable_file,
+    seed,
+)
 
 
 def add_train_arguments(p: argparse.ArgumentParser, defaults: dict) -> None:
@@ -14,38 +30,50 @@ def add_train_arguments(p: argparse.ArgumentParser, defaults: dict) -> None:
     from elbits.train import CONTROLLERS
 
     g = p.add_argument_group("training")
-    g.add_argument("--steps", type=int, default=defaults["steps"], help="optimiser steps (default %(default)s)")
-    g.add_argument("--batch-size", type=int, default=defaults["batch_size"],
+    g.add_argument("--steps", type=positive_int, default=defaults["steps"],
+                   help="optimiser steps (default %(default)s)")
+    g.add_argument("--batch-size", type=positive_int, default=defaults["batch_size"],
                    help="images per step and process (default %(default)s)")
-    g.add_argument("--lr", type=float, default=defaults["lr"], help="AdamW learning rate (default %(default)s)")
-    g.add_argument("--weight-decay", type=float, default=defaults["weight_decay"], help="AdamW weight decay")
-    g.add_argument("--seed", type=int, default=defaults["seed"], help="model init, data order and z noise")
-    g.add_argument("--z-dim", type=int, default=defaults["z_dim"], help="latent dimensions (default %(default)s)")
+    g.add_argument("--lr", type=positive_float, default=defaults["lr"],
+                   help="AdamW learning rate (default %(default)s)")
+    g.add_argument("--weight-decay", type=nonnegative_float, default=defaults["weight_decay"],
+                   help="AdamW weight decay (default %(default)s)")
+    g.add_argument("--seed", type=seed, default=defaults["seed"], help="model init, data order and z noise")
+    g.add_argument("--z-dim", type=positive_int, default=defaults["z_dim"],
+                   help="latent dimensions (default %(default)s)")
     g.add_argument("--controller", choices=CONTROLLERS, default=defaults["controller"],
                    help="beta controller (default %(default)s)")
-    g.add_argument("--beta", type=float, default=defaults["beta"],
+    g.add_argument("--beta", type=nonnegative_float, default=defaults["beta"],
                    help="fixed beta, or the starting beta of target-rate (nats of D per nat of R)")
-    g.add_argument("--target-bits", type=float, default=None,
+    g.add_argument("--target-bits", type=positive_float, default=None,
                    help="geco: distortion target; target-rate: rate target (default H(X) of the training set)")
-    g.add_argument("--capacity-bits", type=float, default=defaults["capacity_bits"],
+    g.add_argument("--capacity-bits", type=positive_float, default=defaults["capacity_bits"],
                    help="capacity: final C, bits per image (default %(default)s)")
-    g.add_argument("--capacity-steps", type=int, default=None, help="capacity: steps to reach C (default: --steps)")
-    g.add_argument("--gamma", type=float, default=defaults["gamma"], help="capacity: gamma (default %(default)s)")
-    g.add_argument("--controller-lr", type=float, default=defaults["controller_lr"], help="geco / target-rate step size")
+    g.add_argument("--capacity-steps", type=positive_int, default=None,
+                   help="capacity: steps to reach C (default: --steps)")
+    g.add_argument("--gamma", type=positive_float, default=defaults["gamma"],
+                   help="capacity: gamma (default %(default)s)")
+    g.add_argument("--controller-lr", type=positive_float, default=defaults["controller_lr"],
+                   help="geco / target-rate step size (default %(default)s)")
     d = p.add_argument_group("data")
-    d.add_argument("--npz", default=None, help="the real dsprites_ndarray_...npz (default: procedural dSprites)")
-    d.add_argument("--train-size", type=int, default=defaults["train_size"],
+    d.add_argument("--npz", type=readable_file, default=None,
+                   help="the real dsprites_ndarray_...npz (default: procedural dSprites)")
+    d.add_argument("--train-size", type=count_or_all, default=defaults["train_size"],
                    help="training images drawn from the set; 0 = all (default %(default)s)")
-    d.add_argument("--data-seed", type=int, default=defaults["data_seed"], help="which images (default %(default)s)")
+    d.add_argument("--data-seed", type=seed, default=defaults["data_seed"],
+                   help="which images (default %(default)s)")
     o = p.add_argument_group("output")
-    o.add_argument("--log-every", type=int, default=defaults["log_every"], help="steps per metrics record")
-    o.add_argument("--checkpoint-every", type=int, default=defaults["checkpoint_every"],
+    o.add_argument("--log-every", type=positive_int, default=defaults["log_every"],
+                   help="steps per metrics record (default %(default)s)")
+    o.add_argument("--checkpoint-every", type=nonnegative_int, default=defaults["checkpoint_every"],
                    help="steps per checkpoint (0: at the end only)")
     o.add_argument("--resume", nargs="?", const="auto", default=None,
+                   type=checkpoint("checkpoint.pt", auto=True),
                    help="continue from OUT/checkpoint.pt, or from the checkpoint PATH given")
     o.add_argument("--no-progress", action="store_true", help="no progress bar")
     o.add_argument("--no-tensorboard", action="store_true", help="no TensorBoard scalars even if installed")
-    o.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
+    o.add_argument("--device", type=device(), default="auto",
+                   help="auto (CUDA when present), cpu, cuda, cuda:1, ... (must exist on this machine)")
 
 
 def config_kwargs(args: argparse.Namespace) -> dict:
@@ -60,15 +88,45 @@ def config_kwargs(args: argparse.Namespace) -> dict:
     }
 
 
+def check_train_args(args: argparse.Namespace, run_dir: Path) -> None:
+    """The cross-flag rules of the training options, before any work starts (``run_dir``: where the
+    run's checkpoint.pt goes)."""
+    from elbits.data.dsprites import NUM_IMAGES
+
+    c = args.controller
+    if c == "geco" and args.target_bits is None:
+        raise InputError("--controller geco needs --target-bits (the distortion to reach, bits per image)")
+    if args.target_bits is not None and c not in ("geco", "target-rate"):
+        raise InputError(f"--target-bits is used only by --controller geco or target-rate, not {c}")
+    if args.capacity_steps is not None and c != "capacity":
+        raise InputError(f"--capacity-steps is used only by --controller capacity, not {c}")
+    if c == "target-rate" and args.beta == 0:
+        raise InputError("--controller target-rate scales beta up and down from --beta: expected --beta > 0")
+    if args.npz is None and args.train_size > NUM_IMAGES:
+        raise InputError(f"--train-size {args.train_size} is more than the {NUM_IMAGES} procedural dSprites "
+                         f"images; expected 0 (all) to {NUM_IMAGES}")
+    world = int(os.environ.get("WORLD_SIZE", "1") or 1)  # torchrun: each process gets train_size / world
+    if args.train_size and args.train_size // world < args.batch_size:
+        raise InputError(f"--train-size {args.train_size} over {world} process(es) is less than one batch of "
+                         f"--batch-size {args.batch_size}; expected --train-size >= {args.batch_size * world}")
+    if args.resume == "auto" and not (run_dir / "checkpoint.pt").is_file():
+        raise InputError(f"--resume: no {run_dir / 'checkpoint.pt'} to continue from; give the checkpoint's "
+                         "path, or drop --resume to start afresh")
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     from elbits.train import TrainConfig
 
     p = sub.add_parser("train", help="train a VAE on dSprites; rate and distortion in bits, checkpoints, DDP",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", default="elbits-run",
+    p.add_argument("--out", type=output_dir, default="elbits-run",
                    help="folder for metrics.jsonl, checkpoint.pt, final.json, tb/ (default %(default)s)")
     add_train_arguments(p, TrainConfig().to_dict())
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, check=check)
+
+
+def check(args: argparse.Namespace) -> None:
+    check_train_args(args, Path(args.out))
 
 
 def run(args: argparse.Namespace) -> int:
