@@ -20,6 +20,7 @@ batch with the right ``input``.
 from __future__ import annotations
 
 import inspect
+import numbers
 from typing import Any, Callable, Optional
 
 import torch
@@ -73,6 +74,12 @@ def _logits_behind(result: torch.Tensor, tap: _SigmoidTap) -> Optional[torch.Ten
     if same_memory and result.numel() == post.numel() and result.is_contiguous() and post.is_contiguous():
         return pre.reshape(result.shape)  # the sigmoid is elementwise: row-major order is kept
     return None
+
+
+def _latent_dim(value: Any, owner: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise InputError(f"{owner}'s latent_dim is {value!r}; expected an int >= 1")
+    return int(value)
 
 
 def _check_choice(decoder_output: str) -> None:
@@ -203,11 +210,8 @@ class PythaeAdapter(VAEAdapter):
         if loss != "bce":
             raise InputError(f"this pythae {type(model).__name__} has reconstruction_loss={loss!r}: its decoder "
                              "is not a Bernoulli one; PythaeAdapter needs reconstruction_loss='bce'")
-        latent = getattr(cfg, "latent_dim", None)
-        if not isinstance(latent, int) or latent < 1:
-            raise InputError(f"this pythae model's model_config.latent_dim is {latent!r}; expected an int >= 1")
         super().__init__(model, decoder_output)
-        self.latent_dim = latent
+        self.latent_dim = _latent_dim(getattr(cfg, "latent_dim", None), "this pythae model's model_config")
         shape = getattr(cfg, "input_dim", None)
         if shape is not None:  # an AE's encoder (no log_covariance) fails here rather than at the first batch
             self._probe(lambda: self.encode(torch.zeros(2, *shape, **self._param_like())))
@@ -249,11 +253,8 @@ class DisentanglingVAEAdapter(VAEAdapter):
         ):
             raise InputError("DisentanglingVAEAdapter takes a disentangling-vae model (an nn.Module with encoder, "
                              f"decoder and reparameterize), got {type(model).__name__}")
-        latent = getattr(model, "latent_dim", None)
-        if not isinstance(latent, int) or latent < 1:
-            raise InputError(f"this {type(model).__name__}'s latent_dim is {latent!r}; expected an int >= 1")
         super().__init__(model, decoder_output)
-        self.latent_dim = latent
+        self.latent_dim = _latent_dim(getattr(model, "latent_dim", None), f"this {type(model).__name__}")
         self._resolve_decoder_output()
 
     def _encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
