@@ -23,6 +23,9 @@ from ._args import (
     positive_int,
 )
 
+# Training options that the sweep does not take (controller, its settings, resume).
+_NOT_SWEEP_OPTIONS = ("controller", "target_bits", "capacity_bits", "capacity_steps", "gamma", "resume")
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     from elbits.cli.train import add_train_arguments
@@ -47,6 +50,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     defaults = TrainConfig().to_dict()
     defaults.update(steps=400, train_size=4096, log_every=50)
     add_train_arguments(p, defaults)
+    for action in p._actions:
+        # The sweep sets these per run itself; check() names the option to use instead.
+        if action.dest in _NOT_SWEEP_OPTIONS:
+            action.help = argparse.SUPPRESS
     p.set_defaults(func=run, check=check, controller="fixed")
 
 
