@@ -3,6 +3,8 @@ stderr, exits with status 2, shows no traceback and stops before any work starts
 
 from __future__ import annotations
 
+import argparse
+import math
 import os
 import shlex
 import subprocess
@@ -12,8 +14,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 
 import elbits
+from elbits.cli import _args as A
 from elbits.cli import main
 from elbits.errors import InputError
 
@@ -295,3 +300,26 @@ def test_real_console_script(tmp_path):
     assert r.returncode == 2
     assert r.stdout == ""
     assert r.stderr == "elbits train: error: argument --steps: expected a positive integer, got '-1'\n"
+
+
+_NUMBER_TEXT = st.one_of(st.text(max_size=12), st.integers().map(str), st.floats().map(repr),
+                         st.sampled_from(["nan", "-inf", "1e400", "0x10", "1_000", " 7 ", "٣", "-0", "0.0"]))
+
+
+@pytest.mark.parametrize("parse,ok", [
+    (A.positive_int, lambda v: isinstance(v, int) and v >= 1),
+    (A.count_or_all, lambda v: isinstance(v, int) and v >= 0),
+    (A.seed, lambda v: isinstance(v, int) and 0 <= v <= A.SEED_MAX),
+    (A.positive_float, lambda v: math.isfinite(v) and v > 0),
+    (A.nonnegative_float, lambda v: math.isfinite(v) and v >= 0),
+    (A.device(), lambda v: v in ("auto", "cpu") or v.startswith(("cpu:", "cuda"))),
+], ids=["positive_int", "count_or_all", "seed", "positive_float", "nonnegative_float", "device"])
+@given(text=_NUMBER_TEXT)
+def test_any_text_is_a_valid_value_or_one_clear_rejection(parse, ok, text):
+    # Random text never escapes as another exception (which argparse would print as "invalid value").
+    try:
+        v = parse(text)
+    except argparse.ArgumentTypeError as e:
+        assert "\n" not in str(e) and str(e)
+    else:
+        assert ok(v), (text, v)
