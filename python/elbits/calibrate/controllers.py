@@ -21,52 +21,104 @@ or through ``ELBOLoss(controller=ctrl)``, which does exactly that. Targets are i
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar, Optional
+import numbers
+from collections.abc import Mapping
+from typing import Any, Callable, ClassVar, Optional
 
 import torch
 
+from ..errors import InputError
 from ..units import NATS_PER_BIT
 from ._observe import Observation, observe
 from .audit import effective_beta
 
 
-def _one_target(name: str, **given: Optional[float]) -> tuple[str, float]:
-    # A Quantity converts itself to the unit the parameter name asks for.
-    set_ = {
-        k: float(getattr(v, "bits" if "bits" in k else "nats", v)) for k, v in given.items() if v is not None
-    }
-    if len(set_) != 1:
-        raise ValueError(f"{name}: give exactly one of {', '.join(given)}; got {sorted(set_) or 'none'}")
-    ((unit, value),) = set_.items()
-    if not (value > 0 and math.isfinite(value)):
-        raise ValueError(f"{name}: {unit} must be a positive finite number, got {value}")
-    return unit, value
+def _real(name: str, value: Any) -> float:
+    # Numbers only: a string or bool in a setting (or a loaded state) is a mistake, not a value to coerce.
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise InputError(f"{name} must be a number, got {value!r} ({type(value).__name__})")
+    return float(value)
 
 
-def _positive(name: str, value: float) -> float:
-    value = float(value)
-    if not (value > 0 and math.isfinite(value)):
-        raise ValueError(f"{name} must be a positive finite number, got {value}")
+def _finite(name: str, value: Any) -> float:
+    value = _real(name, value)
+    if not math.isfinite(value):
+        raise InputError(f"{name} must be a finite number, got {value}")
     return value
 
 
-def _fraction(name: str, value: float) -> float:
-    value = float(value)
+def _positive(name: str, value: Any) -> float:
+    value = _real(name, value)
+    if not (value > 0 and math.isfinite(value)):
+        raise InputError(f"{name} must be a positive finite number, got {value}")
+    return value
+
+
+def _nonnegative(name: str, value: Any) -> float:
+    value = _real(name, value)
+    if not (value >= 0 and math.isfinite(value)):
+        raise InputError(f"{name} must be a finite number >= 0, got {value}")
+    return value
+
+
+def _fraction(name: str, value: Any) -> float:
+    value = _real(name, value)
     if not 0.0 <= value < 1.0:
-        raise ValueError(f"{name} must be in [0, 1), got {value}")
+        raise InputError(f"{name} must be in [0, 1), got {value}")
+    return value
+
+
+def _count(name: str, value: Any, least: int = 0) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
+        raise InputError(f"{name} must be an integer >= {least}, got {value!r}")
+    return int(value)
+
+
+def _steps(name: str, value: Any) -> int:
+    return _count(name, value, least=1)
+
+
+def _flag(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise InputError(f"{name} must be True or False, got {value!r}")
+    return value
+
+
+def _optional(check: Callable[[str, Any], Any]) -> Callable[[str, Any], Any]:
+    def optional(name: str, value: Any) -> Any:
+        return None if value is None else check(name, value)
+
+    return optional
+
+
+def _one_target(name: str, **given: Optional[float]) -> tuple[str, float]:
+    # A Quantity converts itself to the unit the parameter name asks for.
+    set_ = {k: getattr(v, "bits" if "bits" in k else "nats", v) for k, v in given.items() if v is not None}
+    if len(set_) != 1:
+        raise InputError(f"{name}: give exactly one of {', '.join(given)}; got {sorted(set_) or 'none'}")
+    ((unit, value),) = set_.items()
+    return unit, _positive(f"{name}: {unit}", value)
+
+
+def _ordered(where: str, low: str, high: str, values: dict[str, Any]) -> None:
+    if values[low] > values[high]:
+        raise InputError(f"{where}{low} ({values[low]}) must not exceed {high} ({values[high]})")
+
+
+def _any(name: str, value: Any) -> Any:
     return value
 
 
 class Controller:
-    """Base class: constant beta. Subclasses override ``_update`` and list their state in ``_state``."""
+    """Base class: constant beta. Subclasses override ``_update``, list their state in ``_state``, say in
+    ``_checks`` how each entry is checked (as the constructor checks the setting) and in ``_consistent``
+    the rules between entries; an entry without a check is loaded as it is."""
 
     _state: ClassVar[tuple[str, ...]] = ("beta_", "steps")
+    _checks: ClassVar[dict[str, Callable[[str, Any], Any]]] = {"beta_": _nonnegative, "steps": _count}
 
     def __init__(self, beta: float = 1.0) -> None:
-        beta = float(beta)
-        if not (beta >= 0 and math.isfinite(beta)):
-            raise ValueError(f"beta must be a finite number >= 0, got {beta}")
-        self.beta_ = beta
+        self.beta_ = _nonnegative("beta", beta)
         self.steps = 0
 
     @property
@@ -92,14 +144,29 @@ class Controller:
         return {"type": type(self).__name__, **{k: getattr(self, k) for k in self._state}}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore :meth:`state_dict` output; settings come from the checkpoint."""
-        if state.get("type") != type(self).__name__:
-            raise ValueError(f"state is for {state.get('type')!r}, not {type(self).__name__}")
+        """Restore :meth:`state_dict` output; settings come from the checkpoint.
+
+        Every entry is checked first, as the constructor checks its setting; an :class:`InputError`
+        names the first bad one and the controller is left unchanged.
+        """
+        name = type(self).__name__
+        if not isinstance(state, Mapping):
+            raise InputError(f"{name}.load_state_dict takes the dict state_dict() gives, got {type(state).__name__}")
+        if state.get("type") != name:
+            raise InputError(f"state is for {state.get('type')!r}, not {name}")
         missing = [k for k in self._state if k not in state]
         if missing:
-            raise KeyError(f"{type(self).__name__} state lacks {missing}")
-        for k in self._state:
-            setattr(self, k, state[k])
+            raise InputError(f"{name} state lacks {missing}")
+        unknown = sorted(str(k) for k in set(state) - {"type", *self._state})
+        if unknown:
+            raise InputError(f"{name} state has entries {unknown} that {name} does not have")
+        values = {k: self._checks.get(k, _any)(f"{name} state {k}", state[k]) for k in self._state}
+        self._consistent(values, f"{name} state: ")
+        for k, v in values.items():
+            setattr(self, k, v)
+
+    def _consistent(self, values: dict[str, Any], where: str) -> None:
+        """Rules between state entries (``where`` starts the message); the base class has none."""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(beta={self.beta:.4g}, steps={self.steps})"
@@ -132,6 +199,8 @@ class CapacityAnnealing(Controller):
     """
 
     _state = ("beta_", "steps", "c_max_nats", "anneal_steps", "gamma", "last_rate_nats")
+    _checks = {"beta_": _finite, "steps": _count, "c_max_nats": _positive, "anneal_steps": _steps,
+               "gamma": _positive, "last_rate_nats": _optional(_finite)}
 
     def __init__(
         self,
@@ -145,10 +214,12 @@ class CapacityAnnealing(Controller):
         self.gamma = _positive("gamma", gamma)
         super().__init__(self.gamma)
         self.c_max_nats = value * NATS_PER_BIT if unit == "c_max_bits" else value
-        if int(steps) != steps or steps < 1:
-            raise ValueError(f"steps must be a positive integer, got {steps}")
-        self.anneal_steps = int(steps)
+        self.anneal_steps = _steps("steps", steps)
         self.last_rate_nats: Optional[float] = None
+
+    def _consistent(self, values: dict[str, Any], where: str) -> None:
+        if abs(values["beta_"]) != values["gamma"]:
+            raise InputError(f"{where}beta_ must be +gamma or -gamma ({values['gamma']}), got {values['beta_']}")
 
     @classmethod
     def burgess_dsprites(cls) -> CapacityAnnealing:
@@ -193,6 +264,9 @@ class GECO(Controller):
     _state = (
         "beta_", "steps", "target", "per_dim", "lr", "ema", "lambda_", "c_ema", "lambda_min", "lambda_max",
     )  # fmt: skip
+    _checks = {"beta_": _positive, "steps": _count, "target": _positive, "per_dim": _flag, "lr": _positive,
+               "ema": _fraction, "lambda_": _positive, "c_ema": _optional(_finite), "lambda_min": _positive,
+               "lambda_max": _positive}
 
     def __init__(
         self,
@@ -218,9 +292,16 @@ class GECO(Controller):
             _positive("lambda_min", lambda_min),
             _positive("lambda_max", lambda_max),
         )
+        _ordered("", "lambda_min", "lambda_max", {"lambda_min": self.lambda_min, "lambda_max": self.lambda_max})
         self.lambda_ = min(max(_positive("lambda_init", lambda_init), self.lambda_min), self.lambda_max)
         self.c_ema: Optional[float] = None
         super().__init__(1.0 / self.lambda_)
+
+    def _consistent(self, values: dict[str, Any], where: str) -> None:
+        _ordered(where, "lambda_min", "lambda_", values)
+        _ordered(where, "lambda_", "lambda_max", values)
+        if not math.isclose(values["beta_"], 1.0 / values["lambda_"], rel_tol=1e-12):
+            raise InputError(f"{where}beta_ must be 1 / lambda_ = {1.0 / values['lambda_']}, got {values['beta_']}")
 
     def constraint(self, obs: Observation) -> float:
         """Relative violation D / target - 1 of one observation (> 0: distortion too high)."""
@@ -244,6 +325,8 @@ class TargetRate(Controller):
     """
 
     _state = ("beta_", "steps", "target_nats", "lr", "ema", "rate_ema", "beta_min", "beta_max")
+    _checks = {"beta_": _positive, "steps": _count, "target_nats": _positive, "lr": _positive, "ema": _fraction,
+               "rate_ema": _optional(_finite), "beta_min": _positive, "beta_max": _positive}
 
     def __init__(
         self,
@@ -261,12 +344,18 @@ class TargetRate(Controller):
         self.lr = _positive("lr", lr)
         self.ema = _fraction("ema", ema)
         self.beta_min, self.beta_max = _positive("beta_min", beta_min), _positive("beta_max", beta_max)
+        _ordered("", "beta_min", "beta_max", {"beta_min": self.beta_min, "beta_max": self.beta_max})
         self.rate_ema: Optional[float] = None
         super().__init__(min(max(_positive("beta_init", beta_init), self.beta_min), self.beta_max))
 
     @property
     def target_bits(self) -> float:
         return self.target_nats / NATS_PER_BIT
+
+    def _consistent(self, values: dict[str, Any], where: str) -> None:
+        _ordered(where, "beta_min", "beta_max", values)
+        _ordered(where, "beta_min", "beta_", values)
+        _ordered(where, "beta_", "beta_max", values)
 
     def _update(self, obs: Observation) -> None:
         r = obs.rate_nats
