@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Optional, Union
 
 import torch
 from torch import nn
@@ -39,7 +39,7 @@ class _Encoder(nn.Module):
 
 
 class _Decoder(nn.Module):
-    def __init__(self, z_dim: int, channels: int = 1) -> None:
+    def __init__(self, z_dim: int, channels: int = 1) -> None:  # channels: of the output
         super().__init__()
         self.lin1 = nn.Linear(z_dim, 256)
         self.lin2 = nn.Linear(256, 256)
@@ -55,7 +55,7 @@ class _Decoder(nn.Module):
         h = F.relu(self.lin3(h)).view(-1, 32, 4, 4)
         for conv in (self.convT_64, self.convT1, self.convT2):
             h = F.relu(conv(h))
-        return self.convT3(h)  # Bernoulli logits (the original applies a sigmoid here)
+        return self.convT3(h)  # Bernoulli logits (the original applies a sigmoid here), or a likelihood's parameters
 
 
 class BurgessVAE(nn.Module):
@@ -63,21 +63,23 @@ class BurgessVAE(nn.Module):
 
     ``forward(x)`` returns ``(logits, mu, logvar)``: decoder logits ``[B, C, 64, 64]`` and the posterior
     parameters ``[B, z_dim]``; z = mu in eval mode, a reparameterised sample in train mode. Pass the three
-    to :func:`elbits.elbo_terms` for recon and KL in nats per image.
+    to :func:`elbits.elbo_terms` for recon and KL in nats per image. ``out_channels`` (default
+    ``channels``) sizes the decoder's last layer for another likelihood's parameter layout, e.g.
+    ``256 * channels`` logits for ``"categorical256"`` (:mod:`elbits.train.decoders`).
     """
 
-    def __init__(self, z_dim: int = 10, channels: int = 1) -> None:
+    def __init__(self, z_dim: int = 10, channels: int = 1, out_channels: Optional[int] = None) -> None:
         super().__init__()
         self.z_dim = z_dim
         self.encoder = _Encoder(z_dim, channels)
-        self.decoder = _Decoder(z_dim, channels)
+        self.decoder = _Decoder(z_dim, channels if out_channels is None else out_channels)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``x`` ``[B, C, 64, 64]`` in [0, 1] -> ``(mu, logvar)`` each ``[B, z_dim]``."""
         return self.encoder(x)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """``z`` ``[B, z_dim]`` -> Bernoulli logits ``[B, C, 64, 64]``."""
+        """``z`` ``[B, z_dim]`` -> Bernoulli logits ``[B, C, 64, 64]`` (``[B, out_channels, 64, 64]``)."""
         return self.decoder(z)
 
     def reparameterize(self, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -92,6 +94,7 @@ class BurgessVAE(nn.Module):
 
 MAX_Z_DIM = 4096  # bounds what a file's weights may ask to allocate
 MAX_CHANNELS = 16
+MAX_OUT_CHANNELS = 256 * MAX_CHANNELS  # categorical256's layout
 
 
 def burgess_from_state_dict(state: Any, where: str) -> BurgessVAE:
@@ -115,7 +118,12 @@ def burgess_from_state_dict(state: Any, where: str) -> BurgessVAE:
     z_dim, channels = int(lin1.shape[1]), int(conv1.shape[1])
     if not (1 <= z_dim <= MAX_Z_DIM and 1 <= channels <= MAX_CHANNELS):
         raise InputError(f"{where}: z_dim {z_dim}, {channels} channels; expected 1..{MAX_Z_DIM} and 1..{MAX_CHANNELS}")
-    model = BurgessVAE(z_dim=z_dim, channels=channels)
+    # A decoder trained for another likelihood's layout has more output channels (ConvTranspose2d: [in, out, k, k]).
+    last = state.get("decoder.convT3.weight")
+    out = int(last.shape[1]) if isinstance(last, torch.Tensor) and last.dim() == 4 else channels
+    if not 1 <= out <= MAX_OUT_CHANNELS:
+        raise InputError(f"{where}: {out} decoder output channels; expected 1..{MAX_OUT_CHANNELS}")
+    model = BurgessVAE(z_dim=z_dim, channels=channels, out_channels=out)
     model.load_state_dict(check_state_dict(model, state, where))
     return model.eval()
 
