@@ -312,6 +312,27 @@ def test_discretized_matches_reference(likelihood, rng, tkind):
         assert terms.dims == 50
 
 
+@settings(max_examples=30)
+@given(
+    b=st.integers(1, 3), n=st.integers(1, 30), rng=st.sampled_from(RANGES),
+    likelihood=st.sampled_from(["gaussian", "laplace"]), frac=st.floats(0.05, 0.5),
+    per_subpixel=st.booleans(), dtype=st.sampled_from([torch.float32, torch.float64]), seed=st.integers(0, 2**16),
+)
+def test_discretized_hypothesis(b, n, rng, likelihood, frac, per_subpixel, dtype, seed):
+    # scales from 5% of the range up (where the float64 CDF-difference reference keeps its digits)
+    lo, hi = rng
+    levels, mean = image((b, n), lo - 0.2 * (hi - lo), hi + 0.2 * (hi - lo), seed)
+    mean = mean.to(dtype)
+    g = gen(seed + 1)
+    scale = frac * (hi - lo) * (0.5 + torch.rand(b, n, generator=g, dtype=dtype) if per_subpixel else 1.0)
+    kw = {"log_scale": torch.log(scale)} if per_subpixel else {"scale": float(scale)}
+    mu, lv = latents(b, dtype=dtype)
+    terms = elbits.elbo_terms(mean, levels, mu, lv, likelihood, discretize=rng, **kw)
+    want = ref.elbo_terms(mean, levels, mu, lv, likelihood, discretize=rng, **kw)
+    rtol = 1e-9 if dtype == torch.float64 else 2e-5
+    torch.testing.assert_close(terms.recon.double(), want.recon, rtol=rtol, atol=rtol * n)
+
+
 @pytest.mark.parametrize("likelihood", ["gaussian", "laplace"])
 def test_discretized_is_the_same_in_every_unit(likelihood):
     levels, mean01 = image((2, 1, 6, 6), 0.0, 1.0, seed=3)

@@ -23,6 +23,7 @@ import numbers
 from typing import Optional, Union
 
 import torch
+import torch.nn.functional as F
 
 from .._dtypes import FLOATS, out_dtype
 from ..errors import InputError
@@ -147,16 +148,27 @@ def _levels(target: Tensor, lo: float, hi: float, check: bool) -> Tensor:
 # ----------------------------------------------------------------- densities
 
 
+def _per_sample(err: Tensor, log_scale, power: int, const: float) -> Tensor:
+    """``[B]`` sum over each sample of ``err exp(-power log_scale) / power + log_scale + const``,
+    ``err`` being (x - m)^2 or |x - m| from torch's fused loss kernels. A scale shared by every
+    element (a float, a one-element tensor) multiplies the per-sample sum, not each element."""
+    dims = err[0].numel()
+    if isinstance(log_scale, Tensor) and log_scale.numel() > 1:
+        return (err * torch.exp(-power * log_scale) / power + log_scale).flatten(1).sum(1) + dims * const
+    ls = log_scale if isinstance(log_scale, float) else log_scale.reshape(())
+    factor = math.exp(-power * ls) if isinstance(ls, float) else torch.exp(-power * ls)
+    return err.flatten(1).sum(1) * (factor / power) + dims * (ls + const)
+
+
 def gaussian_density_nll(mean: Tensor, target: Tensor, log_scale) -> Tensor:
-    """``[B]`` -sum log N(x; mean, exp(log_scale)^2), nats per sample (elementwise, then summed)."""
-    z = (target - mean) * _exp_neg(log_scale)
-    return (0.5 * z * z + log_scale).flatten(1).sum(1) + _HALF_LOG_2PI * mean[0].numel()
+    """``[B]`` -sum log N(x; mean, exp(log_scale)^2), nats per sample."""
+    sq = F.mse_loss(mean, target, reduction="none")
+    return _per_sample(sq, log_scale, 2, _HALF_LOG_2PI)
 
 
 def laplace_density_nll(mean: Tensor, target: Tensor, log_scale) -> Tensor:
     """``[B]`` -sum log Laplace(x; mean, exp(log_scale)), nats per sample."""
-    z = (target - mean).abs() * _exp_neg(log_scale)
-    return (z + log_scale).flatten(1).sum(1) + _LOG2 * mean[0].numel()
+    return _per_sample(F.l1_loss(mean, target, reduction="none"), log_scale, 1, _LOG2)
 
 
 def _log1mexp(d: Tensor) -> Tensor:
@@ -164,28 +176,26 @@ def _log1mexp(d: Tensor) -> Tensor:
 
 
 def discretized_laplace_logp(levels: Tensor, mean: Tensor, log_scale, lo: float, hi: float) -> Tensor:
-    """Elementwise log P(bin of ``levels``) under Laplace(mean, exp(log_scale)), 256 levels on [lo, hi].
+    """Elementwise log P(bin of ``levels``) under Laplace(mean, exp(log_scale)), 256 levels on [lo, hi]
+    (NaN for a level outside 0..255).
 
-    With a = (x + h - mean)/b and c = (x - h - mean)/b (h half a level), the bin mass is written
-    so that nothing cancels: below the mean ``e^a (1 - e^-(a-c)) / 2``, above it ``e^-c (...) / 2``,
-    across it ``-(expm1(-a) + expm1(c)) / 2``; the edge bins are log F(a) and log(1 - F(c)). Every
-    branch sees clamped arguments, so the ones ``where`` drops stay finite (no NaN gradient).
+    With a = (x + h - mean)/b and c = (x - h - mean)/b (h half a level), a bin above the mean is
+    reflected below it (the density is symmetric: a, c -> -c, -a), so c < 0 and the bin mass is
+    written so that nothing cancels: ``e^a (1 - e^-(a-c)) / 2`` when the bin is below the mean,
+    ``-(expm1(-a) + expm1(c)) / 2`` when it holds the mean. The edge bins are F(a) (level 0) and
+    1 - F(c) = F(-c) (level 255). Every branch sees clamped arguments, so the ones ``where`` drops
+    stay finite (no NaN gradient).
     """
     step = (hi - lo) / (LEVELS - 1)
     x = levels.to(mean.dtype) * step + lo
     inv = _exp_neg(log_scale)
     a = (x + 0.5 * step - mean) * inv
     c = (x - 0.5 * step - mean) * inv
-    a_neg, a_pos = a.clamp(max=0), a.clamp(min=0)
-    c_neg, c_pos = c.clamp(max=0), c.clamp(min=0)
+    a, c, e = torch.minimum(a, -c), torch.minimum(c, -a), torch.where(levels == 0, a, -c)
     width = _log1mexp(step * inv) if isinstance(inv, Tensor) else math.log(-math.expm1(-step * inv))
-    below = a_neg + width
-    above = width - c_pos
-    across = torch.log(-(torch.expm1(-a_pos) + torch.expm1(c_neg)))
-    interior = torch.where(a <= 0, below, torch.where(c >= 0, above, across))
-    first = torch.where(a < 0, a_neg, torch.log1p(-0.5 * torch.exp(-a_pos)) + _LOG2)
-    last = torch.where(c > 0, -c_pos, torch.log1p(-0.5 * torch.exp(c_neg)) + _LOG2)
-    lp = torch.where(levels == 0, first, torch.where(levels == LEVELS - 1, last, interior))
+    interior = torch.where(a <= 0, a + width, torch.log(-(torch.expm1(-a.clamp(min=0)) + torch.expm1(c))))
+    edge = torch.where(e < 0, e.clamp(max=0), torch.log1p(-0.5 * torch.exp(-e.clamp(min=0))) + _LOG2)
+    lp = torch.where((levels == 0) | (levels == LEVELS - 1), edge, interior)
     return torch.where((levels >= 0) & (levels < LEVELS), lp - _LOG2, math.nan)
 
 
