@@ -24,6 +24,9 @@ def gaussian_kl_op(mu: Tensor, logvar: Tensor, double_out: bool, check_finite: b
     ``double_out``, else float32. NaN/Inf in mu or logvar raise (CPU; on CUDA they are recorded
     for :func:`elbits.check_device_errors`) unless ``check_finite`` is False."""
     odt = torch.float64 if double_out else torch.float32
+    if mu.is_cuda:
+        with torch.cuda.device(mu.device):  # the launch goes to mu's device, not the current one
+            return gaussian_kl_into(mu, logvar, odt, False, check_finite)[0]
     kl, _, flags = gaussian_kl_into(mu, logvar, odt, False, check_finite)
     if check_finite:
         raise_flags(flags)
