@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import pickle
 import zipfile
-import zlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Union
@@ -18,10 +17,13 @@ from typing import Any, Union
 import torch
 from torch import nn
 
-from .data.npyfile import ZIP_MAGIC, describe_start, one_line
+from .data.npyfile import ZIP_ERRORS, ZIP_MAGIC, describe_start, is_zip, one_line
 from .errors import InputError, MissingFileError
 
 PathLike = Union[str, Path]
+
+# torch's pre-1.6 layout opens with its magic number pickled (protocol 2, LONG1): a plain pickle does not.
+LEGACY_MAGIC = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19."
 
 
 def _reason(e: BaseException) -> str:
@@ -43,9 +45,9 @@ def verify_zip(path: Path, what: str) -> None:
                 raise InputError(f"{path}: not a torch file (compressed, encrypted or oversized members such as "
                                  f"{(odd or [infos[0].filename])[0]}); expected {what}")
             bad = zf.testzip()
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError, zlib.error, NotImplementedError) as e:
-        if isinstance(e, InputError):
-            raise
+    except InputError:
+        raise
+    except ZIP_ERRORS as e:
         raise InputError(f"{path}: corrupt zip archive ({one_line(e)}); expected {what}") from None
     if bad is not None:
         raise InputError(f"{path}: member {bad} fails its CRC-32 check: the file is corrupt; expected {what}")
@@ -63,10 +65,10 @@ def load_torch_file(path: PathLike, what: str, map_location: Union[str, torch.de
     if not path.is_file():
         raise MissingFileError(f"no {what} at {path}")
     with path.open("rb") as f:
-        lead = f.read(16)
-    if lead.startswith(ZIP_MAGIC) and zipfile.is_zipfile(path):
+        lead = f.read(len(LEGACY_MAGIC))
+    if lead.startswith(ZIP_MAGIC) and is_zip(path):
         verify_zip(path, what)
-    elif lead[:1] != b"\x80" or require_zip:
+    elif lead != LEGACY_MAGIC or require_zip:
         raise InputError(f"{path}: not {what} ({describe_start(lead)})")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import math
+import struct
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -26,6 +27,10 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _MAX_HEADER = 10000  # numpy's own limit; it writes a few hundred bytes at most
 _CHUNK = 1 << 26  # bytes per read of a CRC pass
 _LOCAL_HEADER = 30  # fixed part of a zip local file header
+
+#: What :mod:`zipfile` raises on damaged or crafted archives (found by fuzzing: not only BadZipFile).
+ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, NotImplementedError, RuntimeError,
+              struct.error, OverflowError, IndexError, KeyError)
 
 PathLike = Union[str, Path]
 
@@ -51,6 +56,14 @@ def describe_start(lead: bytes) -> str:
     if lead[:1] == b"\x80":
         return "it is a Python pickle, which elbits never unpickles"
     return "its content is of no kind elbits reads"
+
+
+def is_zip(path: Path) -> bool:
+    """Whether ``path`` ends in a zip directory; :func:`zipfile.is_zipfile` itself raises on some damage."""
+    try:
+        return zipfile.is_zipfile(path)
+    except ZIP_ERRORS:
+        return False
 
 
 @dataclass(frozen=True)
@@ -90,7 +103,7 @@ def read_header(f: IO[bytes], where: str) -> NpyHeader:
     reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
     try:
         shape, fortran, dtype = reader(io.BytesIO(raw_len + text))
-    except (ValueError, SyntaxError, TypeError, KeyError, RecursionError, MemoryError) as e:
+    except Exception as e:  # noqa: BLE001 - numpy's parser fails on bad bytes in many ways (TokenError too)
         raise InputError(f"{where}: malformed .npy header ({one_line(e)})") from None
     if dtype.hasobject:
         raise InputError(f"{where}: holds Python objects (dtype {dtype}), which only unpickling could read; "
@@ -153,12 +166,12 @@ class NpzArchive:
             raise MissingFileError(f"no file at {self.path}")
         with self.path.open("rb") as f:
             lead = f.read(8)
-        if not zipfile.is_zipfile(self.path):
+        if not is_zip(self.path):
             raise InputError(f"{self.path}: not an .npz archive ({describe_start(lead)}); "
                              "expected a zip of .npy arrays as numpy.savez writes")
         try:
             self._zf = zipfile.ZipFile(self.path)
-        except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as e:
+        except ZIP_ERRORS as e:
             raise InputError(f"{self.path}: corrupt .npz archive ({one_line(e)})") from None
         self._size = self.path.stat().st_size
         self.members = {i.filename[:-4]: i for i in self._zf.infolist() if i.filename.endswith(".npy")}
@@ -193,7 +206,9 @@ class NpzArchive:
         try:
             with self._zf.open(info) as f:
                 head = read_header(f, where)
-        except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as e:
+        except InputError:
+            raise
+        except ZIP_ERRORS as e:
             raise InputError(f"{where}: corrupt ({one_line(e)})") from None
         _check_size(head, info.file_size - head.offset, where)
         return head
@@ -210,7 +225,7 @@ class NpzArchive:
             with self._zf.open(info) as f:
                 arr = np.lib.format.read_array(f, allow_pickle=False)
                 f.read(1)  # reaching the end makes zipfile compare the CRC-32
-        except (zipfile.BadZipFile, zlib.error, EOFError, ValueError, OSError) as e:
+        except ZIP_ERRORS as e:
             raise InputError(f"{where}: corrupt ({one_line(e)})") from None
         return arr
 
