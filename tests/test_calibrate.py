@@ -110,7 +110,7 @@ def test_effective_beta_matches_the_loss_it_describes(w_r: float, w_k: float, di
 
 def test_audit_seed_table() -> None:
     t = _terms(recon_nats=2000.0, kl_nats=10.0, dims=4096)
-    a = audit(t, 0.8, 0.2)
+    a = audit(t, 0.8, 0.2, "mean")
     assert a.beta == pytest.approx(1024.0)
     assert a.recon_nats == pytest.approx(2000.0)
     assert a.kl_nats == pytest.approx(10.0)
@@ -144,7 +144,7 @@ def test_audit_mse_is_flagged() -> None:
 
 
 def test_audit_takes_a_meter() -> None:
-    a = audit(FakeMeter(10.0, 2000.0, 4096), 0.8, 0.2, z_dim=8)
+    a = audit(FakeMeter(10.0, 2000.0, 4096), 0.8, 0.2, "mean", z_dim=8)
     assert a.dims == pytest.approx(4096)
     assert a.beta == pytest.approx(1024.0)
 
@@ -273,7 +273,7 @@ def test_works_with_the_real_meter_and_entropy_results() -> None:
     m.update(t)
     o = observe(m)
     assert o.rate_nats == pytest.approx(10.0) and o.distortion_nats == pytest.approx(2000.0)
-    assert audit(m, 0.8, 0.2, z_dim=8).beta == pytest.approx(1024.0)
+    assert audit(m, 0.8, 0.2, "mean", z_dim=8).beta == pytest.approx(1024.0)
     imgs = (np.random.default_rng(0).random((500, 16)) < 0.3).astype(np.uint8)
     joint, marginal = entropy_mod.empirical_entropy(imgs), entropy_mod.marginal_pixel_entropy(imgs)
     th = exchange_theory(joint, marginal)
