@@ -107,12 +107,14 @@ def test_user_model_and_dataset(tmp_path):
     torch.manual_seed(0)
     model = _TinyVAE()
     r = train(TrainConfig(steps=10, batch_size=8, log_every=5, out_dir=str(tmp_path), progress=False,
-                          tensorboard=False, controller="geco", target_bits=30.0), model=model, dataset=data)
+                          tensorboard=False, controller="geco", target_bits=30.0, decoder_output="logits"),
+              model=model, dataset=data)
     assert r.model is model and r.step == 10
-    assert r.budget.empirical_bits is None  # a plain list has no images() batch read
+    # The budget comes from these 64 images themselves (all distinct: log2 64), not from dSprites.
+    assert r.budget.empirical_bits == pytest.approx(6.0) and r.budget.factor_bits is None
     assert r.final["samples"] == 64 and r.final["distortion_bits_per_dim"] > 0
     assert "geco_lambda" in r.history[-1]
-    m = evaluate(model, data, budget_bits=6.0)
+    m = evaluate(model, data, budget_bits=6.0, head=r.head)
     assert m.scalars()["samples"] == 64
 
 

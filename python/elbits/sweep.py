@@ -174,7 +174,7 @@ def _point(label: str, cfg: TrainConfig, final_beta: float, n: int, ev: Evaluati
         final_beta=float(final_beta), steps=cfg.steps, train_size=n, rate_bits=d["rate_bits"],
         distortion_bits=d["distortion_bits"], distortion_mu_bits=d["distortion_mu_bits"], nelbo_bits=d["nelbo_bits"],
         mi_bits=d["mi_bits"], mi_stderr_bits=d["mi_stderr_bits"], marginal_kl_bits=d["marginal_kl_bits"],
-        log_n_bits=d["log_n_bits"], active_units=d["active_units"], h_bits=h, factor_bits=budget.factor_bits,
+        log_n_bits=d["log_n_bits"], active_units=d["active_units"], h_bits=h, factor_bits=_factor_bits(budget),
         marginal_sum_bits=float(marg), bound_slack_bits=d["rate_bits"] - (h - d["distortion_bits"]),
         eval_images=ev.images, distortion_samples=ev.samples, train_s=round(train_s, 1),
         eval_s=round(ev.seconds, 1), kl_per_dim_bits=tuple(d["kl_per_dim_bits"]),
@@ -216,11 +216,17 @@ def _figure(w: float, h: float) -> Any:
     return fig
 
 
+def _factor_bits(budget: Budget) -> float:
+    # Sweeps train on dSprites, whose budget always carries the factor entropy.
+    assert budget.factor_bits is not None
+    return budget.factor_bits
+
+
 def plot_sweep(points: Sequence[SweepPoint], budget: Budget, out_dir: Union[str, Path]) -> list[Path]:
     """``sweep_rd.png`` (the R-D plane with bounds, frontier and slopes) and ``sweep_split.png`` (R, I(X;Z) and
     KL(q(z)||p(z)) per run against H(X) and log2 N)."""
     out = Path(out_dir)
-    h = budget.bits
+    h, fac = budget.bits, _factor_bits(budget)
     marg = points[0].marginal_sum_bits
     r = np.array([p.rate_bits for p in points])
     d = np.array([p.distortion_bits for p in points])
@@ -228,7 +234,7 @@ def plot_sweep(points: Sequence[SweepPoint], budget: Budget, out_dir: Union[str,
 
     fig = _figure(7.5, 5.5)
     ax = fig.add_subplot(1, 1, 1)
-    r_max = max(float(r.max()), budget.factor_bits, h) * 1.12
+    r_max = max(float(r.max()), fac, h) * 1.12
     rr = np.linspace(0, r_max, 400)
     bound = h - rr
     ok = bound > 0
@@ -239,7 +245,7 @@ def plot_sweep(points: Sequence[SweepPoint], budget: Budget, out_dir: Union[str,
     chord = marg * (1 - np.clip(rr, 0, h) / h)
     ax.plot(rr[chord > 0], chord[chord > 0], color="0.4", ls="--", lw=1, label="chord (0, Σ H(X_i)) to (H, 0)")
     ax.scatter([0], [marg], color="k", marker="s", zorder=5, label=f"rate 0: D = Σ H(X_i) = {marg:.0f} bits")
-    ax.axvline(budget.factor_bits, color="0.5", ls=":", lw=1, label=f"factor entropy {budget.factor_bits:.2f} bits")
+    ax.axvline(fac, color="0.5", ls=":", lw=1, label=f"factor entropy {fac:.2f} bits")
     fr = calibrate.empirical_frontier([(p.rate_bits, p.distortion_bits) for p in points],
                                       labels=[p.label for p in points])
     ax.plot(fr.rate_bits, fr.distortion_bits, color="C0", lw=1.5, zorder=3, label="empirical frontier (hull)")
@@ -277,7 +283,7 @@ def plot_sweep(points: Sequence[SweepPoint], budget: Budget, out_dir: Union[str,
     ax.axhline(h, color="C3", ls="--", lw=1, label=f"H(X) of the training set = {h:.2f} bits")
     ax.axhline(points[0].log_n_bits, color="k", ls=":", lw=1,
                label=f"log2 N of the evaluated set = {points[0].log_n_bits:.2f}")
-    ax.axhline(budget.factor_bits, color="0.5", ls="-.", lw=1, label=f"factor entropy {budget.factor_bits:.2f}")
+    ax.axhline(fac, color="0.5", ls="-.", lw=1, label=f"factor entropy {fac:.2f}")
     ax.set_xticks(x)
     ax.set_xticklabels([p.label for p in points], fontsize=8)
     ax.set_ylabel("bits per image")

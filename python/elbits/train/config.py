@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 from dataclasses import dataclass
 from typing import Any, Optional
+
+from ..errors import InputError
 
 CONTROLLERS = ("fixed", "capacity", "geco", "target-rate")
 
@@ -29,12 +33,23 @@ class TrainConfig:
       - ``target-rate``: rate target ``target_bits`` (default: the budget H(X) of the training set);
         ``controller_lr``; starts at ``beta``.
 
+    Likelihood (``likelihood``: one of :func:`~elbits.train.decoders.training_likelihoods`)
+      - ``decoder_output``: what the model's decoder returns, ``logits``, ``probs``, ``mean`` or ``params``
+        (:mod:`elbits.train.decoders` has each likelihood's layout); ``None``: the default model's, or the
+        model's own ``decoder_output`` attribute. A model of your own must declare it.
+      - ``mixture_components``: K of ``logistic_mixture``; ``scale``: the fixed sigma / b of a ``gaussian`` /
+        ``laplace`` decoder that returns its ``mean`` (units of the images in [0, 1]); ``discretize``: their
+        code length of the 8-bit levels instead of the density.
+
     Output
       - ``out_dir``: ``metrics.jsonl``, ``checkpoint.pt`` and (when tensorboard is installed) ``tb/``.
       - ``log_every``: steps between metric records (each the mean over the steps since the last one).
       - ``checkpoint_every``: steps between checkpoints (0: only at the end).
       - ``resume``: continue where a run stopped, from this checkpoint file or folder (``"auto"``:
-        ``out_dir/checkpoint.pt``).
+        ``out_dir/checkpoint.pt``). ``steps``, ``lr``, ``weight_decay`` and a ``fixed`` controller's ``beta``
+        may change (applied from the resumed step on); any other setting that differs is refused.
+      - ``overwrite``: start afresh in an ``out_dir`` that holds a run (its metrics, checkpoint and final
+        figures are replaced); without it, and without ``resume``, such a folder is refused.
       - ``eval_at_end``: one pass over the training set after the last step (z sampled, no update), written
         to ``final.json``: the figures to quote; over ``eval_limit`` evenly spaced images of a larger set.
       - ``progress``: a tqdm bar with the running rate and distortion in bits; ``tensorboard``: scalars under
@@ -61,29 +76,68 @@ class TrainConfig:
     log_every: int = 50
     checkpoint_every: int = 0
     resume: Optional[str] = None
+    overwrite: bool = False
     eval_at_end: bool = True
     eval_limit: Optional[int] = 65536
     progress: bool = True
     tensorboard: bool = True
     device: str = "auto"
+    likelihood: str = "bernoulli"
+    decoder_output: Optional[str] = None
+    mixture_components: int = 5
+    scale: Optional[float] = None
+    discretize: bool = False
 
     def __post_init__(self) -> None:
+        from .decoders import check_choice
+
         if self.controller not in CONTROLLERS:
-            raise ValueError(f"controller must be one of {list(CONTROLLERS)}, got {self.controller!r}")
-        for name in ("steps", "batch_size", "log_every", "z_dim"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
-        if self.checkpoint_every < 0:
-            raise ValueError(f"checkpoint_every must be >= 0, got {self.checkpoint_every}")
-        if self.train_size is not None and self.train_size < 1:
-            raise ValueError(f"train_size must be positive or None (all images), got {self.train_size}")
+            raise InputError(f"controller must be one of {list(CONTROLLERS)}, got {self.controller!r}")
+        for name in ("steps", "batch_size", "log_every", "z_dim", "mixture_components"):
+            _integer(name, getattr(self, name), 1)
+        for name in ("seed", "data_seed", "checkpoint_every"):
+            _integer(name, getattr(self, name), 0)
+        for name in ("train_size", "capacity_steps", "eval_limit"):
+            if getattr(self, name) is not None:
+                _integer(name, getattr(self, name), 1)
+        for name in ("lr", "capacity_bits", "gamma", "controller_lr"):
+            _number(name, getattr(self, name), positive=True)
+        for name in ("weight_decay", "beta"):
+            _number(name, getattr(self, name), positive=False)
+        for name in ("target_bits", "scale"):
+            if getattr(self, name) is not None:
+                _number(name, getattr(self, name), positive=True)
+        for name in ("eval_at_end", "progress", "tensorboard", "overwrite", "discretize"):
+            if not isinstance(getattr(self, name), bool):
+                raise InputError(f"{name} must be True or False, got {getattr(self, name)!r}")
         if self.controller == "geco" and self.target_bits is None:
-            raise ValueError("controller 'geco' needs target_bits (the distortion to reach, bits per sample)")
+            raise InputError("controller 'geco' needs target_bits (the distortion to reach, bits per sample)")
+        if self.target_bits is not None and self.controller not in ("geco", "target-rate"):
+            raise InputError(f"target_bits is used by controllers 'geco' and 'target-rate', not {self.controller!r}")
+        if self.capacity_steps is not None and self.controller != "capacity":
+            raise InputError(f"capacity_steps is used by controller 'capacity', not {self.controller!r}")
+        if self.controller == "target-rate" and self.beta == 0:
+            raise InputError("controller 'target-rate' scales beta up and down from beta: expected beta > 0")
+        if self.resume is not None and self.overwrite:
+            raise InputError("resume continues the run in out_dir and overwrite replaces it: give one of them")
+        check_choice(self.likelihood, self.decoder_output, self.scale, self.discretize)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        """A config from :meth:`to_dict` output (a checkpoint's); settings it lacks take their defaults."""
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def _integer(name: str, value: Any, least: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
+        raise InputError(f"{name} must be an integer >= {least}, got {value!r}")
+
+
+def _number(name: str, value: Any, positive: bool) -> None:
+    ok = not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(value)
+    if not ok or (value <= 0 if positive else value < 0):
+        raise InputError(f"{name} must be a finite number {'> 0' if positive else '>= 0'}, got {value!r}")

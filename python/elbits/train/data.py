@@ -10,6 +10,7 @@ import torch
 from torch.utils.data import Dataset, DistributedSampler
 
 from ..data import dsprites as ds
+from ..errors import InputError
 
 CACHE_LIMIT = 1 << 17  # training sets up to this size are rendered once and kept bit-packed (64 MB)
 BUDGET_LIMIT = 1 << 18  # H(X) and sum_i H(X_i) of the training set are computed up to this size
@@ -31,19 +32,41 @@ def fetch(dataset: Any, items: Any) -> torch.Tensor:
     """``[B, C, H, W]`` float32 images of dataset positions ``items``.
 
     Uses the dataset's ``images(items)`` batch read when it has one (dSprites), else stacks ``dataset[i]``
-    (the image, or the first element of a tuple item).
+    (an image ``[C, H, W]`` or ``[H, W]``, or a tuple / list whose first element is one). Values are not
+    checked here: :func:`check_images` does that.
     """
     items = np.asarray(items, dtype=np.int64)
     if hasattr(dataset, "images"):
-        x = dataset.images(items)
-        if x.dim() == 3:
-            x = x[:, None]
-        return x.float()
-    out = []
-    for i in items.tolist():
-        it = dataset[i]
-        out.append(it[0] if isinstance(it, (tuple, list)) else it)
-    return torch.stack([torch.as_tensor(t) for t in out]).float()
+        x = torch.as_tensor(dataset.images(items))
+    else:
+        out = []
+        for i in items.tolist():
+            it = dataset[i]
+            img = it[0] if isinstance(it, (tuple, list)) and len(it) > 0 else it
+            if not isinstance(img, (torch.Tensor, np.ndarray)):
+                raise InputError(f"dataset[{i}] is a {type(it).__name__}"
+                                 + (f" whose first element is a {type(img).__name__}" if img is not it else "")
+                                 + "; expected an image tensor [C, H, W] in [0, 1], or a tuple starting with one")
+            out.append(torch.as_tensor(img))
+        shapes = {tuple(t.shape) for t in out}
+        if len(shapes) > 1:
+            raise InputError(f"dataset images differ in shape ({sorted(shapes)[:3]}); expected one shape [C, H, W]")
+        x = torch.stack(out)
+    if x.dim() == 3:
+        x = x[:, None]
+    if x.dim() != 4:
+        raise InputError(f"dataset images are {list(x.shape[1:])}; expected [C, H, W] or [H, W]")
+    return x.float()
+
+
+def check_images(x: torch.Tensor, where: str = "the dataset's images") -> None:
+    """An :class:`InputError` unless ``x`` holds finite values in [0, 1] (the scale training reads)."""
+    if x.numel() == 0:
+        raise InputError(f"{where} are empty ({list(x.shape)})")
+    lo, hi = (float(v) for v in torch.aminmax(x))
+    if not (0.0 <= lo and hi <= 1.0):  # NaN fails both
+        hint = " (8-bit values? divide by 255)" if hi > 1.0 and hi <= 255.0 and lo >= 0 else ""
+        raise InputError(f"{where} hold values in [{lo:.4g}, {hi:.4g}]{hint}; expected finite values in [0, 1]")
 
 
 class IndexStream:
@@ -61,9 +84,8 @@ class IndexStream:
         self.batch_size = int(batch_size)
         self.batches_per_epoch = len(self.sampler) // self.batch_size
         if self.batches_per_epoch < 1:
-            raise ValueError(
-                f"{len(dataset)} images over {world} process(es) give less than one batch of {batch_size}"
-            )
+            raise InputError(f"{len(dataset)} images over {world} process(es) give less than one batch of "
+                             f"{batch_size}; expected at least {batch_size * world} images or a smaller batch_size")
         self._epoch: Optional[int] = None
         self._order: list[int] = []
 
@@ -86,46 +108,94 @@ def step_seed(seed: int, step: int, rank: int) -> int:
 
 @dataclass(frozen=True)
 class Budget:
-    """What the data needs, bits per image.
+    """What the data needs, bits per image, computed from the training images themselves.
 
-    ``factor_bits``: log2 of the dSprites factor grid (its images' generating entropy, 19.49 bits).
-    ``empirical_bits``: H(X) of the uniform distribution over the training set, computed exactly by
-    de-duplication (None when not computed); ``marginal_sum_bits``: sum_i H(X_i) of its pixels.
+    ``empirical_bits``: H(X) of the uniform distribution over the training set, exact by de-duplication;
+    ``marginal_sum_bits``: sum_i H(X_i) of its subpixels, on the grid ``levels`` (2: binary, 256: 8-bit;
+    None when the values are on neither, then no marginals); ``factor_bits``: log2 of the dSprites factor
+    grid (19.49 bits), for dSprites data only. Unknown figures are None and ``note`` says why.
     """
 
-    factor_bits: float
+    factor_bits: Optional[float]
     empirical_bits: Optional[float]
     marginal_sum_bits: Optional[float]
     images: int
     distinct: Optional[int]
     source: str
+    levels: Optional[int] = None
+    note: Optional[str] = None
+
+    @property
+    def known_bits(self) -> Optional[float]:
+        """The budget H of the bound H - D <= R: H(X) of the training set; for the whole dSprites grid, when
+        not computed, its factor entropy (an upper bound); None when unknown."""
+        return self.empirical_bits if self.empirical_bits is not None else self.factor_bits
 
     @property
     def bits(self) -> float:
-        """The budget H the bound H - D <= R uses: H(X) of the training set when known, else the factor entropy."""
-        return self.empirical_bits if self.empirical_bits is not None else self.factor_bits
+        """:attr:`known_bits`, or an :class:`InputError` saying why it is unknown."""
+        if self.known_bits is None:
+            raise InputError(f"the entropy budget H(X) of {self.source} is unknown ({self.note}); "
+                             "give the target in bits (target_bits / --target-bits)")
+        return self.known_bits
 
     def to_dict(self) -> dict[str, Any]:
         return {"factor_bits": self.factor_bits, "empirical_bits": self.empirical_bits,
                 "marginal_sum_bits": self.marginal_sum_bits, "images": self.images, "distinct": self.distinct,
-                "source": self.source, "budget_bits": self.bits}
+                "source": self.source, "budget_bits": self.known_bits, "levels": self.levels, "note": self.note}
+
+
+def _grid(x: torch.Tensor) -> Optional[int]:
+    """2 when ``x`` is binary, 256 when it lies on the 8-bit grid level / 255, else None."""
+    if bool(((x == 0) | (x == 1)).all()):
+        return 2
+    pos = x.double() * 255.0
+    return 256 if float((pos - pos.round()).abs().max()) <= 0.01 else None
 
 
 def data_budget(dataset: Any, limit: int = BUDGET_LIMIT, batch: int = 8192) -> Budget:
-    """:class:`Budget` of a training set, computed now: H(X) and sum_i H(X_i) over all its images (when it has
-    at most ``limit`` and an ``images`` batch read), and the factor entropy of the dSprites grid."""
+    """:class:`Budget` of a training set, computed now over all its images (at most ``limit``; beyond it
+    H(X) is unknown, or the factor entropy of the whole dSprites grid). The images are checked on the way
+    (:func:`check_images`): finite values in [0, 1]."""
     from .. import entropy as E
 
-    fac = E.factor_entropy(ds.SIZES).bits
     n = len(dataset)
-    if isinstance(dataset, ds.NpzDSprites):
-        source = f"{n} images of the real dSprites npz {dataset.path.name}"
-    elif isinstance(dataset, ds.ProceduralDSprites):
-        source = f"{n} images of procedural dSprites" + (" (the whole grid)" if n == ds.NUM_IMAGES else "")
-    else:
-        source = f"{n} images of {type(dataset).__name__}"
-    if n > limit or not hasattr(dataset, "images"):
-        return Budget(fac, None, None, n, None, source)
-    emp, marg = E.image_entropies(dataset.images(np.arange(start, min(start + batch, n)))
-                                  for start in range(0, n, batch))
-    return Budget(fac, emp.entropy.bits, marg.total.bits, n, int(emp.distinct), source)
+    fac: Optional[float] = None
+    if isinstance(dataset, (ds.NpzDSprites, ds.ProceduralDSprites)):
+        fac = E.factor_entropy(ds.SIZES).bits
+        source = (f"{n} images of the real dSprites npz {dataset.path.name}" if isinstance(dataset, ds.NpzDSprites)
+                  else f"{n} images of procedural dSprites" + (" (the whole grid)" if n == ds.NUM_IMAGES else ""))
+        if n > limit:
+            return Budget(fac, None, None, n, None, source, 2, f"H(X) not computed over more than {limit} images")
+        # dSprites pixels are 0/1 by construction (the npz reader checks them): one counting pass.
+        emp, marg = E.image_entropies(dataset.images(np.arange(start, min(start + batch, n)))
+                                      for start in range(0, n, batch))
+        return Budget(fac, emp.entropy.bits, marg.total.bits, n, int(emp.distinct), source, 2)
+    if n < 1:
+        raise InputError("the dataset is empty; expected at least one image")
+    shape = list(fetch(dataset, [0]).shape[1:])
+    source = f"{n} images {shape} of the given {type(dataset).__name__}"
+    if n > limit:
+        return Budget(None, None, None, n, None, source, None, f"not computed over more than {limit} images")
+    step = min(batch, 1024)  # items are stacked one by one: smaller batches
+    starts = range(0, n, step)
+    # Pass 1: check values, find the grid, count distinct images (as levels when on a grid, so equal images
+    # that differ in float rounding count once).
+    grids: set[Optional[int]] = set()
+    levels_counter, float_counter = E.ImageCounter(), E.ImageCounter()
+    for start in starts:
+        x = fetch(dataset, np.arange(start, min(start + step, n)))
+        check_images(x, f"dataset images {start}..{start + len(x) - 1}")
+        grids.add(_grid(x))
+        levels_counter.update((x * 255).round().to(torch.uint8))
+        float_counter.update(x + 0.0)  # + 0.0: -0.0 becomes 0.0, the same bytes
+    levels = None if None in grids else max(g for g in grids if g is not None)
+    emp = (levels_counter if levels is not None else float_counter).result()
+    if levels is None:
+        return Budget(None, emp.entropy.bits, None, n, int(emp.distinct), source, None,
+                      "values are not on a binary or 8-bit grid: no pixel marginals")
+    hist = E.PixelHistogram(levels=levels)
+    for start in starts:
+        x = fetch(dataset, np.arange(start, min(start + step, n)))
+        hist.update(x.to(torch.uint8) if levels == 2 else (x * 255).round().to(torch.uint8))
+    return Budget(None, emp.entropy.bits, hist.result().total.bits, n, int(emp.distinct), source, levels)

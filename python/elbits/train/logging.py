@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any, Optional, Union
+
+from ..errors import InputError
 
 
 def _clean(v: Any) -> Any:
@@ -16,11 +19,12 @@ def _clean(v: Any) -> Any:
 
 
 class JsonlLogger:
-    """Appends one JSON object per record to ``path``.
+    """Appends one JSON object per record to ``path``, each as one whole line, flushed.
 
     ``truncate_after`` (the checkpoint's step) drops the records of a run that went on past its last
     checkpoint, and a partial end-of-run record at that step (one off the ``log_every`` grid), so a resumed
-    run's file reads like an uninterrupted one's. ``fresh`` starts the file empty.
+    run's file reads like an uninterrupted one's; the kept records replace the file atomically. ``fresh``
+    starts the file empty.
     """
 
     def __init__(self, path: Union[str, Path], truncate_after: Optional[int] = None, fresh: bool = False,
@@ -28,12 +32,12 @@ class JsonlLogger:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if fresh:
-            self.path.write_text("")
+            _replace(self.path, "")
         elif truncate_after is not None and self.path.exists():
             keep = [r for r in read_jsonl(self.path)
                     if int(r["step"]) < truncate_after
                     or (int(r["step"]) == truncate_after and int(r["step"]) % log_every == 0)]
-            self.path.write_text("".join(json.dumps(r) + "\n" for r in keep))
+            _replace(self.path, "".join(json.dumps(r) + "\n" for r in keep))
         self._f = open(self.path, "a")  # noqa: SIM115 (closed in close())
 
     def log(self, record: dict[str, Any]) -> None:
@@ -44,14 +48,38 @@ class JsonlLogger:
         self._f.close()
 
 
+def _replace(path: Path, text: str) -> None:
+    # A reader (or a crash) sees the old file or the new one, never half of either.
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
 def read_jsonl(path: Union[str, Path]) -> list[dict[str, Any]]:
-    """The records of a metrics file, in order."""
+    """The records of a metrics file, in order.
+
+    A last line without its newline that does not parse is the record a killed run was writing: it is
+    left out. Any other line that is not a JSON object raises an :class:`InputError` naming the line.
+    """
+    path = Path(path)
+    text = path.read_text()
+    lines = text.split("\n")
     out = []
-    with open(path) as f:
-        for line in f:
-            line = line.strip()
-            if line:
-                out.append(json.loads(line))
+    for no, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            if no == len(lines):  # cut short: the file did not end in a newline
+                break
+            raise InputError(f"{path}: line {no} is not JSON; expected one metrics record per line") from None
+        if not isinstance(rec, dict) or not isinstance(rec.get("step"), int):
+            raise InputError(f"{path}: line {no} is not a metrics record (a JSON object with an integer step)")
+        out.append(rec)
     return out
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -14,27 +16,33 @@ import torch
 from torch import nn
 
 from .. import calibrate
-from ..api import elbo_terms
+from ..errors import InputError
 from ..loss import ELBOLoss
 from ..meter import RateDistortionMeter
 from ..units import NATS_PER_BIT
 from . import distributed as D
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
-from .data import Budget, IndexStream, build_dataset, data_budget, fetch, step_seed
+from .data import Budget, IndexStream, build_dataset, check_images, data_budget, fetch, step_seed
+from .decoders import Head, resolve_head, split_output
 from .logging import JsonlLogger, TensorBoardLogger, read_jsonl
-
-# Settings a resumed run must share with its checkpoint (the others, e.g. steps, may change).
-_RESUME_KEYS = ("seed", "batch_size", "z_dim", "npz", "train_size", "data_seed", "controller", "log_every")
+from .runs import (
+    StopRequest,
+    TrainingInterrupted,
+    check_controller_settings,
+    claim_out_dir,
+    settle_resumed_config,
+)
 
 
 @dataclass
 class TrainResult:
     """What :func:`train` leaves: the model, criterion, meters and where the files are.
 
-    ``final``: the meter's scalars of one pass over the training set after the last step (z sampled, no
-    update), the figures to quote; ``None`` with ``eval_at_end=False``. ``history``: the metric records
-    (``metrics.jsonl``, on every rank). ``seconds``: wall time of the steps this call ran.
+    ``final``: the meter's scalars of one pass over the training set after the last step (eval mode, no
+    update), the figures to quote; ``None`` with ``eval_at_end=False``. ``eval_z`` says how z was drawn in
+    it (:func:`sampled_z`). ``history``: the metric records (``metrics.jsonl``, on every rank).
+    ``seconds``: wall time of the steps this call ran. ``head``: the likelihood and what the decoder emits.
     """
 
     model: nn.Module
@@ -50,10 +58,14 @@ class TrainResult:
     world: int = 1
     dataset: Any = field(default=None, repr=False)
     final_meter: Optional[RateDistortionMeter] = field(default=None, repr=False)
+    head: Optional[Head] = None
+    eval_z: Optional[str] = None
 
 
-def build_controller(cfg: TrainConfig, budget_bits: float) -> calibrate.Controller:
-    """The controller ``cfg.controller`` names, from the config's settings."""
+def build_controller(cfg: TrainConfig, budget: Any) -> calibrate.Controller:
+    """The controller ``cfg.controller`` names, from the config's settings. ``budget``: a :class:`Budget` (or
+    its H in bits), the default rate target of ``target-rate``; an :class:`InputError` when that is needed
+    and unknown."""
     if cfg.controller == "fixed":
         return calibrate.FixedBeta(cfg.beta)
     if cfg.controller == "capacity":
@@ -62,8 +74,10 @@ def build_controller(cfg: TrainConfig, budget_bits: float) -> calibrate.Controll
         )
     if cfg.controller == "geco":
         return calibrate.GECO(target_bits=cfg.target_bits, lr=cfg.controller_lr)
+    if cfg.target_bits is None and isinstance(budget, Budget):
+        budget = budget.bits  # an InputError naming the data when H(X) is unknown
     return calibrate.TargetRate(
-        target_bits=cfg.target_bits if cfg.target_bits is not None else budget_bits,
+        target_bits=cfg.target_bits if cfg.target_bits is not None else budget,
         lr=cfg.controller_lr,
         beta_init=cfg.beta,
     )
@@ -84,6 +98,13 @@ def _unwrap(model: nn.Module) -> nn.Module:
     return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
 
 
+def sampled_z(model: nn.Module) -> bool:
+    """Whether :func:`evaluate` draws z from q(z|x) itself (the model has ``encode`` and ``decode``), so
+    that D is the ELBO's distortion; else the model's eval-mode ``forward`` decides z (typically z = mu)."""
+    base = _unwrap(model)
+    return callable(getattr(base, "encode", None)) and callable(getattr(base, "decode", None))
+
+
 @torch.no_grad()
 def evaluate(
     model: nn.Module,
@@ -96,14 +117,17 @@ def evaluate(
     rank: int = 0,
     world: int = 1,
     limit: Optional[int] = None,
+    head: Optional[Head] = None,
 ) -> RateDistortionMeter:
     """Rate and distortion of ``model`` over every image of ``dataset`` (rank r takes positions r, r+W, ...),
     or over ``limit`` evenly spaced ones when the set is larger (an estimate of the same means).
 
-    D is the ELBO's: the reconstruction of a z *sampled* from q(z|x) (seeded by ``seed``), so D + R is a
-    code length and H - D <= R holds. A model with ``encode``/``decode`` is run in eval mode with the noise
-    drawn here; any other model is called in training mode (its own sampling) under ``no_grad``.
-    Under a process group the returned meter's scalars are global (call them on every rank).
+    The model runs in eval mode (BatchNorm's running statistics, no dropout), its mode restored after.
+    With ``encode``/``decode`` D is the ELBO's: the reconstruction of a z *sampled* from q(z|x) (seeded by
+    ``seed``), so D + R is a code length and H - D <= R holds; any other model is called as it is
+    (:func:`sampled_z`). ``head``: the likelihood and decoder output (default: the model's declared
+    ``decoder_output`` of a Bernoulli likelihood; a BurgessVAE's logits); every batch's output is checked
+    against it. Under a process group the returned meter's scalars are global (call them on every rank).
     """
     base: Any = _unwrap(model)
     was_training = base.training
@@ -114,18 +138,21 @@ def evaluate(
     n = len(dataset)
     every = np.arange(n) if limit is None or n <= limit else np.linspace(0, n - 1, limit).round().astype(np.int64)
     positions = every[rank::world]
-    split = hasattr(base, "encode") and hasattr(base, "decode")
-    base.train(not split)
+    split = sampled_z(base)
+    base.eval()
     try:
         for start in range(0, len(positions), batch_size):
             x = fetch(dataset, positions[start : start + batch_size]).to(device)
+            if head is None:
+                head = resolve_head(getattr(base, "likelihood", "bernoulli"), None, base, x.shape[1])
             if split:
                 mu, logvar = base.encode(x)
                 eps = torch.randn(mu.shape, generator=g, dtype=mu.dtype).to(device)
-                logits = base.decode(mu + eps * torch.exp(0.5 * logvar))
+                out = base.decode(mu + eps * torch.exp(0.5 * logvar))
             else:
-                logits, mu, logvar = base(x)
-            meter.update(elbo_terms(logits, x, mu, logvar))
+                out, mu, logvar = split_output(base(x), x)
+            head.check(out, x, "the model's decoder output in evaluation")
+            meter.update(head.terms(out, x, mu, logvar))
     finally:
         base.train(was_training)
     return meter
@@ -148,16 +175,20 @@ def train(
 ) -> TrainResult:
     """Train a VAE on dSprites (or ``dataset``) with :class:`ELBOLoss` and the configured controller.
 
-    - ``model``: any ``nn.Module`` whose ``forward(x)`` returns ``(logits, mu, logvar)``; default
-      :class:`elbits.models.BurgessVAE` (``z_dim``), initialised from ``seed``.
+    - ``model``: an ``nn.Module`` whose ``forward(x)`` returns ``(out, mu, logvar)`` (or PyTorch-VAE's
+      ``[out, x, mu, logvar]``), ``out`` in ``cfg.likelihood``'s layout of the declared ``decoder_output``
+      (:mod:`elbits.train.decoders`); with ``encode``/``decode`` the final pass samples z itself. Default:
+      :class:`elbits.models.BurgessVAE` (``z_dim``, output channels for the likelihood), seeded by ``seed``.
     - ``dataset``: items ``(image, ...)`` or images ``[C, H, W]`` in [0, 1]; default dSprites per ``cfg``.
-    - ``budget``: the data's entropy figures; default computed from the training set (:func:`data_budget`).
+    - ``budget``: the data's entropy figures; default computed from the training images (:func:`data_budget`).
 
     Under ``torchrun`` (``WORLD_SIZE > 1``) or an initialised process group, each process trains on its
     share of every epoch with DDP, the controller steps on global batch figures and the meter's scalars
     are global. Every ``log_every`` steps one record goes to ``out_dir/metrics.jsonl`` (and TensorBoard);
     every ``checkpoint_every`` steps and at the end, ``out_dir/checkpoint.pt``. With ``resume``, the run
-    continues from the checkpoint and gives the same parameters and records as an uninterrupted run.
+    continues from the checkpoint and gives the same parameters and records as an uninterrupted run. An
+    ``out_dir`` holding a run is refused unless resumed or ``overwrite``. In a single process, Ctrl-C or
+    SIGTERM stops after the step under way with a checkpoint and raises :class:`TrainingInterrupted`.
     """
     d = D.setup(cfg.device)
     try:
@@ -166,43 +197,78 @@ def train(
         D.cleanup(d)
 
 
+def _default_model(cfg: TrainConfig, head: Head, x: torch.Tensor) -> nn.Module:
+    from ..models import BurgessVAE
+    from ..models.burgess import MAX_CHANNELS
+
+    if tuple(x.shape[2:]) != (64, 64) or not 1 <= x.shape[1] <= MAX_CHANNELS:
+        raise InputError(f"the default model (BurgessVAE) reads [C, 64, 64] images, C <= {MAX_CHANNELS}; these are "
+                         f"{list(x.shape[1:])}: pass a model of your own (train(cfg, model=...))")
+    torch.manual_seed(cfg.seed)
+    return BurgessVAE(z_dim=cfg.z_dim, channels=x.shape[1], out_channels=head.out_channels)
+
+
+def _load_resumed(where: Path, state: dict[str, Any], model: nn.Module, opt: torch.optim.Optimizer,
+                  crit: ELBOLoss) -> None:
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise InputError(f"{where}: its model weights do not fit {type(model).__name__} ({first})") from None
+    try:
+        opt.load_state_dict(state["optimizer"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise InputError(f"{where}: its optimizer state does not fit this model's parameters ({e})") from None
+    crit.load_state_dict(state["criterion"])
+
+
 def _train(cfg: TrainConfig, d: D.Dist, model: Optional[nn.Module], dataset: Any,
            budget: Optional[Budget]) -> TrainResult:
     out = Path(cfg.out_dir)
-    if d.main:
-        out.mkdir(parents=True, exist_ok=True)
+    resume = _resume_path(cfg)
+    claim_out_dir(out, cfg, resume, d.main)
+    state = load_checkpoint(resume) if resume is not None else None
     if dataset is None:
         dataset = build_dataset(cfg.npz, cfg.train_size, cfg.data_seed)
+    if len(dataset) < 1:
+        raise InputError("the dataset is empty; expected at least one image")
+    first = fetch(dataset, [0])
+    check_images(first, "dataset[0]")
+    head = resolve_head(cfg.likelihood, cfg.decoder_output, model, first.shape[1],
+                        components=cfg.mixture_components, scale=cfg.scale, discretize=cfg.discretize)
+    # The declared (or default) decoder output is a setting of the run: saved, and compared on resume.
+    cfg = dataclasses.replace(cfg, decoder_output=head.kind)
+    if state is not None:
+        assert resume is not None
+        cfg = settle_resumed_config(cfg, state, resume)
     if budget is None:
         budget = data_budget(dataset)
     if model is None:
-        from ..models import BurgessVAE
-
-        torch.manual_seed(cfg.seed)
-        model = BurgessVAE(z_dim=cfg.z_dim)
+        model = _default_model(cfg, head, first)
     model = model.to(d.device)
 
-    ctrl: Any = build_controller(cfg, budget.bits)
+    ctrl: Any = build_controller(cfg, budget)
+    fresh_ctrl = ctrl
     if d.world > 1:
         ctrl = D.GlobalController(ctrl)
-    crit = ELBOLoss(controller=ctrl)
+    crit = ELBOLoss(cfg.likelihood, controller=ctrl, **head.loss_settings())
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    meter = RateDistortionMeter(budget=budget.bits * NATS_PER_BIT)
+    # The bound H - D <= R holds where D is a code length of the data (a discrete likelihood on its grid).
+    bound_bits = budget.known_bits if head.code_length(budget.levels) else None
+    meter = RateDistortionMeter(budget=None if bound_bits is None else bound_bits * NATS_PER_BIT)
     stream = IndexStream(dataset, cfg.batch_size, cfg.seed, d.rank, d.world)
 
     step, samples_seen, loss_window = 0, 0, [0.0, 0.0]
     ckpt_path = out / "checkpoint.pt"
-    resume = _resume_path(cfg)
-    if resume is not None:
-        state = load_checkpoint(resume)
-        old = state["config"]
-        bad = [k for k in _RESUME_KEYS if old.get(k) != getattr(cfg, k)]
-        if bad:
-            raise ValueError(f"cannot resume {resume}: settings differ from the checkpoint's: "
-                             + ", ".join(f"{k} {old.get(k)!r} -> {getattr(cfg, k)!r}" for k in bad))
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        crit.load_state_dict(state["criterion"])
+    if state is not None:
+        assert resume is not None
+        check_controller_settings(state["criterion"].get("controller_state._extra_state"), fresh_ctrl, resume)
+        _load_resumed(resume, state, model, opt, crit)
+        # Applied from here on, as the saved config will say.
+        for group in opt.param_groups:
+            group["lr"], group["weight_decay"] = cfg.lr, cfg.weight_decay
+        if cfg.controller == "fixed":
+            fresh_ctrl.beta_ = cfg.beta
         step, samples_seen = int(state["step"]), int(state["samples_seen"])
         if int(state["world_size"]) == d.world:
             meter.load_state_dict(state["meters"][d.rank])
@@ -211,15 +277,18 @@ def _train(cfg: TrainConfig, d: D.Dist, model: Optional[nn.Module], dataset: Any
             warnings.warn(f"resuming on {d.world} processes from a checkpoint of {state['world_size']}: "
                           "the running meter window restarts (parameters and controller are restored)",
                           stacklevel=2)
+    if d.main:
+        out.mkdir(parents=True, exist_ok=True)
     if d.world > 1:
         device_ids = [d.device.index] if d.device.type == "cuda" else None
         model = nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
 
-    jsonl = (JsonlLogger(out / "metrics.jsonl", truncate_after=step, fresh=resume is None, log_every=cfg.log_every)
-             if d.main else None)
-    tb = TensorBoardLogger(out / "tb", enabled=cfg.tensorboard and d.main)
+    # A finished run that is resumed for its final pass keeps its records as they are.
+    jsonl = (JsonlLogger(out / "metrics.jsonl", truncate_after=step, fresh=state is None, log_every=cfg.log_every)
+             if d.main and step < cfg.steps else None)
+    tb = TensorBoardLogger(out / "tb", enabled=cfg.tensorboard and d.main and step < cfg.steps)
     bar = None
-    if d.main and cfg.progress:
+    if d.main and cfg.progress and step < cfg.steps:
         from tqdm import tqdm
 
         bar = tqdm(total=cfg.steps, initial=step, unit="step", desc="train", dynamic_ncols=True)
@@ -243,62 +312,90 @@ def _train(cfg: TrainConfig, d: D.Dist, model: Optional[nn.Module], dataset: Any
             jsonl.log(rec)
         tb.log(rec, step)
 
+    def save() -> None:
+        _checkpoint(ckpt_path, cfg, d, model, opt, crit, meter, loss_window, step, samples_seen)
+
     model.train()
     crit.train()
     t0 = time.perf_counter()
-    while step < cfg.steps:
-        x = fetch(dataset, stream.batch(step)).to(d.device, non_blocking=True)
-        torch.manual_seed(step_seed(cfg.seed, step, d.rank))
-        logits, mu, logvar = model(x)
-        loss = crit(logits, x, mu, logvar)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        terms = crit.last
-        assert terms is not None
-        meter.update(terms)
-        loss_window[0] += float(x.shape[0])
-        loss_window[1] += float(loss.detach()) * x.shape[0]
-        samples_seen += x.shape[0] * d.world
-        step += 1
+    checked = False
+    try:
+        with StopRequest(enabled=d.world == 1) as stop:
+            while step < cfg.steps:
+                x = fetch(dataset, stream.batch(step)).to(d.device, non_blocking=True)
+                torch.manual_seed(step_seed(cfg.seed, step, d.rank))
+                result, mu, logvar = split_output(model(x), x)
+                if not checked:  # the first batch this call trains on: the layout, once
+                    head.check(result, x)
+                    checked = True
+                params, per_batch = head.arguments(result)
+                loss = crit(params, head.target(x), mu, logvar, **per_batch)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                terms = crit.last
+                assert terms is not None
+                meter.update(terms)
+                loss_window[0] += float(x.shape[0])
+                loss_window[1] += float(loss.detach()) * x.shape[0]
+                samples_seen += x.shape[0] * d.world
+                step += 1
+                if bar is not None:
+                    bar.update(1)
+                    if step % 10 == 0 or step == cfg.steps:
+                        s = meter.scalars(reduce=False)
+                        bar.set_postfix_str(f"R={s['rate_bits']:.2f} bits D={s['distortion_bits']:.1f} bits "
+                                            f"beta={crit.beta:.3g}", refresh=False)
+                on_grid = step % cfg.log_every == 0
+                if on_grid:
+                    emit(log_record(time.perf_counter() - t0))
+                    meter.reset()
+                    loss_window = [0.0, 0.0]
+                elif step == cfg.steps:
+                    # The last, partial window, written before the checkpoint that holds it unlogged: a run
+                    # resumed for more steps drops this record and logs the full window at the next grid
+                    # step, as an uninterrupted run does.
+                    emit({**log_record(time.perf_counter() - t0), "partial": True})
+                if (cfg.checkpoint_every and step % cfg.checkpoint_every == 0) or step == cfg.steps:
+                    save()
+                elif stop.requested:
+                    save()
+                if stop.requested and step < cfg.steps:
+                    raise TrainingInterrupted(step, ckpt_path, stop.requested)
+    finally:
         if bar is not None:
-            bar.update(1)
-            if step % 10 == 0 or step == cfg.steps:
-                s = meter.scalars(reduce=False)
-                bar.set_postfix_str(f"R={s['rate_bits']:.2f} bits D={s['distortion_bits']:.1f} bits "
-                                    f"beta={crit.beta:.3g}", refresh=False)
-        on_grid = step % cfg.log_every == 0
-        if on_grid:
-            emit(log_record(time.perf_counter() - t0))
-            meter.reset()
-            loss_window = [0.0, 0.0]
-        if (cfg.checkpoint_every and step % cfg.checkpoint_every == 0) or step == cfg.steps:
-            _checkpoint(ckpt_path, cfg, d, model, opt, crit, meter, loss_window, step, samples_seen)
-        if step == cfg.steps and not on_grid:
-            # The last, partial window. The checkpoint above holds it unlogged: a resumed run drops this
-            # record and logs the full window at the next grid step, as an uninterrupted run does.
-            emit({**log_record(time.perf_counter() - t0), "partial": True})
+            bar.close()
+        if jsonl is not None:
+            jsonl.close()
+        tb.close()
     seconds = time.perf_counter() - t0
-    if bar is not None:
-        bar.close()
-    if jsonl is not None:
-        jsonl.close()
-    tb.close()
 
     final = final_meter = None
+    eval_z = None
     if cfg.eval_at_end:
-        final_meter = evaluate(model, dataset, budget_bits=budget.bits, seed=cfg.seed, device=d.device,
-                               rank=d.rank, world=d.world, limit=cfg.eval_limit)
+        final_meter = evaluate(model, dataset, budget_bits=bound_bits, seed=cfg.seed, device=d.device,
+                               rank=d.rank, world=d.world, limit=cfg.eval_limit, head=head)
         final = final_meter.scalars()
         final["beta"] = float(crit.beta)
+        eval_z = "sampled from q(z|x)" if sampled_z(model) else "as the model's eval-mode forward draws it"
         if d.main:
-            (out / "final.json").write_text(json.dumps({"step": step, **final, "budget": budget.to_dict()},
-                                                       indent=1) + "\n")
+            _write_json(out / "final.json", {"step": step, **final, "eval_z": eval_z, "likelihood": cfg.likelihood,
+                                             "decoder_output": head.kind, "budget": budget.to_dict()})
     if d.world > 1:
         torch.distributed.barrier()
     history = read_jsonl(out / "metrics.jsonl") if (out / "metrics.jsonl").exists() else []
     return TrainResult(_unwrap(model), crit, meter, final, history, budget, step, out, seconds,
-                       d.rank, d.world, dataset, final_meter)
+                       d.rank, d.world, dataset, final_meter, head, eval_z)
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    """``path`` replaced atomically: a reader sees the old file or the whole new one, never a part."""
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w") as f:
+        f.write(json.dumps(obj, indent=1) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
 
 
 def _checkpoint(path: Path, cfg: TrainConfig, d: D.Dist, model: nn.Module, opt: torch.optim.Optimizer,
