@@ -251,6 +251,44 @@ def test_trained(make, tmp_path):
     assert not any(m._forward_hooks or m._forward_pre_hooks for m in a.model.modules())
 
 
+class _ClampedDecoder(dv.DecoderBurgess):
+    """Probabilities kept off 0 and 1 after the sigmoid: its input is no longer the logits of what it returns."""
+
+    def forward(self, z):
+        return super().forward(z).clamp(1e-4, 1 - 1e-4)
+
+
+def _probs_disvae() -> DisentanglingVAEAdapter:
+    m = disvae_model()
+    m.decoder = _ClampedDecoder(m.img_size, m.latent_dim)
+    m.decoder.load_state_dict(disvae_model().decoder.state_dict())
+    a = DisentanglingVAEAdapter(m)
+    assert a.decoder_output == "probs"
+    return a
+
+
+@needs_probs
+def test_evaluated_from_probabilities():
+    a = _probs_disvae()
+    x = images(32)
+    ev = evaluate_model(a, x, samples=1, mi_points=16, mi_samples=2)
+    with torch.no_grad():
+        mu, _ = a.encode(x)
+        p = a.model.decoder(mu)
+    want = float(F.binary_cross_entropy(p.double(), x.double(), reduction="sum")) / 32 / math.log(2)
+    assert math.isclose(ev.distortion_mu_bits, want, rel_tol=1e-5)
+
+
+@needs_probs
+@pytest.mark.skipif(importlib.util.find_spec("elbits.train.decoders") is None,
+                    reason="elbits.train reads no declared decoder output yet")
+def test_trained_from_probabilities(tmp_path):
+    a = _probs_disvae()
+    r = train(TrainConfig(steps=2, batch_size=8, log_every=2, out_dir=str(tmp_path), progress=False,
+                          tensorboard=False, eval_limit=16), model=a, dataset=list(images(16)))
+    assert r.head.kind == "probs" and math.isfinite(r.final["distortion_bits"])
+
+
 def test_state_dict_is_the_clients_under_model():
     m = disvae_model(trained=False)
     a = DisentanglingVAEAdapter(m)

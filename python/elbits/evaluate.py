@@ -205,7 +205,8 @@ def evaluate_model(
     progress: bool = False,
     distortion_images: Optional[int] = None,
 ) -> Evaluation:
-    """Evaluate ``model`` (``encode``/``decode``, Bernoulli logits) on ``images``.
+    """Evaluate ``model`` (``encode``/``decode``, Bernoulli logits, or probabilities where the model declares
+    ``decoder_output = "probs"``, as :mod:`elbits.models`' adapters do) on ``images``.
 
     ``images``: a ``[N, 1, 64, 64]`` / ``[N, 64, 64]`` tensor in {0, 1}, or a dataset with an ``images(items)``
     batch read (dSprites). D averages ``samples`` posterior draws per image (seeded); the surgery samples
@@ -215,6 +216,12 @@ def evaluate_model(
     """
     if samples < 1:
         raise ValueError(f"samples must be >= 1, got {samples}")
+    kind = getattr(model, "decoder_output", None) or "logits"
+    if kind not in ("logits", "probs"):
+        from .errors import InputError
+
+        raise InputError(f"evaluate reads Bernoulli logits or probabilities; this model's decoder_output is {kind!r}")
+    as_probs: dict[str, Any] = {"input": "probs"} if kind == "probs" else {}
     t0 = time.perf_counter()
     data = images if hasattr(images, "images") else _TensorImages(torch.as_tensor(images))
     n = len(data)
@@ -262,13 +269,13 @@ def evaluate_model(
             else:
                 mu_d, lv_d = mu, logvar
             if len(x):
-                t_mu = elbo_terms(decode(mu_d), x, mu_d, lv_d)
+                t_mu = elbo_terms(decode(mu_d), x, mu_d, lv_d, **as_probs)
                 recon_mu_sum += float(t_mu.recon.double().sum())
                 recon = torch.zeros(len(x), dtype=torch.float64, device=device)
                 for _ in range(samples):
                     eps = torch.randn(mu_d.shape, generator=g).to(device=device, dtype=mu_d.dtype)
                     z = mu_d + eps * torch.exp(0.5 * lv_d)
-                    recon += elbo_terms(decode(z), x, mu_d, lv_d).recon.double()
+                    recon += elbo_terms(decode(z), x, mu_d, lv_d, **as_probs).recon.double()
                 meter.update(ELBOTerms(recon / samples, t_mu.kl, t_mu.dims))
             mus.append(mu.double().cpu())
             lvs.append(logvar.double().cpu())
