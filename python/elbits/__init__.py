@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from . import analysis, calibrate, data, entropy, evaluate, models, reference, report, train, units
 from .api import elbo_terms
+from .logprobs import likelihood_logprobs
 from .loss import ELBOLoss
 from .meter import RateDistortionMeter
 from .ops.buffers import release_buffers
@@ -19,6 +20,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ELBOLoss", "ELBOTerms", "Quantity", "RateDistortionMeter", "analysis", "calibrate", "check_device_errors", "data",
-    "elbo_terms", "entropy", "evaluate",
+    "elbo_terms", "entropy", "evaluate", "likelihood_logprobs",
     "models", "reference", "release_buffers", "report", "train", "units", "__version__",
 ]

@@ -21,7 +21,7 @@ from ._args import PATH_TYPES
 # Subcommand modules (in elbits.cli); each defines register(subparsers) which adds its parser and sets
 # ``func`` (a callable taking the parsed args, returning an exit code) and, optionally, ``check`` (the
 # cross-flag rules: raises InputError before any work starts).
-SUBCOMMANDS = ["example", "entropy_cmd", "bench", "train", "demo", "evaluate", "sweep"]
+SUBCOMMANDS = ["example", "entropy_cmd", "bench", "train", "demo", "evaluate", "sweep", "compress"]
 
 #: Exit status of a user error (argparse's own).
 USAGE_ERROR = 2

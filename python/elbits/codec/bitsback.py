@@ -1,0 +1,360 @@
+"""BitsBackCodec: a lossless image codec from a VAE, by bits-back coding with ANS (BB-ANS).
+
+Townsend, Bird & Barber (2019). To code an image x onto a stack of bits, the encoder first *decodes* a
+latent z from the stack with the posterior q(z|x): that takes -log2 q(z|x) bits off the stack and picks z
+as a posterior sample. It then pushes x with p(x|z) and z with the prior p(z). Net growth:
+-log2 p(x|z) - log2 p(z) + log2 q(z|x), whose average over z ~ q is the negative ELBO in bits. The
+decoder runs the steps backwards: pops z with the prior, x with p(x|z), and pushes z back with q(z|x) —
+returning exactly the bits the encoder took, which is why the posterior's bits come back.
+
+Images are coded in steps of a batch each, so that the networks run batched and every coder call is
+vectorised over a whole image: a step pops the latents of all its images, then pushes their pixels and
+their latents. The first steps are small (a batch of 1, growing with the images coded so far): popping
+needs bits on the stack, and a small deterministic seed of random words provides them for the first
+image. That seed is the start-up cost, reported apart from the images' net bits.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+import constriction
+import numpy as np
+import torch
+from torch import nn
+
+from .. import units
+from ..errors import InputError
+from ..logprobs import discrete_likelihood
+from . import container, pixels
+from .latents import Buckets
+
+_STACK = constriction.stream.stack
+_UNIFORM_MODEL = constriction.stream.model.Uniform
+_SEED_STATE = 0x656C62697473  # the seed words are a constant of the format, never user data
+
+
+@dataclass
+class CodecStats:
+    """What a call of :meth:`BitsBackCodec.encode` produced; every figure is bits unless named bytes.
+
+    ``net_bits`` ``[N]``: how much each image grew the stack (pixels + latents under the prior − latents
+    under the posterior), in the images' original order; ``startup_bits``: the seed words the first
+    images' posteriors were decoded from; ``header_bytes``: magic, version, JSON header and checksum;
+    ``file_bytes``: the whole file. ``nelbo_bits`` ``[N]``: the model's −ELBO of the same images (KL plus
+    the NLL averaged over ``elbo_samples`` posterior samples) when it was computed, for comparison.
+    """
+
+    n_images: int
+    dims: int
+    net_bits: np.ndarray
+    startup_bits: int
+    header_bytes: int
+    file_bytes: int
+    seconds: float
+    nelbo_bits: Optional[np.ndarray] = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def net_bits_per_image(self) -> float:
+        return float(self.net_bits.mean())
+
+    @property
+    def file_bits_per_image(self) -> float:
+        return 8.0 * self.file_bytes / self.n_images
+
+    def summary(self) -> dict[str, float]:
+        """The headline figures: bits/image and bits/dim of the net rate and of the whole file, next to
+        the model's −ELBO when known."""
+        out = {
+            "images": float(self.n_images),
+            "net_bits_per_image": self.net_bits_per_image,
+            "net_bits_per_dim": self.net_bits_per_image / self.dims,
+            "file_bits_per_image": self.file_bits_per_image,
+            "file_bits_per_dim": self.file_bits_per_image / self.dims,
+            "startup_bits": float(self.startup_bits),
+            "header_bytes": float(self.header_bytes),
+            "file_bytes": float(self.file_bytes),
+            "images_per_second": self.n_images / max(self.seconds, 1e-12),
+        }
+        if self.nelbo_bits is not None:
+            nelbo = float(self.nelbo_bits.mean())
+            out.update(nelbo_bits_per_image=nelbo, nelbo_bits_per_dim=nelbo / self.dims,
+                       net_over_nelbo=self.net_bits_per_image / nelbo)
+        return out
+
+
+def step_sizes(n: int, batch: int, ramp: float) -> list[int]:
+    """Images per step: 1 at first, then ``ramp`` times the images already coded, at most ``batch``.
+    The stack then always holds about as many bits as a step's posteriors take off it."""
+    sizes, done = [], 0
+    while done < n:
+        b = min(batch, max(1, int(done * ramp)), n - done)
+        sizes.append(b)
+        done += b
+    return sizes
+
+
+def default_input(likelihood: str) -> Callable[[torch.Tensor], torch.Tensor]:
+    """What an encoder is fed: binary images as floats in {0, 1}; 8-bit levels as x = l/127.5 − 1 in
+    [−1, 1], the data convention of the discretized likelihoods."""
+    if likelihood == "bernoulli":
+        return lambda x: x.to(torch.float32)
+    return lambda x: x.to(torch.float32) / 127.5 - 1.0
+
+
+class BitsBackCodec:
+    """A lossless codec for images from a VAE: ``blob = codec.encode(images)``, ``codec.decode(blob)``.
+
+    - ``model``: has ``encode(x) -> (mu, logvar)`` (``[B, Z]`` each, q(z|x) = N(mu, exp(logvar))) and
+      ``decode(z) -> params`` (the likelihood's parameters for ``images``' shape); run in eval mode, float32,
+      on the CPU.
+    - ``likelihood``: ``bernoulli`` (images {0, 1}), ``categorical256``, ``logistic_mixture`` (1 or 3
+      channels, with its channel coupling) or ``discretized_gaussian`` (levels 0..255). A density
+      (``continuous_bernoulli``, ``gaussian``, ``laplace``) is refused: its NLL is no code length.
+    - ``latent_bits``: P, each latent dimension's prior is cut into 2^P buckets of equal mass (a latent
+      costs P bits under the prior). ``latent_window``: the posterior is coded over the buckets within
+      this many sigmas of its mean.
+    - ``batch``: images per network call once the stack is warm; ``ramp``: how fast steps grow to it.
+    - ``to_input``: maps uint8 images to what ``model.encode`` takes (default :func:`default_input`).
+
+    Decoding needs bit-identical probabilities: the same model (its fingerprint is in the file), torch
+    version, CPU capability and thread count as encoding; the file records them and :meth:`decode`
+    refuses a mismatch unless ``strict=False``. The batch composition is fixed by the file.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        likelihood: str,
+        *,
+        latent_bits: int = 12,
+        latent_window: float = 5.0,
+        batch: int = 256,
+        ramp: float = 0.5,
+        seed_words: int = 4,
+        to_input: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
+    ) -> None:
+        if not (callable(getattr(model, "encode", None)) and callable(getattr(model, "decode", None))):
+            raise InputError("the model needs encode(x) -> (mu, logvar) and decode(z) -> likelihood parameters")
+        self.likelihood = discrete_likelihood(likelihood)
+        self.buckets = Buckets(latent_bits, latent_window)
+        for name, value, lo, hi in (("batch", batch, 1, 65536), ("seed_words", seed_words, 1, 4096)):
+            if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
+                raise InputError(f"{name} must be an integer in {lo}..{hi}, got {value!r}")
+        if not (isinstance(ramp, (int, float)) and 0.0 < ramp <= 64.0):
+            raise InputError(f"ramp must be a number in (0, 64], got {ramp!r}")
+        self.model: Any = model  # duck-typed: encode() and decode()
+        self.batch, self.ramp, self.seed_words = batch, float(ramp), seed_words
+        self.to_input = to_input or default_input(self.likelihood)
+        self.fingerprint = container.model_fingerprint(model)
+        self.stats: Optional[CodecStats] = None
+
+    # ---- the settings that make both sides compute the same probabilities
+
+    def _environment(self) -> dict[str, Any]:
+        return {"torch": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+                "threads": torch.get_num_threads()}
+
+    @contextmanager
+    def _deterministic(self, threads: int) -> Iterator[None]:
+        was_training, old_threads = self.model.training, torch.get_num_threads()
+        self.model.eval()
+        torch.set_num_threads(threads)
+        try:
+            with torch.inference_mode():
+                yield
+        finally:
+            torch.set_num_threads(old_threads)
+            self.model.train(was_training)
+
+    def _seed(self) -> np.ndarray:
+        return np.random.default_rng(_SEED_STATE).integers(1, 2**32, size=self.seed_words, dtype=np.uint32)
+
+    def _posteriors(self, x: torch.Tensor):
+        mu, logvar = self.model.encode(self.to_input(x))
+        if mu.shape != logvar.shape or mu.dim() != 2 or mu.shape[0] != x.shape[0]:
+            raise InputError(f"model.encode must return mu and logvar [B, Z], got {list(mu.shape)} and "
+                             f"{list(logvar.shape)} for {x.shape[0]} images")
+        return self.buckets.posterior(mu, logvar), mu.shape[1]
+
+    def _params(self, index: np.ndarray) -> torch.Tensor:
+        return self.model.decode(self.buckets.z(index)).to(torch.float32)
+
+    # ---- encoding
+
+    def check_images(self, images: Any) -> torch.Tensor:
+        """``images`` as a uint8 tensor ``[N, C, H, W]``; :class:`InputError` for anything else."""
+        x = torch.as_tensor(images) if isinstance(images, np.ndarray) else images
+        if not isinstance(x, torch.Tensor):
+            raise InputError(f"images must be a tensor or numpy array [N, C, H, W], got {type(images).__name__}")
+        if x.dim() == 3:
+            x = x[:, None]
+        if x.dim() != 4 or x.shape[0] == 0 or x[0].numel() == 0:
+            raise InputError(f"images must be [N, C, H, W] (or [N, H, W]) with N >= 1, got {list(x.shape)}")
+        if x.is_floating_point() or x.is_complex():
+            raise InputError(f"images must hold integer levels (uint8), got {x.dtype}")
+        top = 1 if self.likelihood == "bernoulli" else 255
+        lo, hi = int(x.min()), int(x.max())
+        if lo < 0 or hi > top:
+            raise InputError(f"image levels must be in 0..{top} for likelihood {self.likelihood}, got {lo}..{hi}")
+        return x.to(torch.uint8).cpu().contiguous()
+
+    def encode(self, images: Any, *, elbo_samples: int = 0, progress: Optional[Callable[[int], None]] = None) -> bytes:
+        """The compressed bytes of ``images`` (uint8 ``[N, C, H, W]``). Sets :attr:`stats`; with
+        ``elbo_samples`` > 0 it also holds the model's −ELBO of the images (D over that many samples)."""
+        x = self.check_images(images)
+        env = self._environment()
+        t0 = time.perf_counter()
+        n = x.shape[0]
+        sizes = step_sizes(n, self.batch, self.ramp)
+        net = np.zeros(n, dtype=np.float64)
+        coder = _STACK.AnsCoder(self._seed())
+        z_dim = None
+        with self._deterministic(env["threads"]):
+            self._check_layout(x[:1])
+            start = 0
+            for size in sizes:
+                xs = x[start:start + size]
+                groups, z_dim = self._posteriors(xs)
+                index = np.zeros((size, z_dim), dtype=np.int64)
+                for i in range(size):  # bits back: a posterior sample, decoded off the stack
+                    before = coder.num_valid_bits()
+                    for dims, first, table in groups[i]:
+                        index[i, dims] = first + coder.decode(pixels._CATEGORICAL, table)
+                    net[start + i] -= before - coder.num_valid_bits()
+                params = self._params(index)
+                context = xs.to(torch.int64)
+                for stage in reversed(pixels.stages(self.likelihood, x.shape[1])):
+                    table = pixels.tables(params, self.likelihood, context, stage)
+                    for i in range(size):
+                        before = coder.num_valid_bits()
+                        pixels.push(coder, table[i], context[i, stage].reshape(-1).numpy())
+                        net[start + i] += coder.num_valid_bits() - before
+                prior = _UNIFORM_MODEL(self.buckets.size)
+                for i in range(size):
+                    before = coder.num_valid_bits()
+                    coder.encode_reverse(index[i].astype(np.int32), prior)
+                    net[start + i] += coder.num_valid_bits() - before
+                start += size
+                if progress is not None:
+                    progress(size)
+        header = {
+            "likelihood": self.likelihood, "shape": list(x.shape[1:]), "dtype": "uint8", "images": n,
+            "z_dim": z_dim, "latent_bits": self.buckets.bits, "latent_window": self.buckets.window,
+            "batch": self.batch, "ramp": self.ramp, "seed_words": self.seed_words, "model_sha256": self.fingerprint,
+            **env,
+        }
+        blob = container.pack(header, coder.get_compressed())
+        seconds = time.perf_counter() - t0
+        self.stats = CodecStats(n, int(x[0].numel()), net, 32 * self.seed_words, container.header_bytes(blob),
+                                len(blob), seconds)
+        if elbo_samples:
+            self.stats.nelbo_bits = self.nelbo_bits(x, elbo_samples)
+        return blob
+
+    def _check_layout(self, x: torch.Tensor) -> None:
+        """One decoder call on a probe z: the parameters must fit the images' shape, the coupling the channels."""
+        try:
+            _groups, z_dim = self._posteriors(x)
+        except RuntimeError as e:
+            raise InputError(f"the model cannot encode images {list(x.shape[1:])}: {e}") from None
+        params = self._params(np.zeros((1, z_dim), dtype=np.int64))
+        try:
+            for stage in pixels.stages(self.likelihood, x.shape[1]):
+                pixels.tables(params, self.likelihood, x.to(torch.int64), stage)
+        except (RuntimeError, InputError) as e:
+            raise InputError(f"the decoder's output {list(params.shape)} is not {self.likelihood} parameters for "
+                             f"images {list(x.shape[1:])}: {e}") from None
+
+    # ---- decoding
+
+    def decode(self, blob: bytes, *, strict: bool = True, progress: Optional[Callable[[int], None]] = None) -> torch.Tensor:
+        """The images (uint8 ``[N, C, H, W]``, bit-exact) of a file written by :meth:`encode` with this model."""
+        header, words = container.unpack(blob)
+        self._check_header(header, strict)
+        shape = tuple(int(s) for s in header["shape"])
+        n, z_dim = int(header["images"]), int(header["z_dim"])
+        sizes = step_sizes(n, int(header["batch"]), float(header["ramp"]))
+        out = torch.empty((n, *shape), dtype=torch.uint8)
+        coder = _STACK.AnsCoder(words.copy())
+        prior = _UNIFORM_MODEL(self.buckets.size)
+        bounds = np.cumsum([0, *sizes])
+        with self._deterministic(int(header["threads"])):
+            for s in reversed(range(len(sizes))):
+                start, size = int(bounds[s]), sizes[s]
+                index = np.zeros((size, z_dim), dtype=np.int64)
+                for i in reversed(range(size)):
+                    index[i] = coder.decode(prior, z_dim)
+                params = self._params(index)
+                context = torch.zeros((size, *shape), dtype=torch.int64)
+                for stage in pixels.stages(self.likelihood, shape[0]):
+                    table = pixels.tables(params, self.likelihood, context, stage)
+                    for i in reversed(range(size)):
+                        context[i, stage] = torch.from_numpy(
+                            pixels.pop(coder, table[i]).astype(np.int64)).reshape(context[i, stage].shape)
+                xs = context.to(torch.uint8)
+                groups, got_z = self._posteriors(xs)
+                if got_z != z_dim:
+                    raise InputError(f"the model has {got_z} latents, the file {z_dim}")
+                for i in reversed(range(size)):  # give the posterior's bits back
+                    for dims, first, table in reversed(groups[i]):
+                        sym = index[i, dims] - first
+                        if (sym < 0).any() or (sym >= table.shape[1]).any():
+                            raise InputError("the compressed data is inconsistent with this model (corrupt file)")
+                        coder.encode_reverse(sym.astype(np.int32), pixels._CATEGORICAL, table)
+                out[start:start + size] = xs
+                if progress is not None:
+                    progress(size)
+        if not np.array_equal(coder.get_compressed(), self._seed()):
+            raise InputError("the compressed data did not decode back to its start-up words (corrupt file or a "
+                             "different model/environment)")
+        return out
+
+    def _check_header(self, header: dict[str, Any], strict: bool) -> None:
+        if not self.fingerprint.startswith(header.get("model_sha256", "-")):
+            raise InputError("the file was written with a different model (its parameters' SHA-256 differs)")
+        mine = {"likelihood": self.likelihood, "latent_bits": self.buckets.bits,
+                "latent_window": self.buckets.window}
+        for key, value in mine.items():
+            if header.get(key) != value:
+                raise InputError(f"the file was written with {key}={header.get(key)!r}, this codec has {value!r}")
+        if strict:
+            env = self._environment()
+            for key in ("torch", "cpu_capability"):
+                if header.get(key) != env[key]:
+                    raise InputError(f"the file was written under {key} {header.get(key)!r}, this is {env[key]!r}: "
+                                     "the probabilities may differ by a rounding, which ANS cannot survive "
+                                     "(decode where it was encoded, or pass strict=False at your own risk)")
+
+    # ---- the figure to compare with
+
+    def nelbo_bits(self, images: Any, samples: int = 4, seed: int = 0) -> np.ndarray:
+        """The model's −ELBO of each image, bits: KL(q(z|x) ‖ N(0, I)) plus the NLL averaged over
+        ``samples`` draws z ~ q(z|x) (float64 reference math, the codec's own tables)."""
+        from .. import reference as ref
+
+        x = self.check_images(images)
+        g = torch.Generator().manual_seed(seed)
+        out = []
+        with self._deterministic(torch.get_num_threads()):
+            for chunk in x.split(self.batch):
+                mu, logvar = self.model.encode(self.to_input(chunk))
+                kl = ref.gaussian_kl(mu, logvar).sum(1)
+                d = torch.zeros_like(kl)
+                target = chunk if self.likelihood != "bernoulli" else chunk.to(torch.float64)
+                if self.likelihood == "categorical256":
+                    target = chunk.to(torch.int64)
+                for _ in range(samples):
+                    eps = torch.randn(mu.shape, generator=g)
+                    z = mu + eps * torch.exp(0.5 * logvar)
+                    params = self.model.decode(z)
+                    if self.likelihood == "categorical256":
+                        params = params.reshape(params.shape[0], 256, *chunk.shape[1:])
+                    d += ref.elbo_terms(params, target, mu, logvar, self.likelihood).recon
+                out.append(units.nats_to_bits(kl + d / samples))
+        return torch.cat(out).numpy()

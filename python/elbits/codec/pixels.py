@@ -1,0 +1,55 @@
+"""Pushing images onto an ANS stack, and popping them off, under a decoder's likelihood.
+
+The tables come from :func:`elbits.likelihood_logprobs`, so an image costs its NLL in bits up to the
+coder's quantisation of the probabilities (24-bit fixed point; each level keeps at least the smallest
+representable probability). Channels are coded as *stages*: all channels at once for likelihoods whose
+subpixels are independent given z, one stage per channel for the 3-channel logistic mixture, whose G and
+B tables depend on the R (and G) levels. Within a step a stage is pushed for every image before the next
+(earlier) stage, so that the decoder pops stage 0 of every image, then knows the context for stage 1.
+"""
+
+from __future__ import annotations
+
+import constriction
+import numpy as np
+import torch
+
+from ..logprobs import likelihood_logprobs
+
+_BERNOULLI = constriction.stream.model.Bernoulli(perfect=False)
+_CATEGORICAL = constriction.stream.model.Categorical(perfect=False)
+
+
+def stages(likelihood: str, channels: int) -> list[slice]:
+    """The channel slices coded one after another (decoding order)."""
+    if likelihood == "logistic_mixture" and channels == 3:
+        return [slice(c, c + 1) for c in range(channels)]
+    return [slice(0, channels)]
+
+
+def tables(params: torch.Tensor, likelihood: str, context: torch.Tensor, stage: slice) -> np.ndarray:
+    """``[B, n, 256]`` float64 probabilities of the subpixels of ``stage`` (channels), per image; for
+    Bernoulli ``[B, n]`` probabilities of a 1. ``context`` holds the levels known so far ``[B, C, H, W]``
+    (its shape is the image shape the tables are laid out in)."""
+    lp = likelihood_logprobs(params, likelihood, context=context if likelihood == "logistic_mixture" else None)
+    batch, channels = context.shape[:2]
+    lp = lp.reshape(batch, channels, -1, lp.shape[-1])[:, stage]
+    if likelihood == "bernoulli":
+        return lp[..., 1].exp().reshape(batch, -1).numpy()
+    return lp.exp().reshape(batch, -1, lp.shape[-1]).numpy()
+
+
+def push(coder, table: np.ndarray, symbols: np.ndarray) -> None:
+    """Encode one image's ``symbols`` (levels of one stage, flattened) with its ``table``."""
+    sym = np.ascontiguousarray(symbols, dtype=np.int32)
+    if table.ndim == 1:
+        coder.encode_reverse(sym, _BERNOULLI, table)
+    else:
+        coder.encode_reverse(sym, _CATEGORICAL, table)
+
+
+def pop(coder, table: np.ndarray) -> np.ndarray:
+    """Decode one image's levels of one stage (flattened, int32) with its ``table``."""
+    if table.ndim == 1:
+        return coder.decode(_BERNOULLI, table)
+    return coder.decode(_CATEGORICAL, table)
