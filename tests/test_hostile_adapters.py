@@ -147,3 +147,15 @@ def test_pythae_mse_model_is_refused():
     with pytest.raises(InputError) as e:
         PythaeAdapter(VAE(VAEConfig(input_dim=(1, 8, 8), latent_dim=3, reconstruction_loss="mse")))
     assert "reconstruction_loss='mse'" in one_line(e)
+
+
+@needs_pythae
+@pytest.mark.parametrize("name", ["VAMP", "SVAE", "VAE_IAF", "VAE_LinNF", "HVAE"])
+def test_pythae_models_whose_rate_is_not_the_kl_to_n01_are_refused(name):
+    import pythae.models as pm
+
+    cfg_name = {"VAE_IAF": "VAE_IAF_Config", "VAE_LinNF": "VAE_LinNF_Config"}.get(name, f"{name}Config")
+    model = getattr(pm, name)(getattr(pm, cfg_name)(input_dim=(1, 8, 8), latent_dim=2))
+    with pytest.raises(InputError) as e:
+        PythaeAdapter(model)
+    assert f"pythae {name}" in one_line(e)

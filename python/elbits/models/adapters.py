@@ -188,6 +188,19 @@ class VAEAdapter(nn.Module):
         return f"decoder_output={self.decoder_output!r}, latent_dim={self.latent_dim}"
 
 
+# pythae models whose rate is not KL(N(embedding, exp(log_covariance)) || N(0, I)): a learned or non-Gaussian
+# prior (VAMP, SVAE's von Mises-Fisher, PoincareVAE's wrapped normal) or a flow after the Gaussian (the others).
+_OTHER_POSTERIOR_OR_PRIOR = {
+    "VAMP": "its prior is a VampPrior mixture",
+    "SVAE": "its posterior and prior are von Mises-Fisher / uniform on the sphere",
+    "PoincareVAE": "its posterior and prior live on the Poincare ball",
+    "VAE_IAF": "an inverse autoregressive flow follows the Gaussian posterior",
+    "VAE_LinNF": "a normalizing flow follows the Gaussian posterior",
+    "HVAE": "Hamiltonian steps follow the Gaussian posterior",
+    "RHVAE": "Riemannian Hamiltonian steps follow the Gaussian posterior",
+}
+
+
 class PythaeAdapter(VAEAdapter):
     """A pythae VAE (``pythae.models.VAE``, ``BetaVAE``, ... with a Gaussian encoder) for elbits.
 
@@ -195,7 +208,8 @@ class PythaeAdapter(VAEAdapter):
     ``reconstruction`` is a sigmoid's output (pythae's architectures end in ``nn.Sigmoid``), read as logits
     by default. z is drawn as pythae's ``forward`` draws it (``mu + randn_like(std) * std``, in train and
     eval mode alike), so under one seed ``forward`` sees pythae's z. Only ``reconstruction_loss="bce"``
-    models are Bernoulli decoders; an ``"mse"`` one is refused.
+    models are Bernoulli decoders; an ``"mse"`` one is refused, and so are the models whose rate is not the
+    KL to N(0, I) (VAMP, SVAE, PoincareVAE, and the flow posteriors VAE_IAF, VAE_LinNF, HVAE, RHVAE).
     """
 
     def __init__(self, model: nn.Module, decoder_output: str = "auto") -> None:
@@ -206,6 +220,10 @@ class PythaeAdapter(VAEAdapter):
         ):
             raise InputError(f"PythaeAdapter takes a pythae model (an nn.Module with model_config, encoder and "
                              f"decoder), got {type(model).__name__}")
+        name = getattr(model, "model_name", "")
+        if name in _OTHER_POSTERIOR_OR_PRIOR:
+            raise InputError(f"pythae {name}: {_OTHER_POSTERIOR_OR_PRIOR[name]}, so elbits' KL to N(0, I) is not "
+                             "its rate; PythaeAdapter takes Gaussian-posterior, N(0, I)-prior VAEs (VAE, BetaVAE, ...)")
         loss = getattr(cfg, "reconstruction_loss", "bce")
         if loss != "bce":
             raise InputError(f"this pythae {type(model).__name__} has reconstruction_loss={loss!r}: its decoder "
