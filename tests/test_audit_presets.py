@@ -7,6 +7,7 @@ loss must agree to 1e-6 relative, and its betas with a hand derivation.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 
@@ -94,19 +95,27 @@ def released_mss_log_weights(batch_size: int, n_data: int) -> torch.Tensor:
 
 def kl_parts(z, mu, logvar, n_data: int, estimator: str) -> dict[str, torch.Tensor]:
     """Per-sample MI, TC and dwKL as disentangling-vae (``_get_log_pz_qz_prodzi_qzCx``) and pythae
-    (``BetaTCVAE.loss_function``) compute them. ``estimator``: ``"mss"`` (both clients' default),
-    ``"mws-pythae"`` (minus log(B N)) or ``"mws-disvae"`` (disentangling-vae's, without that constant)."""
+    (``BetaTCVAE.loss_function``) compute them: ``"mss-disvae"`` / ``"mss-pythae"`` (minibatch
+    stratified sampling, both clients' default) or ``"mws-disvae"`` / ``"mws-pythae"`` (weighted).
+
+    The clients differ: disentangling-vae adds the log weight to every latent's log density before
+    summing them for log q(z) (so log q(z) carries Z log w), pythae adds it once; disentangling-vae's
+    MWS leaves out the -log(B N) that pythae's subtracts."""
     b = z.shape[0]
     log_q_zx = log_density(z, mu, logvar).sum(1)
     log_pz = log_density(z, torch.zeros_like(z), torch.zeros_like(z)).sum(1)
-    mat = log_density(z[:, None, :], mu[None, :, :], logvar[None, :, :])  # [B, B, Z]
-    shift = 0.0
-    if estimator == "mss":
+    mat = log_density(z[:, None, :], mu[None, :, :], logvar[None, :, :])  # [B, B, Z]: log q(z_i | x_j)
+    if estimator == "mss-disvae":
         mat = mat + released_mss_log_weights(b, n_data)[:, :, None]
-    elif estimator == "mws-pythae":
-        shift = math.log(b * n_data)
-    log_qz = torch.logsumexp(mat.sum(2), dim=1) - shift
-    log_prod = (torch.logsumexp(mat, dim=1) - shift).sum(1)
+        log_qz, log_prod = torch.logsumexp(mat.sum(2), dim=1), torch.logsumexp(mat, dim=1).sum(1)
+    elif estimator == "mss-pythae":
+        logw = released_mss_log_weights(b, n_data)
+        log_qz = torch.logsumexp(logw + mat.sum(2), dim=1)
+        log_prod = torch.logsumexp(logw[:, :, None] + mat, dim=1).sum(1)
+    else:
+        shift = math.log(b * n_data) if estimator == "mws-pythae" else 0.0
+        log_qz = torch.logsumexp(mat.sum(2), dim=1) - shift
+        log_prod = (torch.logsumexp(mat, dim=1) - shift).sum(1)
     return {"mi": log_q_zx - log_qz, "tc": log_qz - log_prod, "dwkl": log_prod - log_pz}
 
 
@@ -194,7 +203,7 @@ def test_pythae_disentangled_beta_vae_per_sample_capacity(batch, bce_terms) -> N
     assert "samples are above C" in a.verdict
 
 
-@pytest.mark.parametrize("estimator", ["mss", "mws-pythae"])
+@pytest.mark.parametrize("estimator", ["mss-pythae", "mws-pythae"])
 def test_pythae_beta_tc_vae_parts(batch, bce_terms, estimator) -> None:
     p, x = _bce_inputs(batch)
     parts = kl_parts(batch["z"], batch["mu"], batch["logvar"], n_data=60000, estimator=estimator)
@@ -230,6 +239,53 @@ def test_pythae_bce_run_no_longer_reads_as_beta_16384(bce_terms, batch) -> None:
     a = audit(bce_terms, 1, 4, reported_loss=float(theirs))
     assert a.beta == pytest.approx(4.0) and a.recon_reduction == "sum"
     assert any("inferred" in n and "recon sum" in n for n in a.notes)
+
+
+HAVE_PYTHAE = importlib.util.find_spec("pythae") is not None
+
+
+def _pythae_loss(net, model, config, out, x, batch):
+    """The loss pythae's ``loss_function`` returns for ``model``, and the KL parts the audit needs."""
+    mu, lv, z = batch["mu"], batch["logvar"], batch["z"]
+    if model == "DisentangledBetaVAE":
+        return net.loss_function(out, x, mu, lv, z, 40)[0], None
+    if model == "BetaTCVAE":
+        est = "mss-pythae" if config.get("use_mss", True) else "mws-pythae"
+        parts = {k: float(v.mean()) for k, v in kl_parts(z, mu, lv, 60000, est).items()}
+        return net.loss_function(out, x, mu, lv, z, 60000)[0], parts
+    if model == "FactorVAE":
+        d = net.discriminator(z)
+        tc = float((d[:, 0] - d[:, 1]).mean())
+        return net.loss_function(out, x, mu, lv, z, z.flip(0))[1], {"tc": tc}  # autoencoder_loss
+    return net.loss_function(out, x, mu, lv, z)[0], None
+
+
+@pytest.mark.skipif(not HAVE_PYTHAE, reason="pythae not installed (the interop extra)")
+@pytest.mark.parametrize(
+    "model, config, preset",
+    [
+        ("VAE", {}, {}),
+        ("BetaVAE", {"reconstruction_loss": "bce", "beta": 4.0}, {"beta": 4.0}),
+        ("DisentangledBetaVAE", {"reconstruction_loss": "bce", "C": 30.0}, {"C": 30.0, "epoch": 40}),
+        ("BetaTCVAE", {"reconstruction_loss": "bce", "beta": 6.0, "gamma": 2.0}, {"beta": 6.0, "gamma": 2.0}),
+        ("BetaTCVAE", {"reconstruction_loss": "bce", "beta": 6.0, "use_mss": False}, {"beta": 6.0}),
+        ("FactorVAE", {"reconstruction_loss": "bce", "gamma": 5.0}, {"gamma": 5.0}),
+    ],
+)
+def test_pythae_own_loss_function_beside_elbits(batch, bce_terms, sse_terms, model, config, preset) -> None:
+    """pythae's installed ``loss_function`` itself (not a re-implementation) on the batch."""
+    from pythae import models
+
+    rl = config.get("reconstruction_loss", "mse")
+    net = getattr(models, model)(getattr(models, model + "Config")(input_dim=SHAPE, latent_dim=Z, **config))
+    net = net.double()
+    out, x = _bce_inputs(batch) if rl == "bce" else (batch["recon"], batch["x"])
+    with torch.no_grad():  # FactorVAE's discriminator has parameters
+        theirs, parts = _pythae_loss(net, model, config, out, x, batch)
+    terms = bce_terms if rl == "bce" else sse_terms
+    a = audit(terms, presets.pythae(model, reconstruction_loss=rl, **preset), kl_parts=parts,
+              reported_loss=float(theirs))  # fmt: skip
+    assert a.loss == pytest.approx(float(theirs), rel=REL) and not a.issues
 
 
 # ---- disentangling-vae --------------------------------------------------------------------------
@@ -279,7 +335,8 @@ def test_disvae_factor_and_btcvae(batch, bce_terms) -> None:
     assert a.loss == pytest.approx(float(theirs), rel=REL)
     assert a.part_betas == pytest.approx({"mi": 1.0, "tc": 7.0, "dwkl": 1.0})
     parts = {
-        k: v.mean() for k, v in kl_parts(batch["z"], batch["mu"], batch["logvar"], 737280, "mss").items()
+        k: v.mean()
+        for k, v in kl_parts(batch["z"], batch["mu"], batch["logvar"], 737280, "mss-disvae").items()
     }
     theirs = rec + (
         1.0 * parts["mi"] + 6.0 * parts["tc"] + linear_annealing(0, 1, 500, 10000) * 1.0 * parts["dwkl"]
@@ -295,7 +352,7 @@ def test_disvae_parts_sum_to_the_sampled_kl(batch) -> None:
     # one-sample estimate): the weights per part are weights on pieces of the same rate.
     z, mu, lv = batch["z"], batch["mu"], batch["logvar"]
     sampled = log_density(z, mu, lv).sum(1) - log_density(z, 0 * z, 0 * z).sum(1)
-    for est in ("mss", "mws-pythae", "mws-disvae"):
+    for est in ("mss-disvae", "mss-pythae", "mws-pythae", "mws-disvae"):
         parts = kl_parts(z, mu, lv, 1000, est)
         torch.testing.assert_close(parts["mi"] + parts["tc"] + parts["dwkl"], sampled, rtol=1e-10, atol=1e-9)
 
