@@ -4,6 +4,7 @@ from .colour_sprites import ColourSprites, ColourSpritesDataset, colour_sprites
 from .dsprites import (
     BASES,
     FACTOR_NAMES,
+    METADATA,
     NUM_IMAGES,
     SIZES,
     NpzDSprites,
@@ -12,12 +13,13 @@ from .dsprites import (
     classes_to_values,
     index_to_classes,
     iter_images,
+    load_npz,
     render,
     render_index,
 )
 
 __all__ = [
-    "BASES", "FACTOR_NAMES", "NUM_IMAGES", "SIZES", "ColourSprites", "ColourSpritesDataset", "NpzDSprites",
+    "BASES", "FACTOR_NAMES", "METADATA", "NUM_IMAGES", "SIZES", "ColourSprites", "ColourSpritesDataset", "NpzDSprites",
     "ProceduralDSprites", "classes_to_index", "classes_to_values", "colour_sprites", "index_to_classes",
-    "iter_images", "render", "render_index",
+    "iter_images", "load_npz", "render", "render_index",
 ]

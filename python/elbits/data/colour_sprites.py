@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..errors import InputError
 from . import dsprites as ds
 
 PALETTE = np.array(
@@ -41,7 +42,7 @@ def colour_sprites(colours: int = 4, scales: tuple[int, ...] = (0, 2, 5), positi
     Positions are ``positions`` evenly spaced dSprites posX/posY classes. Default: 1,296 images, ~16 MB.
     """
     if not 1 <= colours <= len(PALETTE):
-        raise ValueError(f"colours must be in [1, {len(PALETTE)}]")
+        raise InputError(f"colours must be in [1, {len(PALETTE)}], got {colours}")
     pos = np.round(np.linspace(0, len(ds.POSITIONS) - 1, positions)).astype(np.int64)
     combos = np.array(list(itertools.product(range(3), range(colours), scales, pos, pos)), dtype=np.int64)
     classes = np.zeros((len(combos), 6), np.int64)
