@@ -82,7 +82,7 @@ def _fmt(x: Optional[float]) -> str:
     return f"{x:.4g}" if abs(x) < 1e5 or not math.isfinite(x) else f"{x:.4e}"
 
 
-def _regime(b: float, capacity: bool = False) -> str:
+def _regime(b: float) -> str:
     if abs(b - 1.0) <= 1e-9:
         return "this is the ELBO (beta = 1)."
     if b > 1.0:
@@ -96,7 +96,7 @@ def _regime(b: float, capacity: bool = False) -> str:
             f"the KL counts {b:.4g}x as much as in the ELBO (beta = {b:.4g} < 1): "
             "rate is cheap, expect a high rate and a loose ELBO."
         )
-    return "the loss rewards rate, pushing R up" + (" toward C." if capacity else ".")
+    return "the loss rewards rate, pushing R up."
 
 
 _KIND_WORDS = {"mse": ("an MSE", "a Gaussian"), "l1": ("an L1 error", "a Laplace")}
@@ -194,7 +194,7 @@ class Audit:
             out += f"{up} of {up + down} samples are above C, so the batch's net beta is {self.beta:.4g}. "
         else:
             side = "above" if up else "below" if down else "at"
-            out += f"this batch's L_kl = {self.kl_as_computed:.4g} is {side} C. "
+            out += f"this batch's L_kl = {self.kl_as_computed:.6g} is {side} C. "
         return out
 
     @property
@@ -214,8 +214,14 @@ class Audit:
                 f"dimension-wise KL x{p['dwkl']:.4g} nats per nat (the ELBO weighs each 1). "
             )
         b = self.beta
-        if math.isfinite(b):
-            body = f"Effective beta = {b:.4g}: {_regime(b, self.capacity is not None)}"
+        if self.capacity is not None and math.isfinite(b):
+            # |R - C| prices no rate as such: at this weight it holds R at C.
+            body = (
+                f"Effective beta = {b:.4g} on this side of C: the term pins the rate to C = "
+                f"{self.capacity:.4g} rather than pricing it, so expect R near C."
+            )
+        elif math.isfinite(b):
+            body = f"Effective beta = {b:.4g}: {_regime(b)}"
         else:
             body = "No single effective beta: each part of the rate has its own price."
         tail = "".join(" " + n for n in self.notes)

@@ -43,6 +43,11 @@ def _step(name: str, value: Any) -> float:
     return s
 
 
+def _terms(*pairs: tuple[float, str]) -> str:
+    """``" + 2 MI - 5 TC"``: weighted terms with their signs."""
+    return "".join(f" {'-' if w < 0 else '+'} {abs(w):.4g} {name}" for w, name in pairs)
+
+
 def _anneal(step: Optional[float], steps: float) -> float:
     """Linear annealing from 0 to 1 over ``steps`` training steps (disentangling-vae's linear_annealing)."""
     if step is None or steps == 0:
@@ -110,7 +115,7 @@ def pythae(
         a, bt, g = (1.0 if v is None else v for v in (alpha, beta, gamma))
         return Weighting(
             w_r, 0.0, **base, parts={"mi": a, "tc": bt, "dwkl": g}, name=name,
-            formula=f"mean_i[{rec} + {a:g} MI_i + {bt:g} TC_i + {g:g} dwKL_i]",
+            formula=f"mean_i[{rec}{_terms((a, 'MI_i'), (bt, 'TC_i'), (g, 'dwKL_i'))}]",
         )  # fmt: skip
     _unused(model, {"beta": beta, "C": C, "warmup_epoch": warmup_epoch, "epoch": epoch, "alpha": alpha})
     g = 2.0 if gamma is None else gamma
@@ -169,7 +174,7 @@ def disentangling_vae(
     if loss in ("VAE", "betaH"):
         bt = 1.0 if loss == "VAE" else check_weight("betaH_B", betaH_B)
         return Weighting(w_r, a * bt, **base, name=name, notes=notes,
-                         formula=f"mean[{rec}] + {a:.4g} x {bt:g} mean[KL]")  # fmt: skip
+                         formula=f"mean[{rec}]{_terms((a * bt, 'mean[KL]'))}")  # fmt: skip
     if loss == "betaB":
         c0, c1 = check_weight("betaB_initC", betaB_initC), check_weight("betaB_finC", betaB_finC)
         c = c0 + (c1 - c0) * a
@@ -189,7 +194,7 @@ def disentangling_vae(
     )
     return Weighting(
         w_r, 0.0, **base, parts={"mi": al, "tc": bt, "dwkl": a * g}, name=name, notes=notes,
-        formula=f"mean[{rec}] + {al:g} MI + {bt:g} TC + {a * g:.4g} dwKL",
+        formula=f"mean[{rec}]{_terms((al, 'MI'), (bt, 'TC'), (a * g, 'dwKL'))}",
     )  # fmt: skip
 
 
@@ -265,7 +270,9 @@ def pytorch_vae(
     if lt == "H":
         if num_iter is not None:
             raise InputError("num_iter only sets the capacity of loss_type 'B'")
-        return Weighting(1.0, bt * m_n, **base, name=name, formula=f"MSE_mean + {bt:g} x {m_n:g} mean[KL]")
+        return Weighting(
+            1.0, bt * m_n, **base, name=name, formula=f"MSE_mean{_terms((bt * m_n, 'mean[KL]'))}"
+        )
     notes: tuple[str, ...] = ()
     if num_iter is None:
         c, notes = c_max, ("No num_iter given: C taken at max_capacity.",)
@@ -273,5 +280,5 @@ def pytorch_vae(
         c = min(max(c_max / stop * _step("num_iter", num_iter), 0.0), c_max)
     return Weighting(
         1.0, g * m_n, **base, capacity=c, name=name, notes=notes,
-        formula=f"MSE_mean + {g:g} x {m_n:g} |mean[KL] - {c:.4g}|",
+        formula=f"MSE_mean{_terms((g * m_n, f'|mean[KL] - {c:.4g}|'))}",
     )  # fmt: skip
