@@ -1,7 +1,8 @@
 // Categorical-256: fused log-softmax + NLL without storing probabilities.
 // Forward: per (sample, tile of kTile pixels) a max pass and a sum-exp pass over
 // the 256 class rows of the tile (256 x kTile values, read from DRAM once and
-// again from cache), keeping only lse per pixel. Backward: one streaming pass
+// again from cache), keeping per pixel only the max and 1 / sum exp(x - max)
+// (elbits/categorical.h). Backward: one streaming pass
 // that reads logits and writes (softmax - onehot) * scale, class by class.
 #include <type_traits>
 
@@ -17,12 +18,13 @@ using namespace colour;
 
 constexpr int64_t kTile = 128;      // pixels per forward task: 256 x 128 x 4 B = 128 KiB
 constexpr int64_t kClassBlock = 16;  // classes per backward task
+constexpr int kSumBlock = 16;        // classes per partial sum of the forward's sum-exp
 
 template <class S, class L>
-ELBITS_INLINE void fwd_tile(const S* x, int64_t P, const L* t, int64_t n, compute_t<S>* lse, double* nll,
-              uint32_t* flags) {
+ELBITS_INLINE void fwd_tile(const S* x, int64_t P, const L* t, int64_t n, compute_t<S>* lse_m, compute_t<S>* lse_inv,
+                            double* nll, uint32_t* flags) {
   using T = compute_t<S>;
-  T m[kTile], s[kTile], bad[kTile];  // bad[p] += v - v: 0 unless a value is NaN/Inf
+  T m[kTile], q[kTile], k[kTile], bad[kTile];  // bad[p] += v - v: 0 unless a value is NaN/Inf
   for (int64_t p = 0; p < n; ++p) {
     m[p] = to_float(x[p]);
     bad[p] = m[p] - m[p];
@@ -35,19 +37,27 @@ ELBITS_INLINE void fwd_tile(const S* x, int64_t P, const L* t, int64_t n, comput
       m[p] = v > m[p] ? v : m[p];
     }
   }
-  for (int64_t p = 0; p < n; ++p) s[p] = T(0);
-  for (int c = 0; c < kLevels; ++c) {
-    const S* xc = x + c * P;
-    for (int64_t p = 0; p < n; ++p) s[p] += ex_nonpos(to_float(xc[p]) - m[p]);
+  // q sums 16 classes at a time, then the 16 partial sums: each float sum has 16 terms,
+  // so rounding stays ~16 ulp (a running sum of 256 equal terms drifts by ~100 ulp).
+  T qb[kTile];
+  for (int64_t p = 0; p < n; ++p) q[p] = k[p] = T(0);
+  for (int c0 = 0; c0 < kLevels; c0 += kSumBlock) {
+    for (int64_t p = 0; p < n; ++p) qb[p] = T(0);
+    for (int c = c0; c < c0 + kSumBlock; ++c) {
+      const S* xc = x + c * P;
+      for (int64_t p = 0; p < n; ++p) sum_exp_add(T(to_float(xc[p])), m[p], qb[p], k[p]);
+    }
+    for (int64_t p = 0; p < n; ++p) q[p] += qb[p];
   }
   double acc = 0.0;
   uint32_t range = 0, nonfinite = 0;
   for (int64_t p = 0; p < n; ++p) {
     nonfinite |= !(bad[p] == T(0));
-    const T l = lse_from(m[p], s[p]);
-    lse[p] = l;
+    const T ls = log_sum_exp_tail(q[p], k[p]);
+    lse_m[p] = m[p];
+    lse_inv[p] = T(1) / (T(1) + (q[p] + (k[p] - T(1))));  // 1 / s
     const int64_t lv = level_of(t[p], range);
-    acc += static_cast<double>(l - to_float(x[lv * P + p]));
+    acc += static_cast<double>((m[p] - T(to_float(x[lv * P + p]))) + ls);
   }
   *nll = acc;
   flags[0] = nonfinite;
@@ -55,15 +65,15 @@ ELBITS_INLINE void fwd_tile(const S* x, int64_t P, const L* t, int64_t n, comput
 }
 
 template <class S, class L>
-ELBITS_INLINE void bwd_block(const S* x, int64_t P, const L* t, int c0, int c1, const compute_t<S>* lse,
-               compute_t<S> g, S* out) {
+ELBITS_INLINE void bwd_block(const S* x, int64_t P, const L* t, int c0, int c1, const compute_t<S>* lse_m,
+                             const compute_t<S>* lse_inv, compute_t<S> g, S* out) {
   using T = compute_t<S>;
   for (int c = c0; c < c1; ++c) {
     const S* xc = x + c * P;
     S* oc = out + c * P;
 #pragma GCC ivdep
     for (int64_t p = 0; p < P; ++p)
-      st(oc + p, categorical_grad(T(to_float(xc[p])), lse[p], static_cast<int64_t>(t[p]) == c, g));
+      st(oc + p, categorical_grad(T(to_float(xc[p])), lse_m[p], lse_inv[p], static_cast<int64_t>(t[p]) == c, g));
   }
 }
 
@@ -72,13 +82,14 @@ ELBITS_INLINE void bwd_block(const S* x, int64_t P, const L* t, int c0, int c1, 
 // Per-ISA clones of the tile loops (see colour_common.h).
 namespace colour_isa {
 #define ELBITS_CAT_CLONES(S, L)                                                                        \
-  ELBITS_CLONES void cat_fwd(const S* x, int64_t P, const L* t, int64_t n, compute_t<S>* lse,         \
-                             double* nll, uint32_t* flags) {                                         \
-    fwd_tile<S, L>(x, P, t, n, lse, nll, flags);                                                      \
+  ELBITS_CLONES void cat_fwd(const S* x, int64_t P, const L* t, int64_t n, compute_t<S>* lse_m,       \
+                             compute_t<S>* lse_inv, double* nll, uint32_t* flags) {                   \
+    fwd_tile<S, L>(x, P, t, n, lse_m, lse_inv, nll, flags);                                            \
   }                                                                                                   \
   ELBITS_CLONES void cat_bwd(const S* x, int64_t P, const L* t, int c0, int c1,                       \
-                             const compute_t<S>* lse, compute_t<S> g, S* out) {                       \
-    bwd_block<S, L>(x, P, t, c0, c1, lse, g, out);                                                    \
+                             const compute_t<S>* lse_m, const compute_t<S>* lse_inv, compute_t<S> g,   \
+                             S* out) {                                                                \
+    bwd_block<S, L>(x, P, t, c0, c1, lse_m, lse_inv, g, out);                                          \
   }
 ELBITS_CAT_CLONES(float, uint8_t)
 ELBITS_CAT_CLONES(float, int64_t)
@@ -96,7 +107,8 @@ PixelFlags categorical256_forward(const CategoricalArgs& a) {
                            a.target_batch_stride, a.batch, a.pixels, kTile, a.n_threads, a.recon, a.out_f64,
                            [&](auto x, auto t, int64_t b, int64_t p0, int64_t n, double* sum, uint32_t* f) {
     using T = compute_t<std::remove_cv_t<std::remove_pointer_t<decltype(x)>>>;
-    colour_isa::cat_fwd(x, a.pixels, t, n, static_cast<T*>(a.lse) + b * a.pixels + p0, sum, f);
+    T* lse = static_cast<T*>(a.lse) + b * 2 * a.pixels + p0;  // [B, 2, P]: max, then 1 / s
+    colour_isa::cat_fwd(x, a.pixels, t, n, lse, lse + a.pixels, sum, f);
   });
 }
 
@@ -114,10 +126,10 @@ void categorical256_backward(const CategoricalArgs& a, const void* scale, DType 
         const int c0 = static_cast<int>((task % blocks) * kClassBlock);
         const S* x = static_cast<const S*>(a.logits) + b * a.logits_batch_stride;
         const L* t = static_cast<const L*>(a.target) + b * a.target_batch_stride;
-        const T* lse = static_cast<const T*>(a.lse) + b * a.pixels;
+        const T* lse = static_cast<const T*>(a.lse) + b * 2 * a.pixels;
         S* o = static_cast<S*>(grad) + b * kLevels * a.pixels;
         const T g = static_cast<T>(load_scale(scale, scale_dtype, b * scale_stride));
-        colour_isa::cat_bwd(x, a.pixels, t, c0, c0 + static_cast<int>(kClassBlock), lse, g, o);
+        colour_isa::cat_bwd(x, a.pixels, t, c0, c0 + static_cast<int>(kClassBlock), lse, lse + a.pixels, g, o);
       });
     });
   });

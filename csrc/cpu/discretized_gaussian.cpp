@@ -27,7 +27,7 @@ void dg_chunk(const S* prm, int64_t P, const L* tgt, int64_t n, int64_t C, S* gr
       bad |= not_finite(m) | not_finite(ls);
       const int64_t lv = level_of(t[p], range);
       double lp, dm, dls;
-      discretized_gaussian(lv / 127.5 - 1.0, static_cast<int>(lv), m, ls, lp, dm, dls);
+      discretized_gaussian(static_cast<int>(lv), m, ls, lp, dm, dls);
       acc -= lp;
       if (grad) {
         st(grad + c * P + p, static_cast<compute_t<S>>(-dm * gs));

@@ -76,7 +76,8 @@ struct PixelFlags {
 };
 
 // Categorical over 256 levels: logits [B, 256, P] (class stride P), target [B, P].
-// Forward writes lse [B, P] (float, double for float64 logits) and recon [B].
+// Forward writes lse [B, 2, P] (per pixel the max logit, then 1 / sum exp(x - max):
+// elbits/categorical.h; float, double for float64 logits) and recon [B].
 struct CategoricalArgs {
   const void* logits;
   DType logits_dtype;

@@ -27,7 +27,7 @@ ELBITS_INLINE void mix_tile(const S* prm, int64_t P, const L* tgt, int64_t n, in
   // malloc and a 29 KB memset each (K = 10). Every region is written before it is
   // read, except `zeros`, which is cleared here.
   thread_local std::vector<T> buf;
-  const size_t need = static_cast<size_t>((3 * C + K + 2 * C * K + 3 * K + 6) * kTile);
+  const size_t need = static_cast<size_t>((3 * C + K + 2 * C * K + 3 * K + 8) * kTile);
   if (buf.size() < need) buf.resize(need);
   T* xs = buf.data();               // [C][kTile]
   T* wlo = xs + C * kTile;          // [C][kTile]
@@ -36,11 +36,16 @@ ELBITS_INLINE void mix_tile(const S* prm, int64_t P, const L* tgt, int64_t n, in
   T* dmn = lp + K * kTile;          // [C][K][kTile]
   T* dls = dmn + C * K * kTile;     // [C][K][kTile]
   T* coef = dls + C * K * kTile;    // [3][K][kTile]
-  T* mx1 = coef + 3 * K * kTile;    // [kTile] each
-  T* mx2 = mx1 + kTile;
-  T* s1 = mx2 + kTile;
-  T* s2 = s1 + kTile;
-  T* zeros_w = s2 + kTile;
+  // [kTile] each: the two online log-sum-exps (elbits/logmath.h lse_push2), of the
+  // mixture logits (max mu1; q1, k1) and of logits + lp (max parts mu2, mw2; q2, k2).
+  T* mu1 = coef + 3 * K * kTile;
+  T* q1 = mu1 + kTile;
+  T* k1 = q1 + kTile;
+  T* mu2 = k1 + kTile;
+  T* mw2 = mu2 + kTile;
+  T* q2 = mw2 + kTile;
+  T* k2 = q2 + kTile;
+  T* zeros_w = k2 + kTile;
   for (int64_t p = 0; p < kTile; ++p) zeros_w[p] = T(0);
   const T* zeros = zeros_w;  // stays 0
   T badv[kTile];  // badv[p] += v - v: 0 unless a parameter is NaN/Inf
@@ -101,13 +106,13 @@ ELBITS_INLINE void mix_tile(const S* prm, int64_t P, const L* tgt, int64_t n, in
       }
     }
   }
-  // Mixture: nll = logsumexp(pi) - logsumexp(pi + lp).
+  // Mixture: nll = logsumexp(pi) - logsumexp(pi + lp), one online pass over the
+  // components, each log-sum-exp kept in parts (its max apart from log s) so that
+  // logits near 1e4 keep the loss's digits: nll = (mu1 - mu2) - mw2 + (log s1 - log s2).
   #pragma GCC ivdep
       for (int64_t p = 0; p < n; ++p) {
-    mx1[p] = -INFINITY;
-    mx2[p] = -INFINITY;
-    s1[p] = T(0);
-    s2[p] = T(0);
+    mu1[p] = mu2[p] = -INFINITY;
+    q1[p] = k1[p] = mw2[p] = q2[p] = k2[p] = T(0);
   }
   for (int64_t k = 0; k < K; ++k) {
     const S* pr = row(k);
@@ -116,29 +121,21 @@ ELBITS_INLINE void mix_tile(const S* prm, int64_t P, const L* tgt, int64_t n, in
       for (int64_t p = 0; p < n; ++p) {
       const T v = to_float(pr[p]);
       badv[p] += v - v;
-      const T w = v + lpk[p];
-      mx1[p] = v > mx1[p] ? v : mx1[p];
-      mx2[p] = w > mx2[p] ? w : mx2[p];
-    }
-  }
-  for (int64_t k = 0; k < K; ++k) {
-    const S* pr = row(k);
-    const T* lpk = lp + k * kTile;
-    #pragma GCC ivdep
-      for (int64_t p = 0; p < n; ++p) {
-      const T v = to_float(pr[p]);
-      s1[p] += ex_nonpos(v - mx1[p]);
-      s2[p] += ex_nonpos(v + lpk[p] - mx2[p]);
+      T mw1 = T(0);
+      lse_push2(v, T(0), mu1[p], mw1, q1[p], k1[p]);
+      lse_push2(v, lpk[p], mu2[p], mw2[p], q2[p], k2[p]);
     }
   }
   double acc = 0.0;
   uint32_t nonfinite = 0;
+  T* ls1 = q1;  // log s1, log s2 replace their accumulators
+  T* ls2 = q2;
   #pragma GCC ivdep
       for (int64_t p = 0; p < n; ++p) {
     nonfinite |= !(badv[p] == T(0));
-    mx1[p] = mx1[p] + lg(s1[p]);  // lse of the mixture logits
-    mx2[p] = mx2[p] + lg(s2[p]);  // log p(x) + lse
-    acc += static_cast<double>(mx1[p] - mx2[p]);
+    ls1[p] = log_sum_exp_tail(q1[p], k1[p]);
+    ls2[p] = log_sum_exp_tail(q2[p], k2[p]);
+    acc += static_cast<double>(((mu1[p] - mu2[p]) - mw2[p]) + (ls1[p] - ls2[p]));
   }
   *nll_sum = acc;
   flags[0] = nonfinite;
@@ -151,18 +148,18 @@ ELBITS_INLINE void mix_tile(const S* prm, int64_t P, const L* tgt, int64_t n, in
     const S* pr = row(k);
     const T* lpk = lp + k * kTile;
     S* gp = grow(k);
-    T* r = s1;  // reuse as r_k[p]
+    T* r = k1;  // reuse as r_k[p]
     #pragma GCC ivdep
       for (int64_t p = 0; p < n; ++p) {
       const T v = to_float(pr[p]);
-      const T w = ex_nonpos(v - mx1[p] < T(0) ? v - mx1[p] : T(0));
-      const T rk = ex_nonpos(v + lpk[p] - mx2[p] < T(0) ? v + lpk[p] - mx2[p] : T(0));
+      const T w = ex_rel((v - mu1[p]) - ls1[p]);
+      const T rk = ex_rel(((v - mu2[p]) + (lpk[p] - mw2[p])) - ls2[p]);
       // Every gradient below is proportional to r or to (w - r): scaling both by the
       // expected upstream gradient pre-scales all of them.
       r[p] = rk * gs;
       st(gp + p, (w - rk) * gs);
     }
-    T* gm2 = s2;  // d nll / d mean of channel 2 (for beta, gamma)
+    T* gm2 = k2;  // d nll / d mean of channel 2 (for beta, gamma)
     for (int64_t c = 0; c < C; ++c) {
       const T* dm = dmn + (c * K + k) * kTile;
       const T* dl = dls + (c * K + k) * kTile;

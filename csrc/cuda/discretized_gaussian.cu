@@ -37,7 +37,7 @@ __global__ void __launch_bounds__(kThreads)
     bad |= not_finite(m) | not_finite(ls);
     const int64_t lv = level_of(t[i], range);
     double lp, dm, dls;
-    discretized_gaussian(lv / 127.5 - 1.0, static_cast<int>(lv), m, ls, lp, dm, dls);
+    discretized_gaussian(static_cast<int>(lv), m, ls, lp, dm, dls);
     acc -= lp;
     if (gm) {
       st(gm + i, static_cast<compute_t<S>>(-dm * gs));

@@ -54,8 +54,9 @@ const char* scale_rows(const void* g, void* out, DType dtype, int64_t batch, int
 // Each returns nullptr, or the name of the CUDA error a launch raised.
 
 int64_t categorical256_chunks_per_row(int64_t pixels);
-// logits [B, 256, P] (class stride P), target [B, P]; lse [B, P] contiguous,
-// float32 (float64 for float64 logits); recon [B].
+// logits [B, 256, P] (class stride P), target [B, P]; lse [B, 2, P] contiguous (per
+// pixel the max logit, then 1 / sum exp(x - max): elbits/categorical.h), float32
+// (float64 for float64 logits); recon [B].
 const char* categorical256_forward(const void* logits, DType logits_dtype, int64_t logits_bs, const void* target,
                                    DType target_dtype, int64_t target_bs, int64_t batch, int64_t pixels, void* lse,
                                    void* recon, bool out_f64, double* partial, int* flags, bool check_finite,

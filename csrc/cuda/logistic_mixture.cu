@@ -5,12 +5,13 @@
 // One thread owns one pixel (all C channels, all K components); parameter rows
 // are strided by P, so a warp reads 32 consecutive pixels of a row: coalesced.
 // Pass 1 runs over the components once, keeping online log-sum-exps of the
-// mixture logits (lse1) and of logits + log P(pixel | k) (lse2):
-//   nll = lse1 - lse2.
+// mixture logits (lse1) and of logits + log P(pixel | k) (lse2), each in parts
+// (elbits/logmath.h lse_push2: the max's parts apart from log s):
+//   nll = lse1 - lse2 = (mu1 - mu2) - mw2 + (log s1 - log s2).
 // With a gradient, pass 2 recomputes each component (same inline code, so the
 // same values) and writes d nll / d params once, in the PixelCNN++ layout:
 //   d / d pi_k = softmax(pi)_k - r_k,  d / d theta_{k,c} = -r_k d log P_{k,c} / d theta,
-// r_k = exp(pi_k + lp_k - lse2). Recomputing costs arithmetic, not memory:
+// r_k = exp(pi_k + lp_k - lse2), each exponent taken from the parts. Recomputing costs arithmetic, not memory:
 // nothing per component is kept in global memory, and the re-read of the
 // pixel's parameters hits the cache.
 #include <cuda_runtime.h>
@@ -23,16 +24,6 @@
 namespace elbits::cuda {
 namespace {
 using namespace colour;
-
-// Online log-sum-exp step: (m, s) with s = sum exp(v_i - m).
-template <class T>
-__device__ __forceinline__ void lse_push(T v, T& m, T& s) {
-  const T d = v - m;
-  const T e = ex_nonpos(-absv(d));
-  const bool up = d > T(0);
-  s = up ? s * e + T(1) : s + e;
-  m = up ? v : m;
-}
 
 // log P(pixel | component k) and, per channel, d log P / d mean and d / d log-scale
 // (0 below the -7 clamp); coef = tanh of the channel-coupling coefficients (C = 3).
@@ -91,19 +82,20 @@ __global__ void __launch_bounds__(kThreads)
       hi[c] = lv < 255 ? T(1) : T(0);
     }
     T badv = T(0);
-    T m1 = -INFINITY, s1 = T(0), m2 = -INFINITY, s2 = T(0);
+    T mu1 = -INFINITY, mw1 = T(0), q1 = T(0), k1 = T(0);
+    T mu2 = -INFINITY, mw2 = T(0), q2 = T(0), k2 = T(0);
     T dm[C], dl[C], coef[3] = {T(0), T(0), T(0)};
 #pragma unroll 1
     for (int64_t k = 0; k < K; ++k) {
       const T lp = component<C>(pr, P, K, k, xs, lo, hi, dm, dl, coef, badv);
       const T v = to_float(pr[k * P]);
       badv += v - v;
-      lse_push(v, m1, s1);
-      lse_push(v + lp, m2, s2);
+      lse_push2(v, T(0), mu1, mw1, q1, k1);
+      lse_push2(v, lp, mu2, mw2, q2, k2);
     }
-    const T lse1 = m1 + lg(s1);  // lse of the mixture logits
-    const T lse2 = m2 + lg(s2);  // log p(x) + lse1
-    acc = static_cast<double>(lse1 - lse2);
+    const T ls1 = log_sum_exp_tail(q1, k1);  // lse1 = mu1 + ls1
+    const T ls2 = log_sum_exp_tail(q2, k2);  // lse2 = mu2 + mw2 + ls2 = log p(x) + lse1
+    acc = static_cast<double>(((mu1 - mu2) - mw2) + (ls1 - ls2));
     bad = check_finite && !(badv == T(0));
     if (grad) {
       const int64_t nb = C == 3 ? 3 * K : 2 * K;
@@ -114,8 +106,8 @@ __global__ void __launch_bounds__(kThreads)
         const T lp = component<C>(pr, P, K, k, xs, lo, hi, dm, dl, coef, unused);
         const T v = to_float(pr[k * P]);
         // Every gradient below is linear in w and rk: scaling both by gs scales them all.
-        const T w = gs * ex_nonpos(v - lse1 < T(0) ? v - lse1 : T(0));
-        const T rk = gs * ex_nonpos(v + lp - lse2 < T(0) ? v + lp - lse2 : T(0));
+        const T w = gs * ex_rel((v - mu1) - ls1);
+        const T rk = gs * ex_rel(((v - mu2) + (lp - mw2)) - ls2);
         st(gp + k * P, w - rk);
         T gm2 = T(0);  // d nll / d mean of channel 2 (for beta, gamma)
 #pragma unroll

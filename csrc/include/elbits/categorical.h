@@ -4,7 +4,17 @@
 //   d nll / d x_c = softmax(x)_c - [c == t] = exp(x_c - lse) - [c == t]
 // The CPU kernel (csrc/cpu/categorical.cpp) computes lse with a max pass and a
 // sum-exp pass over a tile of pixels held in cache, and the backward recomputes
-// the softmax from (x, lse): no probability tensor is ever stored.
+// the softmax from the logits: no probability tensor is ever stored.
+//
+// lse = m + log s (m the max logit, s = sum_c exp(x_c - m)) is never formed as a
+// float: near |x| = 1e4 one ulp of it is 1e-3, which is the whole loss of a
+// confident pixel and a 1e-3 relative error in every softmax probability. The
+// forward takes nll = (m - x_t) + log s, whose first term is exact or rounded once
+// relative to itself, and keeps (m, 1 / s) per pixel for the backward's
+// softmax_c = exp(x_c - m) / s (x_c - m exact near the max; each row then sums to 1
+// within a few float32 ulps, as its terms are the forward's own). log s is
+// log1p(s - 1) with s - 1 summed from the terms below the max (elbits/logmath.h):
+// s = 1 + 1e-6 would keep only 3 digits of its log as a float sum.
 #pragma once
 #include "logmath.h"
 #include "macros.h"
@@ -13,14 +23,22 @@ namespace elbits {
 
 constexpr int kLevels = 256;
 
-// lse from the running max m and sum s = sum_c exp(x_c - m) (s >= 1).
+// One class's share of s = sum_c exp(x_c - m): terms below the max go to q, terms at
+// it count in k (exactly 1 each), so that s - 1 = q + (k - 1) keeps its low digits
+// (log s = log_sum_exp_tail(q, k), elbits/logmath.h). x - m <= 0 exactly (m is the max of the same values); a NaN stays NaN.
 template <class T>
-ELBITS_HD T lse_from(T m, T s) { return m + lg(s); }
+ELBITS_HD void sum_exp_add(T x, T m, T& q, T& k) {
+  const bool top = x == m;
+  const T e = ex_nonpos(x - m);
+  q += top ? T(0) : e;
+  k += top ? T(1) : T(0);
+}
 
-// One gradient element: softmax_c - onehot, times the upstream scale g.
+// One gradient element: softmax_c - onehot, times the upstream scale g, from the max m
+// and 1 / s of the pixel's logits. x - m <= 0 exactly (a NaN stays NaN).
 template <class T>
-ELBITS_HD T categorical_grad(T x, T lse, bool is_target, T g) {
-  const T p = ex_nonpos(x - lse < T(0) ? x - lse : T(0));  // x <= lse up to rounding
+ELBITS_HD T categorical_grad(T x, T m, T inv_s, bool is_target, T g) {
+  const T p = ex_nonpos(x - m) * inv_s;
   return (p - (is_target ? T(1) : T(0))) * g;
 }
 

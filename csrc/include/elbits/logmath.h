@@ -69,6 +69,39 @@ ELBITS_HD T softplus_sigmoid(T x, T& sp, T& sig) {
   return e;
 }
 
+// ---- log-sum-exp that keeps its digits. A sum s = sum_i exp(y_i - max) is kept as
+// q (the terms below the max) and k (how many equal it, each exactly 1), and
+// log s = log1p(q + k - 1): as a float sum, s = 1 + 1e-6 would keep 3 digits of its log.
+// The max itself is never added to log s (m + log s rounds to 1e-3 near m = 1e4): the
+// callers subtract the parts they keep.
+
+// log s from (q, k); k >= 1 for finite inputs, and the result is >= 0.
+template <class T>
+ELBITS_HD T log_sum_exp_tail(T q, T k) {
+  const T r = q + (k - T(1));  // s - 1 >= 0
+  const T small = lg1p_unit(r <= T(1) ? r : T(1));
+  return r <= T(1) ? small : lg(T(1) + r);
+}
+
+// Online step of such a log-sum-exp over values y = u + w given in two parts (a
+// mixture logit near 1e4 and a log-likelihood near -10: their float sum would
+// round off the digits the loss keeps). (mu, mw) are the parts of the largest value
+// so far; start from mu = -inf, mw = q = k = 0. Branch-free; a NaN stays NaN.
+template <class T>
+ELBITS_HD void lse_push2(T u, T w, T& mu, T& mw, T& q, T& k) {
+  const T d = (u - mu) + (w - mw);  // y - max, from the parts
+  const T e = ex_nonpos(-absv(d));
+  const bool up = d > T(0), tie = d == T(0);
+  q = up ? (q + k) * e : tie ? q : q + e;
+  k = up ? T(1) : tie ? k + T(1) : k;
+  mu = up ? u : mu;
+  mw = up ? w : mw;
+}
+
+// exp(y) for a y that is <= 0 up to rounding (an exponent relative to a log-sum-exp).
+template <class T>
+ELBITS_HD T ex_rel(T y) { return ex_nonpos(y > T(0) ? T(0) : y); }  // NaN stays NaN
+
 // tanh(x) = sign(x) (1 - e) / (1 + e), e = exp(-2|x|).
 template <class T>
 ELBITS_HD T tanh_v(T x) {

@@ -68,8 +68,8 @@ def categorical256_elbo(
     """logits ``[B, 256, P]`` (each sample contiguous), target ``[B, P]`` levels.
 
     Returns (recon [B], kl [B, Z], lse [B, 2, P], d kl / d logvar or empty); lse holds each
-    pixel's log-sum-exp as two planes, the max logit and log sum exp(logits - max), whose float
-    sum would lose digits (csrc/include/elbits/categorical.h).
+    pixel's log-sum-exp in two planes, the max logit and 1 / sum exp(logits - max), for the
+    backward's softmax (their float lse would lose digits: csrc/include/elbits/categorical.h).
     """
     batch, _, pixels = logits.shape
     odt = out_dtype(logits.dtype, mu.dtype, logvar.dtype)
