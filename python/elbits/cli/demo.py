@@ -32,11 +32,16 @@ def check(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from elbits.report import run_demo
+    from elbits.train import TrainingInterrupted
 
     from .train import config_kwargs
 
     kw = config_kwargs(args)
     kw["progress"] = kw["progress"] and not args.quiet
     command = "elbits demo" + (" " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 and sys.argv[1] == "demo" else "")
-    run_demo(args.out, command=command, quiet=args.quiet, **kw)
+    try:
+        run_demo(args.out, command=command, quiet=args.quiet, **kw)
+    except TrainingInterrupted as e:
+        print(f"elbits demo: {e}", file=sys.stderr)
+        return 130
     return 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from pathlib import Path
 
 from ..errors import InputError
@@ -27,7 +28,7 @@ from ._args import (
 
 def add_train_arguments(p: argparse.ArgumentParser, defaults: dict) -> None:
     """The TrainConfig options shared by ``train`` and ``demo`` (``defaults``: shown in the help)."""
-    from elbits.train import CONTROLLERS
+    from elbits.train import CONTROLLERS, training_likelihoods
 
     g = p.add_argument_group("training")
     g.add_argument("--steps", type=positive_int, default=defaults["steps"],
@@ -55,6 +56,16 @@ def add_train_arguments(p: argparse.ArgumentParser, defaults: dict) -> None:
                    help="capacity: gamma (default %(default)s)")
     g.add_argument("--controller-lr", type=positive_float, default=defaults["controller_lr"],
                    help="geco / target-rate step size (default %(default)s)")
+    lk = p.add_argument_group("likelihood")
+    lk.add_argument("--likelihood", choices=training_likelihoods(), default=defaults["likelihood"],
+                    help="the decoder's likelihood; the model's output channels follow it (default %(default)s)")
+    lk.add_argument("--mixture-components", type=positive_int, default=defaults["mixture_components"],
+                    help="logistic_mixture: components K (default %(default)s)")
+    lk.add_argument("--scale", type=positive_float, default=None,
+                    help="gaussian / laplace: a fixed sigma / b (images in [0, 1]); the decoder then emits means "
+                         "only (default: it emits a log-scale per subpixel too)")
+    lk.add_argument("--discretize", action="store_true",
+                    help="gaussian / laplace: the code length of the 8-bit levels instead of the density")
     d = p.add_argument_group("data")
     d.add_argument("--npz", type=readable_file, default=None,
                    help="the real dsprites_ndarray_...npz (default: procedural dSprites)")
@@ -70,6 +81,8 @@ def add_train_arguments(p: argparse.ArgumentParser, defaults: dict) -> None:
     o.add_argument("--resume", nargs="?", const="auto", default=None,
                    type=checkpoint("checkpoint.pt", auto=True),
                    help="continue from OUT/checkpoint.pt, or from the checkpoint PATH given")
+    o.add_argument("--overwrite", action="store_true",
+                   help="replace the run already in the output folder (default: refuse it)")
     o.add_argument("--no-progress", action="store_true", help="no progress bar")
     o.add_argument("--no-tensorboard", action="store_true", help="no TensorBoard scalars even if installed")
     o.add_argument("--device", type=device(), default="auto",
@@ -84,7 +97,9 @@ def config_kwargs(args: argparse.Namespace) -> dict:
         "gamma": args.gamma, "controller_lr": args.controller_lr, "npz": args.npz,
         "train_size": args.train_size or None, "data_seed": args.data_seed, "log_every": args.log_every,
         "checkpoint_every": args.checkpoint_every, "resume": args.resume, "progress": not args.no_progress,
-        "tensorboard": not args.no_tensorboard, "device": args.device,
+        "tensorboard": not args.no_tensorboard, "device": args.device, "likelihood": args.likelihood,
+        "mixture_components": args.mixture_components, "scale": args.scale, "discretize": args.discretize,
+        "overwrite": args.overwrite,
     }
 
 
@@ -109,6 +124,8 @@ def check_train_args(args: argparse.Namespace, run_dir: Path) -> None:
     if args.train_size and args.train_size // world < args.batch_size:
         raise InputError(f"--train-size {args.train_size} over {world} process(es) is less than one batch of "
                          f"--batch-size {args.batch_size}; expected --train-size >= {args.batch_size * world}")
+    if args.resume is not None and args.overwrite:
+        raise InputError("--resume continues the run in the output folder and --overwrite replaces it: give one")
     if args.resume == "auto" and not (run_dir / "checkpoint.pt").is_file():
         raise InputError(f"--resume: no {run_dir / 'checkpoint.pt'} to continue from; give the checkpoint's "
                          "path, or drop --resume to start afresh")
@@ -130,10 +147,14 @@ def check(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from elbits.train import TrainConfig, train
+    from elbits.train import TrainConfig, TrainingInterrupted, train
 
     cfg = TrainConfig(out_dir=args.out, **config_kwargs(args))
-    result = train(cfg)
+    try:
+        result = train(cfg)
+    except TrainingInterrupted as e:
+        print(f"elbits train: {e}", file=sys.stderr)
+        return 130
     if result.rank == 0 and result.final is not None:
         f = result.final
         keys = ("rate_bits", "distortion_bits", "nelbo_bits", "budget_bits", "bound_bits", "bound_slack_bits",

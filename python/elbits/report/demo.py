@@ -38,21 +38,31 @@ def demo_config(out_dir: Union[str, Path] = "elbits-report", **overrides: Any) -
     return TrainConfig(**kw)
 
 
-def reconstruction_batch(model: torch.nn.Module, dataset: Any, n: int = 10, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """``n`` training images (fixed by ``seed``) and their reconstructions at z = mean (probabilities)."""
-    from ..train import fetch
+def reconstruction_batch(model: Any, dataset: Any, n: int = 10, seed: int = 0,
+                         head: Any = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` training images (fixed by ``seed``) and their reconstructions (the decoder's mean image, in
+    [0, 1]) in eval mode, z = mean with ``encode``/``decode``; ``head``: the run's
+    :class:`~elbits.train.Head` (default: Bernoulli logits)."""
+    from ..train import fetch, resolve_head
+    from ..train.decoders import split_output
 
     items = np.sort(np.random.default_rng(seed).choice(len(dataset), min(n, len(dataset)), replace=False))
     x = fetch(dataset, items)
     dev = next(model.parameters()).device
+    if head is None:
+        head = resolve_head(getattr(model, "likelihood", "bernoulli"), None, model, x.shape[1])
     was = model.training
     model.eval()
     try:
         with torch.no_grad():
-            logits, _, _ = model(x.to(dev))
+            xd = x.to(dev)
+            if callable(getattr(model, "encode", None)) and callable(getattr(model, "decode", None)):
+                out = model.decode(model.encode(xd)[0])
+            else:
+                out = split_output(model(xd), xd)[0]
     finally:
         model.train(was)
-    return x, torch.sigmoid(logits).cpu()
+    return x, head.mean_image(out).cpu()
 
 
 def write_report(result: Any, cfg: Any, out_dir: Union[str, Path], wall_s: Optional[float] = None,
@@ -64,7 +74,7 @@ def write_report(result: Any, cfg: Any, out_dir: Union[str, Path], wall_s: Optio
     s = build_summary(result, cfg, wall_s=wall_s, command=command)
     plots.curves(s, out / "curves.png")
     plots.kl_bars(s, out / "kl_per_dim.png")
-    x, p = reconstruction_batch(result.model, result.dataset, seed=cfg.seed)
+    x, p = reconstruction_batch(result.model, result.dataset, seed=cfg.seed, head=getattr(result, "head", None))
     plots.reconstructions(x, p, out / "reconstructions.png")
     plots.rd_plane(s, out / "rd_plane.png")
     if t0 is not None:

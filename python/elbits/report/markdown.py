@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from ..units import NATS_PER_BIT
+from .summary import no_bound_reason
 
 PLOTS = {
     "curves.png": "Training curves: rate R and distortion D in bits per image, with the budget",
@@ -51,8 +52,9 @@ def render(s: dict[str, Any], plots: Optional[dict[str, str]] = None) -> str:
         "",
         f"- data: {b['source']}"
         + (f", drawn without replacement (data seed {cfg['data_seed']})" if cfg["train_size"] else ""),
-        f"- model: {s['model']}, Z = {s['z_dim']}, Bernoulli decoder over {s['dims']} pixels; "
-        f"loss: `elbits.ELBOLoss` (fused), {ctrl_txt}",
+        f"- model: {s['model']}, Z = {s['z_dim']}, {s.get('likelihood', 'bernoulli')} likelihood over {s['dims']} "
+        f"subpixels (the decoder returns {s.get('decoder_output') or 'logits'}); "
+        f"loss: `elbits.ELBOLoss`, {ctrl_txt}",
         f"- {s['steps']} steps of AdamW (lr {cfg['lr']:g}, weight decay {cfg['weight_decay']:g}), "
         f"batch {cfg['batch_size']} x {s['world_size']} process(es), seed {cfg['seed']}",
         f"- wall time: {s['train_s']:.1f} s of training{wall}; {s['threads']} torch threads, "
@@ -62,17 +64,22 @@ def render(s: dict[str, Any], plots: Optional[dict[str, str]] = None) -> str:
         "",
         "| quantity | bits | nats | over |",
         "|---|---|---|---|",
-        f"| factor entropy log(1·3·6·40·32·32) | {_f(b['factor_bits'])} | {_f(b['factor_bits'] * NATS_PER_BIT)} "
-        "| the whole dSprites grid (737,280 images), exact |",
     ]
+    if b["factor_bits"] is not None:
+        out.append(f"| factor entropy log(1·3·6·40·32·32) | {_f(b['factor_bits'])} | "
+                   f"{_f(b['factor_bits'] * NATS_PER_BIT)} | the whole dSprites grid (737,280 images), exact |")
     if b["empirical_bits"] is not None:
+        out.append(f"| empirical H(X) | {_f(b['empirical_bits'])} | {_f(b['empirical_bits'] * NATS_PER_BIT)} | "
+                   f"the {b['images']} training images ({b['distinct']} distinct), exact for their uniform distribution |")
+    if b["marginal_sum_bits"] is not None and b["empirical_bits"] is not None:
         tc = b["marginal_sum_bits"] - b["empirical_bits"]
         out += [
-            f"| empirical H(X) | {_f(b['empirical_bits'])} | {_f(b['empirical_bits'] * NATS_PER_BIT)} | "
-            f"the {b['images']} training images ({b['distinct']} distinct), exact for their uniform distribution |",
             f"| Σ_i H(X_i), pixel marginals | {_f(b['marginal_sum_bits'])} | "
             f"{_f(b['marginal_sum_bits'] * NATS_PER_BIT)} | the training images |",
             f"| total correlation Σ_i H(X_i) − H(X) | {_f(tc)} | {_f(tc * NATS_PER_BIT)} | the training images |",
+        ]
+    if b["empirical_bits"] is not None:
+        out += [
             "",
             f"The budget H in the bound below is H(X) of the training set, {_f(h)} bits: the distribution the "
             "final figures are measured on. A decoder that ignores z can reach D = Σ_i H(X_i) at R = 0; "
@@ -83,13 +90,16 @@ def render(s: dict[str, Any], plots: Optional[dict[str, str]] = None) -> str:
                 f"On average one bit of rate buys Σ_i H(X_i) / H(X) = {_g(s['exchange']['price'])} bits of "
                 "distortion (`elbits.calibrate.exchange_theory`).",
             ]
-    else:
+    elif h is not None:
         out += ["", f"H(X) of the training set was not computed ({b['images']} images); the budget H below is "
                 f"the factor entropy, {_f(h)} bits, an upper bound on the grid's H(X)."]
+    else:
+        out += ["", f"H(X) of the training set is unknown ({b.get('note') or 'not computed'}): no budget, no bound."]
+    z = s.get("eval_z") or "sampled from q(z|x)"
     out += [
         "",
         f"## Final rate and distortion (one pass over {_over(int(f['samples']), b['images'])} after step "
-        f"{s['steps']}, z sampled from q(z|x))",
+        f"{s['steps']}, eval mode, z {z})",
         "",
         "| quantity | bits/image | nats/image | bits/dim |",
         "|---|---|---|---|",
@@ -97,14 +107,22 @@ def render(s: dict[str, Any], plots: Optional[dict[str, str]] = None) -> str:
         f"| distortion D = reconstruction | {_f(f['distortion_bits'])} | {_f(f['distortion_nats'])} | "
         f"{f['distortion_bits_per_dim']:.6f} |",
         f"| negative ELBO D + R | {_f(f['nelbo_bits'])} | {_f(f['nelbo_nats'])} | {f['nelbo_bits_per_dim']:.6f} |",
-        f"| budget H | {_f(f['budget_bits'])} | {_f(f['budget_nats'])} | |",
-        f"| bound H − D | {_f(f['bound_bits'])} | {_f(f['bound_nats'])} | |",
-        f"| slack R − (H − D) | {_f(f['bound_slack_bits'])} | {_f(f['bound_slack_nats'])} | |",
-        "",
-        f"Bound H − D ≤ R: {_f(f['bound_bits'])} ≤ {_f(f['rate_bits'])} bits, slack {_f(f['bound_slack_bits'])} "
-        f"bits ({'holds' if f['bound_slack_bits'] >= 0 else 'VIOLATED: check units or the budget'}). "
-        f"R is {_g(f['rate_over_budget'])} x the budget. "
-        f"Active units: **{int(f['active_units'])} of {s['z_dim']}** (mean KL > {f['active_threshold_nats']:g} nats).",
+    ]
+    units = (f"Active units: **{int(f['active_units'])} of {s['z_dim']}** (mean KL > "
+             f"{f['active_threshold_nats']:g} nats).")
+    if "bound_slack_bits" in f:
+        out += [
+            f"| budget H | {_f(f['budget_bits'])} | {_f(f['budget_nats'])} | |",
+            f"| bound H − D | {_f(f['bound_bits'])} | {_f(f['bound_nats'])} | |",
+            f"| slack R − (H − D) | {_f(f['bound_slack_bits'])} | {_f(f['bound_slack_nats'])} | |",
+            "",
+            f"Bound H − D ≤ R: {_f(f['bound_bits'])} ≤ {_f(f['rate_bits'])} bits, slack {_f(f['bound_slack_bits'])} "
+            f"bits ({'holds' if f['bound_slack_bits'] >= 0 else 'VIOLATED: check units or the budget'}). "
+            f"R is {_g(f['rate_over_budget'])} x the budget. " + units,
+        ]
+    else:
+        out += ["", f"No bound H − D ≤ R: {no_bound_reason(s)}. " + units]
+    out += [
         "",
         "| latent | " + " | ".join(str(i) for i in range(s["z_dim"])) + " |",
         "|---|" + "---|" * s["z_dim"],

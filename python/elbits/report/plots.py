@@ -34,8 +34,9 @@ def curves(s: dict[str, Any], path: Union[str, Path]) -> Path:
     fig = _figure(10, 4)
     ax_r, ax_d = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
     ax_r.plot(steps, [r["rate_bits"] for r in hist], "-o", ms=3, color="C0", label="rate R (training batches)")
-    ax_r.axhline(b["budget_bits"], color="k", ls="--", lw=1, label=f"budget H = {b['budget_bits']:.2f} bits")
-    if b["empirical_bits"] is not None:
+    if b["budget_bits"] is not None:
+        ax_r.axhline(b["budget_bits"], color="k", ls="--", lw=1, label=f"budget H = {b['budget_bits']:.2f} bits")
+    if b["empirical_bits"] is not None and b["factor_bits"] is not None:
         ax_r.axhline(b["factor_bits"], color="0.5", ls=":", lw=1,
                      label=f"factor entropy {b['factor_bits']:.2f} bits")
     ax_r.scatter([s["steps"]], [s["final"]["rate_bits"]], marker="*", s=120, color="C3", zorder=5,
@@ -51,7 +52,8 @@ def curves(s: dict[str, Any], path: Union[str, Path]) -> Path:
                      label=f"Σ H(X_i) = {b['marginal_sum_bits']:.0f} bits (rate 0)")
     ax_d.scatter([s["steps"]], [s["final"]["distortion_bits"]], marker="*", s=120, color="C3", zorder=5,
                  label="final (training set)")
-    ax_d.set_yscale("log")
+    if min([r["distortion_bits"] for r in hist] + [s["final"]["distortion_bits"]]) > 0:  # a density's D can be < 0
+        ax_d.set_yscale("log")
     ax_d.set_xlabel("step")
     ax_d.set_ylabel("bits per image")
     ax_d.set_title("distortion D = reconstruction")
@@ -79,13 +81,16 @@ def kl_bars(s: dict[str, Any], path: Union[str, Path]) -> Path:
 
 
 def reconstructions(inputs: torch.Tensor, recon: torch.Tensor, path: Union[str, Path]) -> Path:
-    """Inputs ``[N, 1, H, W]`` over their reconstructions (probabilities), one column each."""
+    """Inputs ``[N, C, H, W]`` over their reconstructions (mean images), in [0, 1], one column each: grey for
+    one channel, RGB for three, the first channel otherwise."""
     n = inputs.shape[0]
     fig = _figure(1.1 * n, 2.4)
     for i in range(n):
-        for row, img in enumerate((inputs[i, 0], recon[i, 0])):
+        for row, img in enumerate((inputs[i], recon[i])):
             ax = fig.add_subplot(2, n, row * n + i + 1)
-            ax.imshow(img.detach().cpu().numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+            pic = img.detach().cpu().float().clamp(0, 1)
+            pic = pic.permute(1, 2, 0) if pic.shape[0] == 3 else pic[0]
+            ax.imshow(pic.numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
             ax.set_xticks([])
             ax.set_yticks([])
             if i == 0:
@@ -94,37 +99,42 @@ def reconstructions(inputs: torch.Tensor, recon: torch.Tensor, path: Union[str, 
 
 
 def rd_plane(s: dict[str, Any], path: Union[str, Path]) -> Path:
-    """D against R (bits): the run's trajectory, the bound D >= H - R, the rate-0 point and the chord."""
+    """D against R (bits): the run's trajectory and, where the final figures carry the bound (D a code length
+    of the data, H known), the impossible region D >= H - R, the rate-0 point and the chord."""
     hist, b, f = s["history"], s["budget"], s["final"]
-    h = b["budget_bits"]
+    h = f.get("budget_bits")
+    marg = b["marginal_sum_bits"] if h is not None else None
     r = np.array([x["rate_bits"] for x in hist])
     d = np.array([x["distortion_bits"] for x in hist])
     fig = _figure(6.5, 5)
     ax = fig.add_subplot(1, 1, 1)
-    r_max = max(float(r.max()) if len(r) else 0.0, f["rate_bits"], h) * 1.15
-    d_hi = max(float(d.max()) if len(d) else 0.0, b["marginal_sum_bits"] or 0.0, f["distortion_bits"]) * 1.5
+    r_max = max(float(r.max()) if len(r) else 0.0, f["rate_bits"], h or 0.0) * 1.15
     rr = np.linspace(0, r_max, 400)
-    bound = h - rr
-    ax.fill_between(rr, 1e-3, np.maximum(bound, 1e-3), where=bound > 0, color="C3", alpha=0.15,
-                    label=f"impossible: D + R < H = {h:.2f} bits")
-    ax.plot(rr[bound > 0], bound[bound > 0], color="C3", lw=1)
-    if b["marginal_sum_bits"] is not None:
-        chord = b["marginal_sum_bits"] * (1 - np.clip(rr, 0, h) / h)
+    if h is not None:
+        bound = h - rr
+        ax.fill_between(rr, 1e-3, np.maximum(bound, 1e-3), where=bound > 0, color="C3", alpha=0.15,
+                        label=f"impossible: D + R < H = {h:.2f} bits")
+        ax.plot(rr[bound > 0], bound[bound > 0], color="C3", lw=1)
+    if marg is not None:
+        chord = marg * (1 - np.clip(rr, 0, h) / h)
         ok = chord > 0
         ax.plot(rr[ok], chord[ok], color="0.4", ls="--", lw=1, label="chord (0, Σ H(X_i)) to (H, 0)")
-        ax.scatter([0], [b["marginal_sum_bits"]], color="k", marker="s", zorder=5,
-                   label=f"rate 0: D = Σ H(X_i) = {b['marginal_sum_bits']:.0f} bits")
+        ax.scatter([0], [marg], color="k", marker="s", zorder=5, label=f"rate 0: D = Σ H(X_i) = {marg:.0f} bits")
     if len(r):
         sc = ax.scatter(r, d, c=[x["step"] for x in hist], cmap="viridis", s=14, zorder=4)
         ax.plot(r, d, color="0.6", lw=0.6, zorder=3)
         fig.colorbar(sc, ax=ax, label="step")
     ax.scatter([f["rate_bits"]], [f["distortion_bits"]], marker="*", s=200, color="C3", zorder=6,
                label=f"final: R = {f['rate_bits']:.2f}, D = {f['distortion_bits']:.1f} bits")
-    ax.set_yscale("log")
     ax.set_xlim(0, r_max)
-    ax.set_ylim(max(1.0, min(h * 0.05, float(d.min()) * 0.5 if len(d) else h)), d_hi)
+    if h is not None:  # code lengths are positive: a log axis
+        d_hi = max(float(d.max()) if len(d) else 0.0, marg or 0.0, f["distortion_bits"]) * 1.5
+        ax.set_yscale("log")
+        ax.set_ylim(max(1.0, min(h * 0.05, float(d.min()) * 0.5 if len(d) else h)), d_hi)
+        ax.set_ylabel("distortion D, bits per image (log)")
+    else:
+        ax.set_ylabel("distortion D, bits per image")
     ax.set_xlabel("rate R = KL, bits per image")
-    ax.set_ylabel("distortion D, bits per image (log)")
-    ax.set_title("rate-distortion plane")
+    ax.set_title("rate-distortion plane" + ("" if h is not None else " (no bound: see report.md)"))
     ax.legend(fontsize=7, loc="upper right")
     return _save(fig, path)

@@ -35,10 +35,16 @@ def build_summary(result: Any, cfg: Any, wall_s: Optional[float] = None, command
                     "chord_distortion_bits": th.chord_distortion_bits(final["rate_bits"])}
     hist = [{k: r.get(k) for k in ("step", "rate_bits", "distortion_bits", "beta", "active_units", "wall_s")}
             for r in result.history]
+    head = getattr(result, "head", None)
     return {
         "command": command,
         "config": cfg.to_dict(),
         "model": type(result.model).__name__,
+        "likelihood": cfg.likelihood,
+        "decoder_output": head.kind if head is not None else cfg.decoder_output,
+        "eval_z": getattr(result, "eval_z", None),
+        # Whether the final figures carry the bound H - D <= R (D a code length of the data, H known).
+        "bound": "budget_bits" in final,
         "z_dim": z,
         "dims": dims,
         "steps": result.step,
@@ -58,29 +64,45 @@ def build_summary(result: Any, cfg: Any, wall_s: Optional[float] = None, command
     }
 
 
+def no_bound_reason(s: dict[str, Any]) -> str:
+    """Why a run's final figures carry no bound H - D <= R."""
+    b = s["budget"]
+    if b["budget_bits"] is None:
+        return "H(X) unknown"
+    if s.get("likelihood", "bernoulli") == "bernoulli":
+        return "the images are not binary: D is a cross-entropy, not a code length"
+    return f"D of {s.get('likelihood')} is a density here, not a code length of the images"
+
+
 def terminal_table(s: dict[str, Any], report_path: str) -> str:
     """The short summary the demo prints."""
     f, b = s["final"], s["budget"]
-    h = b["budget_bits"]
-    lines = [
-        f"{'':<34}{'bits/image':>12}",
-        f"{'factor entropy (dSprites grid)':<34}{b['factor_bits']:>12.2f}",
-    ]
+    lines = [f"{'':<34}{'bits/image':>12}"]
+    if b["factor_bits"] is not None:
+        lines.append(f"{'factor entropy (dSprites grid)':<34}{b['factor_bits']:>12.2f}")
     if b["empirical_bits"] is not None:
         lines.append(f"{'H(X) of the training set':<34}{b['empirical_bits']:>12.2f}")
+    else:
+        lines.append(f"{'H(X) of the training set':<34}{'unknown':>12}  ({b.get('note') or 'not computed'})")
+    if b["marginal_sum_bits"] is not None:
         lines.append(f"{'sum_i H(X_i) (pixel marginals)':<34}{b['marginal_sum_bits']:>12.2f}")
     lines += [
         f"{'rate R (KL)':<34}{f['rate_bits']:>12.2f}",
         f"{'distortion D (recon)':<34}{f['distortion_bits']:>12.2f}",
         f"{'-ELBO = D + R':<34}{f['nelbo_bits']:>12.2f}",
-        f"{'bound H - D <= R: H - D':<34}{h - f['distortion_bits']:>12.2f}",
-        f"{'slack R - (H - D)':<34}{f['bound_slack_bits']:>12.2f}",
+    ]
+    if "bound_slack_bits" in f:
+        lines += [f"{'bound H - D <= R: H - D':<34}{f['bound_bits']:>12.2f}",
+                  f"{'slack R - (H - D)':<34}{f['bound_slack_bits']:>12.2f}"]
+    else:
+        lines.append(f"{'bound H - D <= R':<34}{'n/a':>12}  ({no_bound_reason(s)})")
+    lines += [
         f"{'active units':<34}{int(f['active_units']):>9d}/{s['z_dim']}",
         f"{'beta of this run (last step)':<34}{s['run_beta']:>12.4g}",
         f"{'seed weights (0.8, 0.2): beta':<34}{s['audit_mean']['beta']:>12.4g}  (recon averaged over "
         f"{s['dims']} pixels; {s['audit_sum']['beta']:.4g} if summed)",
     ]
     train = f"{s['train_s']:.0f} s of training" + (f", {s['wall_s']:.0f} s in all" if s["wall_s"] else "")
-    head = (f"elbits demo: {s['model']} (Z = {s['z_dim']}) on {b['source']}, {s['steps']} steps, {train} "
-            f"({s['threads']} threads)")
+    head = (f"elbits demo: {s['model']} (Z = {s['z_dim']}, {s.get('likelihood', 'bernoulli')} likelihood) on "
+            f"{b['source']}, {s['steps']} steps, {train} ({s['threads']} threads)")
     return "\n".join([head, *lines, f"report: {report_path}"])
