@@ -325,6 +325,8 @@ class _Decoder(nn.Module):
             return (torch.sigmoid(h) * 1.0).view(b, 2, 3)
         if self.tail == "inplace":
             return torch.sigmoid(h).mul_(1.0).view(b, 2, 3)
+        if self.tail == "inplace_clamp":
+            return torch.sigmoid(h).clamp_(0.7, 0.9).view(b, 2, 3)
         if self.tail == "permuted":
             return torch.sigmoid(h.view(b, 3, 2)).transpose(1, 2)
         if self.tail == "later_sigmoid":
@@ -367,7 +369,7 @@ def test_a_final_sigmoid_gives_its_input_as_logits(tail):
 
 
 @needs_probs
-@pytest.mark.parametrize("tail", ["clamp", "scaled", "inplace", "permuted", "later_sigmoid"])
+@pytest.mark.parametrize("tail", ["clamp", "scaled", "inplace", "inplace_clamp", "permuted", "later_sigmoid"])
 def test_anything_after_the_sigmoid_reads_as_probabilities(tail):
     a = DisentanglingVAEAdapter(_TinyDisvae(_Decoder(tail)))
     assert a.decoder_output == "probs"
@@ -375,6 +377,21 @@ def test_anything_after_the_sigmoid_reads_as_probabilities(tail):
     t = a.terms(x)
     p = a.model.decoder(a.encode(x)[0])
     assert torch.allclose(t.recon, F.binary_cross_entropy(p, x, reduction="none").sum((1, 2)), rtol=1e-6)
+
+
+@pytest.mark.parametrize("tail, kind", [
+    ("module", "logits"), ("method", "logits"),
+    pytest.param("inplace_clamp", "probs", marks=needs_probs), pytest.param("clamp", "probs", marks=needs_probs),
+])
+def test_under_inference_mode(tail, kind):
+    """Inference tensors keep no version counter: the values behind the sigmoid are checked instead."""
+    with torch.inference_mode():
+        a = DisentanglingVAEAdapter(_TinyDisvae(_Decoder(tail)))
+        assert a.decoder_output == kind
+        z = torch.randn(4, 3)
+        out = a.decode(z)
+    if kind == "logits":
+        assert torch.equal(out, a.model.decoder.pre(z).view(4, 2, 3))
 
 
 def test_declared_logits_are_taken_as_they_are():

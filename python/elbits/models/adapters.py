@@ -48,15 +48,20 @@ class _SigmoidTap(TorchFunctionMode):
 
     def __init__(self) -> None:
         super().__init__()
-        self.last: Optional[tuple[torch.Tensor, int, torch.Tensor, int]] = None
+        self.last: Optional[tuple[torch.Tensor, Optional[int], torch.Tensor, Optional[int]]] = None
 
     def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
         if (any(func is s for s in _SIGMOIDS) and "out" not in kwargs and isinstance(out, torch.Tensor)
                 and args and isinstance(args[0], torch.Tensor)):
-            self.last = (args[0], args[0]._version, out, out._version)
+            self.last = (args[0], _version(args[0]), out, _version(out))
         return out
+
+
+def _version(t: torch.Tensor) -> Optional[int]:
+    """The in-place version counter; None for inference tensors, which have none."""
+    return None if t.is_inference() else t._version
 
 
 def _logits_behind(result: torch.Tensor, tap: _SigmoidTap) -> Optional[torch.Tensor]:
@@ -65,15 +70,20 @@ def _logits_behind(result: torch.Tensor, tap: _SigmoidTap) -> Optional[torch.Ten
     if tap.last is None or not isinstance(result, torch.Tensor):
         return None
     pre, pre_version, post, post_version = tap.last
-    if pre._version != pre_version or post._version != post_version or pre.shape != post.shape:
+    if _version(pre) != pre_version or _version(post) != post_version or pre.shape != post.shape:
         return None
     if result is post:
-        return pre
-    same_memory = (result.untyped_storage().data_ptr() == post.untyped_storage().data_ptr()
-                   and result.storage_offset() == post.storage_offset())
-    if same_memory and result.numel() == post.numel() and result.is_contiguous() and post.is_contiguous():
-        return pre.reshape(result.shape)  # the sigmoid is elementwise: row-major order is kept
-    return None
+        logits = pre
+    else:
+        same_memory = (result.untyped_storage().data_ptr() == post.untyped_storage().data_ptr()
+                       and result.storage_offset() == post.storage_offset())
+        if not (same_memory and result.numel() == post.numel() and result.is_contiguous() and post.is_contiguous()):
+            return None
+        logits = pre.reshape(result.shape)  # the sigmoid is elementwise: row-major order is kept
+    # Inference tensors count no in-place writes: the values themselves are checked instead (one sigmoid pass).
+    if pre_version is None and not torch.equal(torch.sigmoid(logits), result):
+        return None
+    return logits
 
 
 def _latent_dim(value: Any, owner: str) -> int:
