@@ -14,6 +14,8 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from reference_files import SHARED
 
 import elbits
@@ -497,3 +499,49 @@ def test_docs_table_figures() -> None:
             "PyTorch-VAE bhvae dsprites sigma 0.1": 512.0,
         }
     )
+
+
+@settings(derandomize=True, deadline=None)
+@given(
+    rr=st.sampled_from(["sum", "mean"]),
+    kr=st.sampled_from(["sum", "mean"]),
+    batch_sum=st.booleans(),
+    w_r=st.floats(0.01, 10),
+    w_k=st.floats(0.01, 10),
+    n=st.integers(2, 64),
+    z=st.integers(2, 64),
+    dims=st.sampled_from([784, 4096, 12288]),
+    seed=st.integers(0, 2**16),
+)
+def test_reductions_inferred_from_the_loss_they_computed(
+    rr, kr, batch_sum, w_r, w_k, n, z, dims, seed
+) -> None:
+    # A loss computed under any reading of the reductions is matched back to that reading's beta.
+    g = torch.Generator().manual_seed(seed)
+    recon = 100 + 900 * torch.rand(n, generator=g, dtype=torch.float64)
+    kl = 0.1 + 5 * torch.rand(n, z, generator=g, dtype=torch.float64)
+    terms = elbits.ELBOTerms(recon, kl, dims)
+
+    def computed(rr: str, kr: str, batch_sum: bool) -> float:
+        r = recon / (dims if rr == "mean" else 1)
+        k = kl.sum(1) / (z if kr == "mean" else 1)
+        return float(w_r * (r.sum() if batch_sum else r.mean()) + w_k * (k.sum() if batch_sum else k.mean()))
+
+    loss = computed(rr, kr, batch_sum)
+    beta = effective_beta(w_r, w_k, rr, dims, kr, z)
+    # Another reading with another beta within 0.1% of the loss cannot be told apart: the audit must say so.
+    rivals = [
+        (r2, k2)
+        for r2 in ("sum", "mean")
+        for k2 in ("sum", "mean")
+        for b2 in (False, True)
+        if abs(computed(r2, k2, b2) - loss) <= 1e-3 * abs(loss)
+        and effective_beta(w_r, w_k, r2, dims, k2, z) != pytest.approx(beta, rel=1e-9)
+    ]
+    if rivals:
+        with pytest.raises(InputError, match="several readings"):
+            audit(terms, w_r, w_k, reported_loss=loss)
+        return
+    a = audit(terms, w_r, w_k, reported_loss=loss)
+    assert a.loss == pytest.approx(loss, rel=1e-9)
+    assert a.beta == pytest.approx(beta)

@@ -31,7 +31,7 @@ def check_scale(kind: str, value: float) -> float:
         s = float(value)
     except (TypeError, ValueError):
         raise InputError(f"{SCALE_NAMES[kind]} must be a positive number or 'ml', got {value!r}") from None
-    if not (s > 0 and math.isfinite(s)):
+    if isinstance(value, bool) or not (s > 0 and math.isfinite(s)):
         raise InputError(f"{SCALE_NAMES[kind]} must be a positive finite decoder scale, got {value!r}")
     return s
 
@@ -92,9 +92,9 @@ def _ml_scale(kind: str, value: Any, recon: Any, target: Any) -> float:
             raise InputError(
                 f"{stat} must be a number (the mean error per subpixel), got {value!r}"
             ) from None
-    if not (m > 0 and math.isfinite(m)):
+    if isinstance(value, bool) or not (m > 0 and math.isfinite(m)):
         raise InputError(
-            f"{stat} = {m} per subpixel: the ML {SCALE_NAMES[kind]} needs a positive finite error "
+            f"{stat} = {value!r} per subpixel: the ML {SCALE_NAMES[kind]} needs a positive finite error "
             "(a perfect reconstruction has scale 0 and an NLL of -inf)"
         )
     return math.sqrt(m) if kind == "mse" else m
