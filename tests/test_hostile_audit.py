@@ -92,6 +92,8 @@ def test_effective_beta_bad_weights(w_recon, w_kl, match) -> None:
         ({"recon_kind": "mse", "sigma": -0.1}, "sigma must be a positive finite"),
         ({"recon_kind": "mse", "sigma": float("inf")}, "sigma must be a positive finite"),
         ({"recon_kind": "mse", "sigma": "max"}, "sigma must be a positive number or 'ml'"),
+        ({"recon_kind": "mse", "sigma": True}, "sigma must be a positive finite"),
+        ({"recon_kind": "mse", "sigma": "ml", "mse": True}, "positive finite error"),
         ({"recon_kind": "mse", "sigma": "ml"}, "needs either mse="),
         ({"recon_kind": "mse", "sigma": "ml", "mse": 0.0}, "perfect reconstruction"),
         ({"recon_kind": "mse", "sigma": "ml", "mse": -1.0}, "positive finite error"),
