@@ -117,8 +117,9 @@ def test_probabilities_are_refused_while_elbits_cannot_read_them(monkeypatch):
     with pytest.raises(InputError) as e:
         DisentanglingVAEAdapter(m)
     assert "returns probabilities" in one_line(e)
-    with pytest.raises(InputError):
+    with pytest.raises(InputError) as e:
         DisentanglingVAEAdapter(_Disvae(), decoder_output="probs")
+    assert "declared to return probabilities" in one_line(e)
 
 
 def test_the_probe_leaves_the_models_mode_and_statistics():
@@ -159,3 +160,24 @@ def test_pythae_models_whose_rate_is_not_the_kl_to_n01_are_refused(name):
     with pytest.raises(InputError) as e:
         PythaeAdapter(model)
     assert f"pythae {name}" in one_line(e)
+
+
+@needs_pythae
+@pytest.mark.parametrize("result", ["tensor", "empty", "other_key"])
+def test_pythae_decoder_without_reconstruction_is_refused(result):
+    from pythae.models import VAE, VAEConfig
+    from pythae.models.base.base_utils import ModelOutput
+    from pythae.models.nn import BaseDecoder
+
+    class Odd(BaseDecoder):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(3, 64)
+
+        def forward(self, z):
+            p = torch.sigmoid(self.lin(z)).view(-1, 1, 8, 8)
+            return {"tensor": p, "empty": ModelOutput(), "other_key": ModelOutput(recon=p)}[result]
+
+    with pytest.raises(InputError) as e:
+        PythaeAdapter(VAE(VAEConfig(input_dim=(1, 8, 8), latent_dim=3, reconstruction_loss="bce"), decoder=Odd()))
+    assert "'reconstruction'" in one_line(e)

@@ -120,17 +120,19 @@ class VAEAdapter(nn.Module):
 
     def _resolve_decoder_output(self) -> None:
         """Settles ``"auto"``, and refuses probabilities where elbits cannot read them."""
-        if self.decoder_output == "auto":
+        declared = self.decoder_output != "auto"
+        if not declared:
             z = torch.zeros(2, self.latent_dim, **self._param_like())
             with _SigmoidTap() as tap:
                 raw = self._probe(lambda: self._decode_raw(z))
             self._tap_sigmoid = _logits_behind(raw, tap) is not None
             self.decoder_output = "logits" if self._tap_sigmoid else "probs"
         if self.decoder_output == "probs" and not probs_input_available():
+            why = ("is declared to return probabilities" if declared else "returns probabilities (its result "
+                   "is not the output of a final sigmoid whose input could be taken as logits)")
             raise InputError(
-                f"the decoder of this {type(self.model).__name__} returns probabilities (its result is not the "
-                "output of a final sigmoid whose input could be taken as logits), and this elbits' Bernoulli "
-                "likelihood reads logits only: give a decoder that returns logits with decoder_output='logits'"
+                f"the decoder of this {type(self.model).__name__} {why}, and this elbits' Bernoulli likelihood "
+                "reads logits only: give a decoder that returns logits with decoder_output='logits'"
             )
 
     def _param_like(self) -> dict[str, Any]:
@@ -255,7 +257,12 @@ class PythaeAdapter(VAEAdapter):
         return mu, logvar
 
     def _decode_raw(self, z: torch.Tensor) -> torch.Tensor:
-        return self.model.decoder(z)["reconstruction"]
+        out = self.model.decoder(z)
+        recon = out.get("reconstruction") if isinstance(out, dict) else None
+        if recon is None:
+            raise InputError(f"the decoder of this pythae {type(self.model).__name__} gave no 'reconstruction' "
+                             f"(got {type(out).__name__}); expected pythae's ModelOutput(reconstruction=...)")
+        return recon
 
     def reparameterize(self, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
         std = torch.exp(0.5 * logvar)
