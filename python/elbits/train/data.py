@@ -145,12 +145,15 @@ class Budget:
                 "source": self.source, "budget_bits": self.known_bits, "levels": self.levels, "note": self.note}
 
 
-def _grid(x: torch.Tensor) -> Optional[int]:
-    """2 when ``x`` is binary, 256 when it lies on the 8-bit grid level / 255, else None."""
+def _levels(x: torch.Tensor) -> tuple[torch.Tensor, Optional[int]]:
+    """The 8-bit levels ``round(255 x)`` as uint8, and the grid ``x`` lies on: 2 when binary, 256 on the
+    8-bit grid level / 255, None on neither."""
+    pos = x * 255.0
+    lv = pos.round()
     if bool(((x == 0) | (x == 1)).all()):
-        return 2
-    pos = x.double() * 255.0
-    return 256 if float((pos - pos.round()).abs().max()) <= 0.01 else None
+        return lv.to(torch.uint8), 2
+    # float32 holds level / 255 within 1e-5 of a level: 0.01 of a level is far off the grid
+    return lv.to(torch.uint8), 256 if float((pos - lv).abs().max()) <= 0.01 else None
 
 
 def data_budget(dataset: Any, limit: int = BUDGET_LIMIT, batch: int = 8192) -> Budget:
@@ -179,23 +182,31 @@ def data_budget(dataset: Any, limit: int = BUDGET_LIMIT, batch: int = 8192) -> B
         return Budget(None, None, None, n, None, source, None, f"not computed over more than {limit} images")
     step = min(batch, 1024)  # items are stacked one by one: smaller batches
     starts = range(0, n, step)
-    # Pass 1: check values, find the grid, count distinct images (as levels when on a grid, so equal images
-    # that differ in float rounding count once).
+
+    def batches():
+        for start in starts:
+            yield start, fetch(dataset, np.arange(start, min(start + step, n)))
+
+    # Pass 1: check the values, find the grid, count distinct images by their levels (equal images that
+    # differ in float rounding count once).
     grids: set[Optional[int]] = set()
-    levels_counter, float_counter = E.ImageCounter(), E.ImageCounter()
-    for start in starts:
-        x = fetch(dataset, np.arange(start, min(start + step, n)))
+    counter = E.ImageCounter()
+    for start, x in batches():
         check_images(x, f"dataset images {start}..{start + len(x) - 1}")
-        grids.add(_grid(x))
-        levels_counter.update((x * 255).round().to(torch.uint8))
-        float_counter.update(x + 0.0)  # + 0.0: -0.0 becomes 0.0, the same bytes
-    levels = None if None in grids else max(g for g in grids if g is not None)
-    emp = (levels_counter if levels is not None else float_counter).result()
-    if levels is None:
+        lv, grid = _levels(x)
+        grids.add(grid)
+        counter.update(lv)
+    if None in grids:
+        # Off any grid: distinct images are distinct float bytes (+ 0.0 makes -0.0 the bytes of 0.0).
+        counter = E.ImageCounter()
+        for _, x in batches():
+            counter.update(x + 0.0)
+        emp = counter.result()
         return Budget(None, emp.entropy.bits, None, n, int(emp.distinct), source, None,
                       "values are not on a binary or 8-bit grid: no pixel marginals")
+    emp = counter.result()
+    levels = max(g for g in grids if g is not None)
     hist = E.PixelHistogram(levels=levels)
-    for start in starts:
-        x = fetch(dataset, np.arange(start, min(start + step, n)))
-        hist.update(x.to(torch.uint8) if levels == 2 else (x * 255).round().to(torch.uint8))
+    for _, x in batches():
+        hist.update(x.to(torch.uint8) if levels == 2 else _levels(x)[0])
     return Budget(None, emp.entropy.bits, hist.result().total.bits, n, int(emp.distinct), source, levels)
