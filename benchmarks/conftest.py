@@ -10,6 +10,9 @@ def pytest_terminal_summary(terminalreporter, config):
         groups.setdefault(bench.group, {})[bench.extra_info.get("impl", bench.name)] = bench
     terminalreporter.section("elbits: median time ratios (same run, same inputs)")
     for group, impls in sorted(groups.items(), key=lambda kv: str(kv[0])):
+        rates = {k: b.extra_info["images_per_s"] for k, b in impls.items() if "images_per_s" in b.extra_info}
+        if rates:
+            terminalreporter.write_line(f"{group}: " + ", ".join(f"{k} {v:.0f} images/s" for k, v in rates.items()))
         if "fused" not in impls:
             continue
         fused = impls["fused"].stats.median

@@ -8,50 +8,13 @@ import textwrap
 import numpy as np
 import pytest
 import torch
+from codec_models import TinyVAE, images_for
 from reference_files import VAE_DIR, VAE_MODEL
 from torch import nn
 
 from elbits.codec import BitsBackCodec, container, step_sizes
 from elbits.errors import InputError
 from elbits.logprobs import likelihood_logprobs
-
-OUT_CHANNELS = {"bernoulli": 1, "discretized_gaussian": 2, "logistic_mixture": 10}
-
-
-class TinyVAE(nn.Module):
-    """A linear VAE emitting ``likelihood``'s parameter layout for images [C, H, W]."""
-
-    def __init__(self, likelihood, shape, z_dim=4, seed=0):
-        super().__init__()
-        torch.manual_seed(seed)
-        self.likelihood, self.shape = likelihood, shape
-        c, h, w = shape
-        if likelihood == "categorical256":
-            self.out = (256, c, h, w)
-        elif likelihood == "logistic_mixture":
-            self.out = ((10 if c == 3 else 3) * 2, h, w)  # K = 2 components
-        else:
-            self.out = (OUT_CHANNELS[likelihood] * c, h, w)
-        self.enc = nn.Linear(c * h * w, 2 * z_dim)
-        self.dec = nn.Linear(z_dim, int(np.prod(self.out)))
-        with torch.no_grad():  # broad decoders: no level below the coder's 2^-24 probability floor
-            self.dec.weight.mul_(0.3)
-            self.dec.bias.mul_(0.3)
-
-    def encode(self, x):
-        ml = self.enc(x.flatten(1))
-        mu, logvar = ml.chunk(2, dim=1)
-        return mu, logvar.clamp(-6, 2)
-
-    def decode(self, z):
-        return self.dec(z).view(-1, *self.out)
-
-
-def images_for(likelihood, shape, n, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    top = 2 if likelihood == "bernoulli" else 256
-    return torch.randint(0, top, (n, *shape), generator=g, dtype=torch.uint8)
-
 
 CASES = [
     ("bernoulli", (1, 8, 8)),
@@ -231,3 +194,68 @@ def test_bad_settings_are_refused(setting):
 def test_a_model_without_encode_decode_is_refused():
     with pytest.raises(InputError, match="encode"):
         BitsBackCodec(nn.Linear(2, 2), "bernoulli")
+
+
+# ---- the issue's acceptance figures (slow: run with -m slow)
+
+DECODE_TINY = textwrap.dedent("""
+    import sys, numpy as np, torch
+    sys.path.insert(0, sys.argv[1])
+    from codec_models import TinyVAE
+    from elbits.codec import BitsBackCodec
+    likelihood, shape = sys.argv[2], tuple(int(s) for s in sys.argv[3].split(","))
+    model = TinyVAE(likelihood, shape)
+    model.load_state_dict(torch.load(sys.argv[4], weights_only=True))
+    x = BitsBackCodec(model.eval(), likelihood).decode(open(sys.argv[5], "rb").read())
+    np.save(sys.argv[6], x.numpy())
+""")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("likelihood,shape", CASES)
+def test_1000_images_decode_in_a_separate_process(likelihood, shape, tmp_path):
+    model = TinyVAE(likelihood, shape, seed=7).eval()
+    x = images_for(likelihood, shape, 1000, seed=7)[torch.randperm(1000)]
+    blob = BitsBackCodec(model, likelihood).encode(x)
+    torch.save(model.state_dict(), tmp_path / "m.pt")
+    (tmp_path / "x.elbb").write_bytes(blob)
+    here = str(__import__("pathlib").Path(__file__).parent)
+    subprocess.run([sys.executable, "-c", DECODE_TINY, here, likelihood, ",".join(map(str, shape)),
+                    str(tmp_path / "m.pt"), str(tmp_path / "x.elbb"), str(tmp_path / "y.npy")], check=True)
+    assert np.array_equal(np.load(tmp_path / "y.npy"), x.numpy())
+
+
+def colour_sprite_patches(size=16):
+    """colour_sprites (H(X) = log2 N known) at ``size`` px: a strided subsample of the 64x64 images."""
+    from elbits.data.colour_sprites import colour_sprites
+
+    imgs = colour_sprites(colours=4, positions=6).images[:, :: 64 // size, :: 64 // size]
+    return torch.from_numpy(np.ascontiguousarray(np.moveaxis(imgs, -1, 1)))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("likelihood", ["discretized_gaussian", "logistic_mixture"])
+def test_colour_model_net_rate_matches_its_nelbo(likelihood):
+    """A colour VAE trained for the test on colour_sprites with the fused loss: net within 0.5 % of −ELBO."""
+    import elbits
+
+    x = colour_sprite_patches()
+    model = TinyVAE(likelihood, tuple(x.shape[1:]), z_dim=8, seed=3)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    crit = elbits.ELBOLoss(likelihood)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(300):
+        xb = x[torch.randint(0, len(x), (64,), generator=g)]
+        mu, logvar = model.encode(xb.float() / 127.5 - 1)
+        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+        loss = crit(model.decode(z), xb, mu, logvar)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    codec = BitsBackCodec(model.eval(), likelihood)
+    blob = codec.encode(x, elbo_samples=16)
+    assert torch.equal(codec.decode(blob), x)
+    s = codec.stats.summary()
+    assert abs(s["net_over_nelbo"] - 1) < 0.005, s
+    # the data's entropy is log2 N; the model's code length bounds it from above
+    assert s["net_bits_per_image"] > np.log2(len(x))

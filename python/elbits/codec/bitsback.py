@@ -230,11 +230,12 @@ class BitsBackCodec:
                 params = self._params(index)
                 context = xs.to(torch.int64)
                 for stage in reversed(pixels.stages(self.likelihood, x.shape[1])):
-                    table = pixels.tables(params, self.likelihood, context, stage)
-                    for i in range(size):
-                        before = coder.num_valid_bits()
-                        pixels.push(coder, table[i], context[i, stage].reshape(-1).numpy())
-                        net[start + i] += coder.num_valid_bits() - before
+                    for lo, hi in pixels.chunks(size, params[0].numel()):
+                        table = pixels.tables(params[lo:hi], self.likelihood, context[lo:hi], stage)
+                        for i in range(lo, hi):
+                            before = coder.num_valid_bits()
+                            pixels.push(coder, table[i - lo], context[i, stage].reshape(-1).numpy())
+                            net[start + i] += coder.num_valid_bits() - before
                 prior = _UNIFORM_MODEL(self.buckets.size)
                 for i in range(size):
                     before = coder.num_valid_bits()
@@ -293,10 +294,11 @@ class BitsBackCodec:
                 params = self._params(index)
                 context = torch.zeros((size, *shape), dtype=torch.int64)
                 for stage in pixels.stages(self.likelihood, shape[0]):
-                    table = pixels.tables(params, self.likelihood, context, stage)
-                    for i in reversed(range(size)):
-                        context[i, stage] = torch.from_numpy(
-                            pixels.pop(coder, table[i]).astype(np.int64)).reshape(context[i, stage].shape)
+                    for lo, hi in reversed(pixels.chunks(size, params[0].numel())):
+                        table = pixels.tables(params[lo:hi], self.likelihood, context[lo:hi], stage)
+                        for i in reversed(range(lo, hi)):
+                            context[i, stage] = torch.from_numpy(
+                                pixels.pop(coder, table[i - lo]).astype(np.int64)).reshape(context[i, stage].shape)
                 xs = context.to(torch.uint8)
                 groups, got_z = self._posteriors(xs)
                 if got_z != z_dim:

@@ -27,6 +27,18 @@ def stages(likelihood: str, channels: int) -> list[slice]:
     return [slice(0, channels)]
 
 
+#: elements of decoder output whose tables are built at once (the tables are 256 levels per subpixel in
+#: float64, and a mixture's are per component before mixing): bounds memory, never changes a table
+CHUNK_PARAMS = 1 << 16
+
+
+def chunks(batch: int, params_per_image: int) -> list[tuple[int, int]]:
+    """``(lo, hi)`` runs of the ``batch`` images whose tables are built together. Encoder and decoder cut
+    a step the same way, so they compute the same tables with the same instructions."""
+    step = max(1, CHUNK_PARAMS // max(params_per_image, 1))
+    return [(lo, min(lo + step, batch)) for lo in range(0, batch, step)]
+
+
 def tables(params: torch.Tensor, likelihood: str, context: torch.Tensor, stage: slice) -> np.ndarray:
     """``[B, n, 256]`` float64 probabilities of the subpixels of ``stage`` (channels), per image; for
     Bernoulli ``[B, n]`` probabilities of a 1. ``context`` holds the levels known so far ``[B, C, H, W]``
