@@ -224,6 +224,17 @@ def test_signal_stops_after_the_step_with_a_checkpoint(tmp_path, sig):
     _same_run(straight, _run(tmp_path / "b", steps=8, resume="auto"))
 
 
+def test_an_applications_own_signal_handler_stays_in_charge(tmp_path):
+    seen = []
+    old = signal.signal(signal.SIGTERM, lambda signum, frame: seen.append(signum))
+    try:
+        r = _run(tmp_path, steps=4, data=_Faulty(DATA, 1 + 8 + 3, lambda: os.kill(os.getpid(), signal.SIGTERM)),
+                 budget=data_budget(DATA))
+    finally:
+        signal.signal(signal.SIGTERM, old)
+    assert seen == [signal.SIGTERM] and r.step == 4  # the run went on; the application decided
+
+
 def test_killed_mid_record_leaves_a_half_line_that_resume_drops(tmp_path):
     straight = _run(tmp_path / "a", steps=8)
     _run(tmp_path / "b", steps=4, checkpoint_every=4)

@@ -110,8 +110,9 @@ class TrainingInterrupted(KeyboardInterrupt):
 
 
 class StopRequest:
-    """While entered (in the main thread): the first SIGINT or SIGTERM sets ``requested`` (the loop stops
-    after the step under way, with a checkpoint); a second one raises ``KeyboardInterrupt`` at once."""
+    """While entered (in the main thread, for signals still on their default handlers): the first SIGINT or
+    SIGTERM sets ``requested`` (the loop stops after the step under way, with a checkpoint); a second one
+    raises ``KeyboardInterrupt`` at once."""
 
     def __init__(self, enabled: bool = True) -> None:
         self.enabled = enabled and threading.current_thread() is threading.main_thread()
@@ -121,7 +122,9 @@ class StopRequest:
     def __enter__(self) -> StopRequest:
         if self.enabled:
             for sig in (signal.SIGINT, signal.SIGTERM):
-                self._old[sig] = signal.signal(sig, self._handle)
+                # A handler the application installed itself stays in charge.
+                if signal.getsignal(sig) in (signal.SIG_DFL, signal.default_int_handler):
+                    self._old[sig] = signal.signal(sig, self._handle)
         return self
 
     def _handle(self, signum: int, frame: Any) -> None:
