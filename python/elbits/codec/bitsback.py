@@ -213,6 +213,7 @@ class BitsBackCodec:
         n = x.shape[0]
         sizes = step_sizes(n, self.batch, self.ramp)
         net = np.zeros(n, dtype=np.float64)
+        pixel_bits = np.zeros(n, dtype=np.float64)
         coder = _STACK.AnsCoder(self._seed())
         z_dim = None
         with self._deterministic(env["threads"]):
@@ -235,7 +236,7 @@ class BitsBackCodec:
                         for i in range(lo, hi):
                             before = coder.num_valid_bits()
                             pixels.push(coder, table[i - lo], context[i, stage].reshape(-1).numpy())
-                            net[start + i] += coder.num_valid_bits() - before
+                            pixel_bits[start + i] += coder.num_valid_bits() - before
                 prior = _UNIFORM_MODEL(self.buckets.size)
                 for i in range(size):
                     before = coder.num_valid_bits()
@@ -250,10 +251,11 @@ class BitsBackCodec:
             "batch": self.batch, "ramp": self.ramp, "seed_words": self.seed_words, "model_sha256": self.fingerprint,
             **env,
         }
+        net += pixel_bits
         blob = container.pack(header, coder.get_compressed())
         seconds = time.perf_counter() - t0
         self.stats = CodecStats(n, int(x[0].numel()), net, 32 * self.seed_words, container.header_bytes(blob),
-                                len(blob), seconds)
+                                len(blob), seconds, extra={"pixel_bits": pixel_bits, "latent_bits": net - pixel_bits})
         if elbo_samples:
             self.stats.nelbo_bits = self.nelbo_bits(x, elbo_samples)
         return blob
