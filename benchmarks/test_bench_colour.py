@@ -4,7 +4,7 @@ The cases are elbits.benchmarking's (as ``elbits bench``): categorical-256 logit
 and a K=10 logistic mixture [16, 100, 32, 32], uint8 targets, z=32; categorical-256 also
 with the gradient written into the logits (fused_inplace).
 Run: cd benchmarks && ../.venv/bin/python -m pytest -q -p no:cacheprovider test_bench_colour.py
-(PYTHONPATH=../python for the in-place build). Figures: README.md "Likelihoods".
+(PYTHONPATH=../python for the in-place build). Figures: docs/performance.md.
 """
 
 import pytest

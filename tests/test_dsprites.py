@@ -103,7 +103,7 @@ def test_npz_loader_memory_maps(tmp_path, compressed):
 def test_best_match_iou_median_on_real_images():
     real = fidelity.load_reference_grid(REAL_PNG)
     assert real.shape == (100, 64, 64) and set(np.unique(real)) == {0, 1}
-    iou, classes = fidelity.match_all(real[::10])  # 10 of the 100 (all 100: README.md "dSprites and entropy")
+    iou, classes = fidelity.match_all(real[::10])  # 10 of the 100 (all 100: docs/data-and-entropy.md)
     assert np.median(iou) >= 0.9
     assert iou.min() > 0.7
 

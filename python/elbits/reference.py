@@ -72,7 +72,7 @@ def elbo_terms(
     return ELBOTerms(recon, gaussian_kl(mu, logvar, dtype), logits[0].numel())
 
 
-# ---- 8-bit / colour image likelihoods (README.md "Likelihoods"). Data levels 0..255 map
+# ---- 8-bit / colour image likelihoods (docs/likelihoods.md). Data levels 0..255 map
 # to x = level / 127.5 - 1 in [-1, 1]; a bin is [x - 1/255, x + 1/255], the edge
 # bins of levels 0 and 255 open to -inf and +inf.
 

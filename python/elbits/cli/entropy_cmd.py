@@ -1,7 +1,7 @@
 """``elbits entropy dsprites``: what dSprites needs, in bits and nats per image.
 
 The full procedural set (737,280 images) is rendered and hashed in one streaming pass; see
-README.md "dSprites and entropy" for its timing. ``--limit N`` takes N evenly spaced indices instead.
+docs/data-and-entropy.md for its timing. ``--limit N`` takes N evenly spaced indices instead.
 """
 
 from __future__ import annotations

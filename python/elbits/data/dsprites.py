@@ -6,7 +6,7 @@ Factor grid (the original's ordering, ``posY`` varying fastest):
 ``posX``, ``posY`` linspace(0, 1, 32). A colour factor of size 1 comes first, so ``latents_classes`` has
 6 columns and ``index = classes @ BASES``. Images are binary 64x64 uint8 {0, 1}.
 
-Geometry (fitted to 100 real images, see README.md "dSprites and entropy"): a pixel (row i, column j) is on when its
+Geometry (fitted to 100 real images, see docs/data-and-entropy.md): a pixel (row i, column j) is on when its
 centre (j + 0.5, i + 0.5) lies inside the shape; the shape's reference point sits at
 ``(CENTRE0 + SPAN * posX, CENTRE0 + SPAN * posY)`` pixels, it is rotated counter-clockwise as displayed by
 ``orientation`` and scaled about that point by ``scale``.

@@ -13,7 +13,7 @@ import torch
 from . import markdown, plots
 from .summary import build_summary, terminal_table
 
-# The demo's settings (measured: README.md "The main job"): 2,500 steps of 64 images from a 32,768-image subset,
+# The demo's settings (measured: docs/main-job.md): 2,500 steps of 64 images from a 32,768-image subset,
 # the rate steered to H(X) of the training set (TargetRate from beta = 1). A fixed beta = 1 collapses
 # to R ~ 0 at this length, see the docs.
 DEMO_DEFAULTS: dict[str, Any] = {
