@@ -1,12 +1,15 @@
-"""elbits::bernoulli_elbo: fused Bernoulli reconstruction + Gaussian KL (CPU)."""
+"""elbits::bernoulli_elbo: fused Bernoulli reconstruction + Gaussian KL (CPU and CUDA)."""
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: torch 2.4's custom_op reads the signature's
+# annotations as objects and cannot parse them as strings.
 
 import torch
 
+from .. import reference
 from .._core import core
 from .._dtypes import code, out_dtype
 from .common import (
+    Derivatives,
     cuda_stream,
     fake_stored_gradient_outputs,
     gaussian_kl_into,
@@ -69,4 +72,4 @@ def _(logits, target, mu, logvar, grad_scale, compute_grad, check_finite):
     return fake_stored_gradient_outputs(logits, mu, logvar, compute_grad)
 
 
-register_stored_gradient_autograd(bernoulli_elbo, "bernoulli_elbo", prescale_index=4)
+register_stored_gradient_autograd(bernoulli_elbo, Derivatives(reference.bernoulli_nll, target_grad=True), prescale_index=4)

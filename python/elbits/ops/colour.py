@@ -16,16 +16,19 @@ The ``*_terms`` functions at the bottom validate inputs and are what
 README.md "Likelihoods".
 """
 
-from typing import Callable
+from typing import Callable, Optional
 
 import torch
 
+from .. import reference
 from .._core import core
 from .._dtypes import FLOATS, code, out_dtype
+from ..errors import InputError
 from ..terms import ELBOTerms
 from . import validate as v
 from .buffers import gradient_buffer
 from .common import (
+    Derivatives,
     call_op,
     cuda_stream,
     fake_stored_gradient_outputs,
@@ -35,6 +38,7 @@ from .common import (
     kl_then_raise,
     needs_grad,
     num_threads,
+    register_routes,
     register_stored_gradient_autograd,
     stored_gradient,
 )
@@ -147,23 +151,17 @@ def _(logits, target, lse, scale):
 
 
 def _cat_setup_context(ctx, inputs, output):
-    logits, target, mu, logvar, compute_grad, inplace_grad, _check = inputs
+    _logits, _target, _mu, _logvar, compute_grad, inplace_grad, _check = inputs
     _recon, _kl, lse, dlogvar = output
-    ctx.compute_grad = compute_grad
+    ctx.stored = compute_grad  # d kl / d logvar was written (the logits gradient is recomputed anyway)
     ctx.inplace_grad = inplace_grad
-    ctx.logvar_dtype = logvar.dtype
-    ctx.save_for_backward(logits, target, lse, mu, dlogvar)
     ctx.mark_non_differentiable(lse, dlogvar)
     ctx.set_materialize_grads(False)
+    return lse, dlogvar
 
 
-def _cat_backward(ctx, grad_recon, grad_kl, _g, _d):
-    if not ctx.compute_grad:
-        raise RuntimeError(
-            "elbits.categorical256_elbo was run without gradient support (grad disabled or no input "
-            "requiring grad when it was called); call it with grad enabled to differentiate it"
-        )
-    logits, target, lse, mu, dlogvar = ctx.saved_tensors
+def _cat_backward(ctx, grad_recon, grad_kl):
+    logits, target, mu, logvar, lse, dlogvar = ctx.saved_tensors
     grad_logits = None
     if grad_recon is not None and ctx.needs_input_grad[0]:
         if ctx.inplace_grad:  # grad_recon: any row stride (a sum's backward gives a stride-0 view)
@@ -171,17 +169,19 @@ def _cat_backward(ctx, grad_recon, grad_kl, _g, _d):
             grad_logits = logits
         else:
             grad_logits = categorical256_grad(logits, target, lse, grad_recon)
-    grad_mu, grad_logvar = kl_backward(grad_kl, mu, dlogvar, ctx.logvar_dtype)
+    grad_mu, grad_logvar = kl_backward(grad_kl, mu, dlogvar, logvar.dtype, traced_from=logvar)
     return grad_logits, None, grad_mu, grad_logvar, None, None, None
 
 
-categorical256_elbo.register_autograd(_cat_backward, setup_context=_cat_setup_context)
+# Outside a first-order backward, the logits gradient comes from torch's cross-entropy, out of
+# place (inplace_grad cannot apply: the logits are still needed by the graph being built).
+register_routes(categorical256_elbo, _cat_setup_context, _cat_backward, Derivatives(reference.categorical256_nll))
 
 
 # ------------------------------------------- per-subpixel likelihoods (stored gradient)
 
 
-def _pixel_op(name: str, kernel: str):
+def _pixel_op(name: str, kernel: str, deriv: Derivatives):
     """A custom op (params, target, mu, logvar, n_mix, grad_scale, compute_grad, check_finite) ->
     (recon, kl, grad_scale * grad, dlogvar) over ``elbits._C.<kernel>`` with a stored gradient."""
 
@@ -222,13 +222,20 @@ def _pixel_op(name: str, kernel: str):
 
     op.register_fake(fake)
 
-    register_stored_gradient_autograd(op, name, prescale_index=5)
+    register_stored_gradient_autograd(op, deriv, prescale_index=5)
     return op
 
 
-logistic_mixture_elbo = _pixel_op("logistic_mixture_elbo", "logistic_mixture_rows")
-discretized_gaussian_elbo = _pixel_op("discretized_gaussian_elbo", "discretized_gaussian_rows")
-continuous_bernoulli_elbo = _pixel_op("continuous_bernoulli_elbo", "continuous_bernoulli_rows")
+logistic_mixture_elbo = _pixel_op(
+    "logistic_mixture_elbo", "logistic_mixture_rows", Derivatives(reference.logistic_mixture_nll)
+)
+discretized_gaussian_elbo = _pixel_op(
+    "discretized_gaussian_elbo", "discretized_gaussian_rows", Derivatives(reference.discretized_gaussian_nll)
+)
+continuous_bernoulli_elbo = _pixel_op(
+    "continuous_bernoulli_elbo", "continuous_bernoulli_rows",
+    Derivatives(reference.continuous_bernoulli_nll, target_grad=True),
+)
 
 
 # ------------------------------------------------------------- validation + entry points
@@ -247,6 +254,13 @@ def _levels(target: Tensor, what: str) -> Tensor:
     if target.dtype in _LEVEL_TARGETS:
         return target
     if target.dtype in FLOATS:
+        if target.requires_grad and torch.is_grad_enabled():
+            # Rounding to a level is piecewise constant: no gradient to give, and a silent zero
+            # would look like one.
+            raise InputError(
+                f"target requires grad, but {what} reads a float target as 8-bit levels (rounded, so it "
+                "has no gradient): pass target.detach(), or use a likelihood of continuous targets"
+            )
         t = target.detach().double()
         if t.is_cuda:
             # No host sync on CUDA: a value outside [-1, 1] (or NaN) becomes level -1, which the
@@ -288,7 +302,7 @@ def categorical256_terms(
     if inplace_grad and not x.is_contiguous():
         x = x.contiguous()
     t = _sample_contiguous(target, (batch, pixels))
-    recon, kl, _, _ = categorical256_elbo(x, t, mu, logvar, needs_grad(logits, mu, logvar), inplace_grad, check_finite)
+    recon, kl, _, _ = call_op(categorical256_elbo, x, t, mu, logvar, needs_grad(logits, mu, logvar), inplace_grad, check_finite)
     return ELBOTerms(recon, kl, pixels)
 
 
@@ -309,7 +323,7 @@ def _image_target(name: str, params: Tensor, target: Tensor, what: str) -> tuple
 
 
 def logistic_mixture_terms(
-    params, target, mu, logvar, check_finite: bool = True, recon_grad_hint: float | None = None
+    params, target, mu, logvar, check_finite: bool = True, recon_grad_hint: Optional[float] = None
 ) -> ELBOTerms:
     """``"logistic_mixture"``: PixelCNN++ params ``[B, 10K, H, W]`` (3 channels) or ``[B, 3K, H, W]``
     (1 channel); target ``[B, C, H, W]`` uint8/int64 levels or float in [-1, 1]."""
@@ -334,7 +348,7 @@ def logistic_mixture_terms(
 
 
 def discretized_gaussian_terms(
-    params, target, mu, logvar, check_finite: bool = True, recon_grad_hint: float | None = None
+    params, target, mu, logvar, check_finite: bool = True, recon_grad_hint: Optional[float] = None
 ) -> ELBOTerms:
     """``"discretized_gaussian"``: params ``[B, 2C, *spatial]`` = C means | C log-scales (data
     scaled to [-1, 1]); target ``[B, C, *spatial]`` uint8/int64 levels or float in [-1, 1]."""
@@ -357,7 +371,7 @@ _CB_TARGETS = (torch.float32, torch.float64, torch.float16, torch.bfloat16, torc
 
 
 def continuous_bernoulli_terms(
-    logits, target, mu, logvar, check_finite: bool = True, recon_grad_hint: float | None = None
+    logits, target, mu, logvar, check_finite: bool = True, recon_grad_hint: Optional[float] = None
 ) -> ELBOTerms:
     """``"continuous_bernoulli"``: logits ``[B, ...]``, target of the same shape, float in
     [0, 1] or uint8 levels (read as level / 255)."""

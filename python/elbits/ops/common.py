@@ -1,14 +1,14 @@
 """Pieces shared by the likelihood ops: the KL half, the row-scaling backward."""
 
-from __future__ import annotations
-
 import math
 import struct
+from typing import Optional
 
 import torch
 
 from .._core import core
 from .._dtypes import code, out_dtype
+from .autograd import Derivatives, call_op, plain_eager, register_routes  # noqa: F401  (call_op: re-exported)
 from .buffers import gradient_buffer
 from .device_flags import flags_for
 from .validate import raise_flags
@@ -49,7 +49,7 @@ def needs_grad(*tensors: torch.Tensor) -> bool:
 
 
 def grad_args(
-    hint: float | None, batch: int, params: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor
+    hint: Optional[float], batch: int, params: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor
 ) -> tuple[bool, float]:
     """``(compute_grad, prescale)`` for a stored-gradient op: whether to write the gradient,
     and the factor to write it times (see :func:`grad_prescale`)."""
@@ -78,7 +78,7 @@ def kl_then_raise(flags: dict[str, bool], mu: torch.Tensor, logvar: torch.Tensor
     return kl, dlogvar
 
 
-def grad_prescale(hint: float | None, batch: int, params: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> float:
+def grad_prescale(hint: Optional[float], batch: int, params: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> float:
     """The factor the forward multiplies the stored gradient by: the upstream gradient
     each sample's recon is expected to get, rounded as backward will see it (recon's
     dtype), so that backward can recognise it exactly and skip its pass. ``hint`` is only read in plain
@@ -120,20 +120,29 @@ def _scale_into(grad: torch.Tensor, out: torch.Tensor, scale: torch.Tensor, pres
         core.scale_rows(*args, num_threads())
 
 
-def kl_backward(grad_kl, mu, dlogvar, logvar_dtype: torch.dtype):
+def kl_backward(grad_kl, mu, dlogvar, logvar_dtype: torch.dtype, traced_from: Optional[torch.Tensor] = None):
     """Gradients of the KL w.r.t. mu (= mu) and logvar (= dlogvar), scaled by grad_kl, in the
-    dtypes of mu and logvar."""
+    dtypes of mu and logvar. Traced (torch.compile), d KL / d logvar is taken from logvar itself
+    (``traced_from``) rather than the stored dlogvar, for the reason :func:`scale_rows` keeps its anchor."""
     if grad_kl is None:
         return None, None
     grad_mu = (grad_kl * mu.to(grad_kl.dtype)).to(mu.dtype)
+    if traced_from is not None and type(traced_from) is not torch.Tensor and type(traced_from) is not torch.nn.Parameter:
+        dlogvar = 0.5 * torch.expm1(traced_from.to(grad_kl.dtype))
     grad_logvar = (grad_kl * dlogvar).to(logvar_dtype)
     return grad_mu, grad_logvar
 
 
 @torch.library.custom_op("elbits::scale_rows", mutates_args=())
-def scale_rows(grad: torch.Tensor, scale: torch.Tensor, prescale: float) -> torch.Tensor:
+def scale_rows(
+    grad: torch.Tensor, scale: torch.Tensor, prescale: float, anchor: Optional[torch.Tensor] = None
+) -> torch.Tensor:
     """``grad[b, ...] * (scale[b] / prescale)`` in float32 arithmetic (float64 for float64),
     grad's dtype; ``prescale`` is the factor the forward already applied.
+
+    ``anchor`` (unread): the input this is the gradient of. A traced backward (torch.compile) then
+    keeps it, so that AOTAutograd sees a saved tensor requiring grad and refuses a double backward
+    (torch 2.4 otherwise returns this gradient without a graph: a gradient penalty would be 0).
 
     Out of place on purpose: the stored gradient must survive for a second
     backward through the same graph (retain_graph, autograd.grad per term, gradcheck).
@@ -144,14 +153,16 @@ def scale_rows(grad: torch.Tensor, scale: torch.Tensor, prescale: float) -> torc
 
 
 @scale_rows.register_fake
-def _(grad: torch.Tensor, scale: torch.Tensor, prescale: float) -> torch.Tensor:
+def _(grad: torch.Tensor, scale: torch.Tensor, prescale: float, anchor: Optional[torch.Tensor] = None) -> torch.Tensor:
     return torch.empty_like(grad, memory_format=torch.contiguous_format)
 
 
 _keep_graph = getattr(torch._C._autograd, "_get_current_graph_task_keep_graph", None)
 
 
-def scale_saved_gradient(grad: torch.Tensor, scale: torch.Tensor, prescale: float = 1.0) -> torch.Tensor:
+def scale_saved_gradient(
+    grad: torch.Tensor, scale: torch.Tensor, prescale: float = 1.0, anchor: Optional[torch.Tensor] = None
+) -> torch.Tensor:
     """The backward of a per-sample sum whose per-element gradient the forward stored
     (times ``prescale``, the upstream gradient it expected).
 
@@ -174,7 +185,7 @@ def scale_saved_gradient(grad: torch.Tensor, scale: torch.Tensor, prescale: floa
     if reuse:
         _scale_into(grad, grad, scale, prescale)
         return grad
-    return scale_rows(grad, scale, prescale)
+    return scale_rows(grad, scale, prescale, anchor)
 
 
 def fake_stored_gradient_outputs(params: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, compute_grad: bool):
@@ -188,97 +199,38 @@ def fake_stored_gradient_outputs(params: torch.Tensor, mu: torch.Tensor, logvar:
     return recon, kl, grad, dlogvar
 
 
-def register_stored_gradient_autograd(op, name: str, prescale_index: int | None = None) -> None:
+def register_stored_gradient_autograd(op, deriv: Derivatives, prescale_index: Optional[int] = None) -> None:
     """Autograd for ops whose forward returns ``(recon, kl, d recon/d params, d kl/d logvar)``.
 
     The op's inputs are ``(params, target, mu, logvar, *settings, compute_grad, check_finite)``.
     The gradient w.r.t. params was written by the forward pass, times the float input at
-    ``prescale_index`` if given; backward only rescales it per sample
-    (:func:`scale_saved_gradient`) and applies the KL's closed form.
+    ``prescale_index`` if given; a first-order backward only rescales it per sample
+    (:func:`scale_saved_gradient`) and applies the KL's closed form. Every other mode
+    differentiates ``deriv`` (:mod:`elbits.ops.autograd`).
     """
 
     def setup_context(ctx, inputs, output):
-        _params, _target, mu, logvar = inputs[:4]
         _recon, _kl, grad, dlogvar = output
         ctx.prescale = 1.0 if prescale_index is None else float(inputs[prescale_index])
-        ctx.compute_grad = inputs[-2]
-        ctx.n_inputs = len(inputs)
-        ctx.logvar_dtype = logvar.dtype
-        ctx.save_for_backward(grad, mu, dlogvar)
+        ctx.stored = inputs[-2]  # compute_grad: the forward wrote the gradient
         ctx.mark_non_differentiable(grad, dlogvar)
         # The gradient buffers are outputs only to be saved; materialising zero
         # gradients for them would cost a full pass over a params-sized tensor.
         ctx.set_materialize_grads(False)
+        return grad, dlogvar
 
-    def backward(ctx, grad_recon, grad_kl, _g, _d):
-        if not ctx.compute_grad:
-            raise RuntimeError(
-                f"elbits.{name} was run without gradient support (grad disabled or no input requiring "
-                "grad when it was called); call it with grad enabled to differentiate it"
-            )
-        grad, mu, dlogvar = ctx.saved_tensors
-        grad_params = None
+    def fast_backward(ctx, grad_recon, grad_kl):
+        params, target, mu, logvar, grad, dlogvar = ctx.saved_tensors
+        grad_params = grad_target = None
         if grad_recon is not None and ctx.needs_input_grad[0]:
             # Reads the gradient stored by forward once: no re-read of params or targets.
             # grad_recon may be a stride-0 view (a sum's backward): the kernels take any row stride.
-            grad_params = scale_saved_gradient(grad, grad_recon, ctx.prescale)
-        grad_mu, grad_logvar = kl_backward(grad_kl, mu, dlogvar, ctx.logvar_dtype)
-        return (grad_params, None, grad_mu, grad_logvar) + (None,) * (ctx.n_inputs - 4)
+            grad_params = scale_saved_gradient(grad, grad_recon, ctx.prescale, params)
+        if grad_recon is not None and ctx.needs_input_grad[1]:
+            # Soft targets: d NLL / d t = -logit for the Bernoulli and the continuous Bernoulli.
+            row = grad_recon.reshape((-1,) + (1,) * (params.dim() - 1))
+            grad_target = (-(params.to(row.dtype)) * row).to(target.dtype)
+        grad_mu, grad_logvar = kl_backward(grad_kl, mu, dlogvar, logvar.dtype, traced_from=logvar)
+        return (grad_params, grad_target, grad_mu, grad_logvar) + (None,) * (ctx.n_inputs - 4)
 
-    op.register_autograd(backward, setup_context=setup_context)
-
-    impl = getattr(op, "_init_fn", None)  # the op's Python body (torch.library.CustomOpDef)
-    if impl is None:
-        return
-
-    class Eager(torch.autograd.Function):
-        """The same forward and backward without the custom op's dispatch (see :func:`call_op`)."""
-
-        @staticmethod
-        def forward(ctx, *inputs):
-            output = impl(*inputs)
-            setup_context(ctx, inputs, output)
-            return output
-
-        @staticmethod
-        def backward(ctx, *grads):
-            return backward(ctx, *grads)
-
-    _EAGER[op] = Eager
-
-
-# custom op -> its autograd.Function twin for plain eager calls
-_EAGER: dict = {}
-_functorch_stack = torch._C._functorch.peek_interpreter_stack
-_forward_ad = torch.autograd.forward_ad
-
-
-def plain_eager(*tensors: torch.Tensor) -> bool:
-    """True when nothing is tracing or transforming these tensors: no torch.compile /
-    AOT / make_fx / vmap / torch.jit.trace / forward-mode AD / torch_function or
-    dispatch mode, and plain tensors (or ``nn.Parameter``s)."""
-    return (
-        not torch.compiler.is_compiling()
-        and all(type(t) in _PLAIN for t in tensors)
-        and not torch._C._is_torch_function_mode_enabled()
-        and torch._C._len_torch_dispatch_stack() == 0
-        and _functorch_stack() is None
-        and torch._C._get_tracing_state() is None
-        and _forward_ad._current_level < 0
-    )
-
-
-_PLAIN = (torch.Tensor, torch.nn.Parameter)
-
-
-def call_op(op, *inputs):
-    """Run a stored-gradient op. In plain eager mode its autograd.Function twin runs
-    the same Python body and backward directly: the custom op's dispatcher and
-    autograd wrapper cost ~70 us per forward+backward (measured on the 1x1x2x2
-    Bernoulli case), a tenth of the whole 256x1x64x64 step. Anything that traces or
-    transforms (compile, export, opcheck, vmap, fake tensors) goes through the
-    custom op with its fake kernel."""
-    eager = _EAGER.get(op)
-    if eager is not None and plain_eager(*inputs[:4]):
-        return eager.apply(*inputs)
-    return op(*inputs)
+    register_routes(op, setup_context, fast_backward, deriv)
