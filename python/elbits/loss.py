@@ -163,7 +163,9 @@ class ELBOLoss(nn.Module):
         if self.check_finite and logits.is_cuda and not torch.compiler.is_compiling():
             self._check_device(logits.device)
         if self.controller is None:
-            per_sample = terms.recon + self.beta * terms.kl_total
+            # kl.sum(1), not the kl_total property: Dynamo before torch 2.13 (2.4, 2.8) cannot read a
+            # NamedTuple's property under fullgraph (docs/compatibility.md)
+            per_sample = terms.recon + self.beta * terms.kl.sum(dim=1)
         else:
             per_sample = self._controlled(terms)
         return per_sample.mean() if self.reduction == "mean" else per_sample.sum()

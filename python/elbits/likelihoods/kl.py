@@ -8,7 +8,7 @@ vmap rule, whose backward is made of differentiable torch ops (so double backwar
 Dynamo cannot trace a custom ``jvp``.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: torch 2.4's custom_op cannot read string annotations.
 
 import torch
 
@@ -38,13 +38,16 @@ def _(mu, logvar, double_out, check_finite):
     return mu.new_empty(mu.shape, dtype=torch.float64 if double_out else torch.float32)
 
 
-@gaussian_kl_op.register_vmap
-def _(info, in_dims, mu, logvar, double_out, check_finite):
+def _kl_vmap(info, in_dims, mu, logvar, double_out, check_finite):
     # Elementwise over [B, Z]: fold the vmapped dimension into the rows, one kernel call.
     size = info.batch_size
     mu, logvar = (t.movedim(d, 0) if d is not None else t.expand(size, *t.shape) for t, d in zip((mu, logvar), in_dims))
     kl = gaussian_kl_op(mu.reshape(-1, mu.shape[-1]), logvar.reshape(-1, logvar.shape[-1]), double_out, check_finite)
     return kl.view(mu.shape), 0
+
+
+if hasattr(gaussian_kl_op, "register_vmap"):  # torch >= 2.5; 2.4 runs torch's own fallback
+    gaussian_kl_op.register_vmap(_kl_vmap)
 
 
 def _grads(grad: Tensor, mu: Tensor, logvar: Tensor) -> tuple[Tensor, Tensor]:
