@@ -15,7 +15,7 @@ export ELBITS_CUDA
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: demo test install dev lint bench wheel clean
+.PHONY: demo test install dev lint docs bench wheel clean
 
 # The stamp names the spec: a VENV given by hand with another TORCH_SPEC gets that torch installed.
 TORCH_STAMP := $(VENV)/.torch-$(TORCH_TAG)
@@ -33,12 +33,19 @@ install: $(TORCH_STAMP)
 demo: install
 	$(VENV)/bin/elbits demo
 
-test: install
-	$(VENV)/bin/ruff check python tests benchmarks
-	$(VENV)/bin/mypy
+test: install lint docs
 	cd tests && ../$(PY) -m pytest -q -p no:cacheprovider .
 	# the wheel: builds it, checks it links no libtorch, smoke-tests it in a fresh venv
 	cd tests && ../$(PY) -m pytest -q -p no:cacheprovider -m slow test_wheel.py
+
+lint: install
+	$(VENV)/bin/ruff check python tests benchmarks
+	$(VENV)/bin/mypy
+
+# The documentation site (site/): --strict turns a broken link, a page missing from the nav or an API
+# reference that no longer resolves into a failure.
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict -q
 
 # In-place build for development: python/elbits/_C*.so, used with PYTHONPATH=python.
 # The module is swapped in with mv so that running processes keep their copy.
