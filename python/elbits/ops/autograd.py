@@ -164,7 +164,7 @@ def _fold_vmap(fn, info, in_dims, inputs):
     return tuple(outs), tuple(dims)
 
 
-# custom op -> its autograd.Function twin for eager calls
+# custom op -> its autograd.Function twins for eager calls: (plain and dual numbers, torch.func)
 _TWINS: dict = {}
 
 
@@ -197,8 +197,26 @@ def register_routes(op, setup_context: Callable, fast_backward: Callable, deriv:
         return
 
     class Eager(torch.autograd.Function):
-        """The op's body and autograd without the custom op's dispatch, for eager calls
-        (plain, under torch.func transforms and with forward-mode AD)."""
+        """The op's body and autograd without the custom op's dispatch, for plain eager calls and
+        dual numbers. The old-style forward(ctx, ...): a Function with setup_context re-binds its
+        arguments with inspect.signature on every apply (~25 us a step, measured)."""
+
+        @staticmethod
+        def forward(ctx, *inputs):
+            output = impl(*inputs)
+            setup(ctx, inputs, output)
+            return output
+
+        @staticmethod
+        def backward(ctx, *grads):
+            return backward(ctx, *grads)
+
+        @staticmethod
+        def jvp(ctx, *tangents):
+            return torch_jvp(ctx, deriv, tangents)
+
+    class Transformable(torch.autograd.Function):
+        """The same for torch.func transforms, which need setup_context and a vmap rule."""
 
         @staticmethod
         def forward(*inputs):
@@ -218,10 +236,9 @@ def register_routes(op, setup_context: Callable, fast_backward: Callable, deriv:
 
         @staticmethod
         def vmap(info, in_dims, *inputs):
-            return _fold_vmap(Eager, info, in_dims, inputs)
+            return _fold_vmap(Transformable, info, in_dims, inputs)
 
-    Eager.__qualname__ = f"Eager[{op._name}]" if hasattr(op, "_name") else "Eager"
-    _TWINS[op] = Eager
+    _TWINS[op] = (Eager, Transformable)
 
 
 def call_op(op, *inputs):
@@ -239,10 +256,10 @@ def call_op(op, *inputs):
         if torch._C._functorch.maybe_current_level() is not None:
             raise NotImplementedError(f"{op} under a torch.func transform inside torch.compile: call the transform eagerly")
         return op(*inputs)
-    twin = _TWINS.get(op)
+    twins = _TWINS.get(op)
     transforms = _transforms()
-    if twin is not None and _untraced(*inputs[:4]) and all(t in _TWIN_TRANSFORMS for t in transforms):
-        return twin.apply(*inputs)
+    if twins is not None and _untraced(*inputs[:4]) and all(t in _TWIN_TRANSFORMS for t in transforms):
+        return (twins[1] if transforms else twins[0]).apply(*inputs)
     _refuse_untraceable_modes(op, inputs[:4], transforms)
     return op(*inputs)
 
