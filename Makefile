@@ -45,7 +45,7 @@ lint: install
 # The documentation site (site/): --strict turns a broken link, a page missing from the nav or an API
 # reference that no longer resolves into a failure.
 docs: install
-	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict -q
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 # In-place build for development: python/elbits/_C*.so, used with PYTHONPATH=python.
 # The module is swapped in with mv so that running processes keep their copy.
