@@ -291,7 +291,10 @@ def test_debug_shows_the_traceback(monkeypatch, where):
 def test_real_console_script(tmp_path):
     # The installed `elbits` script (or what it runs, elbits.cli:main, when this checkout is not installed),
     # on this checkout's code.
-    env = {**os.environ, "PYTHONPATH": str(Path(elbits.__file__).parents[1])}
+    # PYTHONPATH only for an uninstalled checkout: site-packages there would go before the standard library
+    # (and pythae's requirement, the Python 3.6 `dataclasses` backport, would shadow the real one).
+    root = Path(elbits.__file__).parents[1]
+    env = dict(os.environ) if root.name == "site-packages" else {**os.environ, "PYTHONPATH": str(root)}
     script = Path(sys.executable).with_name("elbits")
     cmd = [str(script)] if script.is_file() else [sys.executable, "-c",
                                                   "import sys; from elbits.cli import main; sys.exit(main())"]
