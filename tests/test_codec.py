@@ -263,3 +263,57 @@ def test_colour_model_net_rate_matches_its_nelbo(likelihood):
     assert abs(s["net_over_nelbo"] - 1) < 0.005, s
     # the data's entropy is log2 N; the model's code length bounds it from above
     assert s["net_bits_per_image"] > np.log2(len(x))
+
+
+# ---- the command line: a round trip, and one line for each misuse
+
+
+def run_cli(argv, capsys):
+    from elbits.cli import main
+
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture()
+def cli_files(beta1, tmp_path):
+    images = tmp_path / "x.npy"
+    np.save(images, dsprites(24).numpy()[:, 0])
+    return images, tmp_path / "x.elbb", tmp_path / "y.npy"
+
+
+def test_cli_round_trip(cli_files, capsys):
+    images, blob, back = cli_files
+    code, out, _ = run_cli(["compress", str(VAE_DIR), str(images), "-o", str(blob), "--elbo-samples", "1"], capsys)
+    assert code == 0 and "bits-back net" in out and "model -ELBO" in out
+    code, out, _ = run_cli(["decompress", str(VAE_DIR), str(blob), "-o", str(back)], capsys)
+    assert code == 0 and np.array_equal(np.load(back)[:, 0], np.load(images))
+
+
+def test_cli_refuses_to_overwrite_and_leaves_the_file(cli_files, capsys):
+    images, blob, _ = cli_files
+    blob.write_bytes(b"the user's file")
+    code, _, err = run_cli(["compress", str(VAE_DIR), str(images), "-o", str(blob)], capsys)
+    assert code == 2 and err.count("\n") == 1 and "--overwrite" in err
+    assert blob.read_bytes() == b"the user's file"
+
+
+def test_cli_corrupt_file_is_one_line_and_writes_nothing(cli_files, capsys):
+    images, blob, back = cli_files
+    assert run_cli(["compress", str(VAE_DIR), str(images), "-o", str(blob), "--elbo-samples", "0"], capsys)[0] == 0
+    data = bytearray(blob.read_bytes())
+    data[40] ^= 1
+    blob.write_bytes(bytes(data))
+    code, _, err = run_cli(["decompress", str(VAE_DIR), str(blob), "-o", str(back)], capsys)
+    assert code == 2 and err.startswith("elbits decompress: error:") and "checksum" in err
+    assert not back.exists() and not list(back.parent.glob(".y.npy.*"))
+
+
+@pytest.mark.parametrize("flags", [["--latent-bits", "0"], ["--latent-bits", "40"], ["--batch-size", "-3"],
+                                   ["--limit", "0"], ["--elbo-samples", "x"]])
+def test_cli_bad_flags_are_one_line(cli_files, capsys, flags):
+    _images, blob, _ = cli_files
+    code, _, err = run_cli(["compress", str(VAE_DIR), "-o", str(blob), *flags], capsys)
+    assert code == 2 and err.startswith("elbits compress: error:") and err.count("\n") == 1
+    assert not blob.exists()
