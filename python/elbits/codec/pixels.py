@@ -43,11 +43,13 @@ def tables(params: torch.Tensor, likelihood: str, context: torch.Tensor, stage: 
     """``[B, n, 256]`` float64 probabilities of the subpixels of ``stage`` (channels), per image; for
     Bernoulli ``[B, n]`` probabilities of a 1. ``context`` holds the levels known so far ``[B, C, H, W]``
     (its shape is the image shape the tables are laid out in)."""
-    lp = likelihood_logprobs(params, likelihood, context=context if likelihood == "logistic_mixture" else None)
     batch, channels = context.shape[:2]
-    lp = lp.reshape(batch, channels, -1, lp.shape[-1])[:, stage]
     if likelihood == "bernoulli":
-        return lp[..., 1].exp().reshape(batch, -1).numpy()
+        # the coder takes P(1) = sigmoid(logit) itself: one pass, not both levels' logs and an exp
+        p1 = torch.sigmoid(params.detach().to(torch.float64))
+        return p1.reshape(batch, channels, -1)[:, stage].reshape(batch, -1).numpy()
+    lp = likelihood_logprobs(params, likelihood, context=context if likelihood == "logistic_mixture" else None)
+    lp = lp.reshape(batch, channels, -1, lp.shape[-1])[:, stage]
     return lp.exp().reshape(batch, -1, lp.shape[-1]).numpy()
 
 
