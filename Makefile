@@ -15,7 +15,7 @@ export ELBITS_CUDA
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: demo test install dev lint docs bench wheel clean
+.PHONY: demo test install dev lint format docs bench wheel clean
 
 # The stamp names the spec: a VENV given by hand with another TORCH_SPEC gets that torch installed.
 TORCH_STAMP := $(VENV)/.torch-$(TORCH_TAG)
@@ -38,9 +38,16 @@ test: install lint docs
 	# the wheel: builds it, checks it links no libtorch, smoke-tests it in a fresh venv
 	cd tests && ../$(PY) -m pytest -q -p no:cacheprovider -m slow test_wheel.py
 
+# The checks the test command runs (and .pre-commit-config.yaml runs before a commit); `make format` fixes
+# what they can.
 lint: install
 	$(VENV)/bin/ruff check python tests benchmarks
+	$(VENV)/bin/ruff format --check python tests benchmarks
 	$(VENV)/bin/mypy
+
+format: install
+	$(VENV)/bin/ruff check --fix python tests benchmarks
+	$(VENV)/bin/ruff format python tests benchmarks
 
 # The documentation site (site/): --strict turns a broken link, a page missing from the nav or an API
 # reference that no longer resolves into a failure.

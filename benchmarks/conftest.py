@@ -12,7 +12,9 @@ def pytest_terminal_summary(terminalreporter, config):
     for group, impls in sorted(groups.items(), key=lambda kv: str(kv[0])):
         rates = {k: b.extra_info["images_per_s"] for k, b in impls.items() if "images_per_s" in b.extra_info}
         if rates:
-            terminalreporter.write_line(f"{group}: " + ", ".join(f"{k} {v:.0f} images/s" for k, v in rates.items()))
+            terminalreporter.write_line(
+                f"{group}: " + ", ".join(f"{k} {v:.0f} images/s" for k, v in rates.items())
+            )
         if "fused" not in impls:
             continue
         fused = impls["fused"].stats.median
@@ -20,11 +22,15 @@ def pytest_terminal_summary(terminalreporter, config):
         for other in ("eager", "compile"):
             if other in impls:
                 o = impls[other].stats.median
-                line.append(f"{other} {o * 1e3:.3f} ms (fused/{other} = {fused / o:.2f}, {o / fused:.1f}x faster)")
+                line.append(
+                    f"{other} {o * 1e3:.3f} ms (fused/{other} = {fused / o:.2f}, {o / fused:.1f}x faster)"
+                )
         kern = {k: b.extra_info["kernel_ms"] for k, b in impls.items() if "kernel_ms" in b.extra_info}
         if kern:
             line.append("GPU kernel ms " + ", ".join(f"{k} {v:.3f}" for k, v in sorted(kern.items())))
-        mem = {k: b.extra_info.get("allocated_mb") for k, b in impls.items() if "allocated_mb" in b.extra_info}
+        mem = {
+            k: b.extra_info.get("allocated_mb") for k, b in impls.items() if "allocated_mb" in b.extra_info
+        }
         if mem:
             line.append("allocated MB " + ", ".join(f"{k} {v:.1f}" for k, v in sorted(mem.items())))
         terminalreporter.write_line("; ".join(line))

@@ -49,8 +49,12 @@ def real_model() -> None:
         a = elbits.elbo_terms(lg, x, mu, lv).recon
         b = elbits.elbo_terms(p, x, mu, lv, input="probs").recon
         clamped = int((((p == 1) & (x == 0)) | ((p == 0) & (x == 1))).sum())
-        print(f"VAE_dsprites, 100 real samples: logits {a.mean():.2f}, probs {b.mean():.2f} nats/image; largest "
-              f"per-image gap {(b - a).abs().max():.2f}; clamped pixels {clamped}; max |logit| {lg.abs().max():.1f}")
+        print(
+            f"VAE_dsprites, 100 real samples: logits {a.mean():.2f}, probs {b.mean():.2f} nats/image; "
+            "largest "
+            f"per-image gap {(b - a).abs().max():.2f}; clamped pixels {clamped}; max |logit| "
+            f"{lg.abs().max():.1f}"
+        )
         levels = x * 255
         for lik in ("gaussian", "laplace"):
             for lo, hi in ((0.0, 1.0), (-1.0, 1.0), (0.0, 255.0)):
@@ -58,14 +62,20 @@ def real_model() -> None:
                 mean, data = p * k + lo, x.float() * k + lo
                 d = elbits.elbo_terms(mean, data, mu, lv, lik, scale=0.1 * k)
                 q = elbits.elbo_terms(mean, levels, mu, lv, lik, scale=0.1 * k, discretize=(lo, hi))
-                print(f"  {lik} on [{lo:g}, {hi:g}], scale {0.1 * k:g}: density {d.recon.mean():9.1f} nats/image "
-                      f"({d.recon_bits_per_dim.mean():+.3f} bits/dim); code length {q.recon_bits_per_dim.mean():.4f} bits/dim")
+                print(
+                    f"  {lik} on [{lo:g}, {hi:g}], scale {0.1 * k:g}: density {d.recon.mean():9.1f} "
+                    "nats/image "
+                    f"({d.recon_bits_per_dim.mean():+.3f} bits/dim); code length "
+                    f"{q.recon_bits_per_dim.mean():.4f} bits/dim"
+                )
 
 
 def batch(seed: int = 0):
     g = torch.Generator().manual_seed(seed)
     mean = 0.2 + 0.6 * torch.rand(64, 3, 64, 64, generator=g)
-    levels = (255 * (mean + 0.05 * torch.randn(mean.shape, generator=g))).round().clamp(0, 255).to(torch.uint8)
+    levels = (
+        (255 * (mean + 0.05 * torch.randn(mean.shape, generator=g))).round().clamp(0, 255).to(torch.uint8)
+    )
     return mean, levels
 
 
@@ -76,8 +86,10 @@ def wide_scales() -> None:
     for lik, s in (("gaussian", 0.05), ("laplace", 0.05 / math.sqrt(2))):
         d = elbits.elbo_terms(mean, levels.float() / 255, z, z, lik, scale=s).recon.mean().item() / dims
         q = elbits.elbo_terms(mean, levels, z, z, lik, scale=s, discretize=(0, 1)).recon.mean().item() / dims
-        print(f"{lik} scale {s:.4f}: density {d:+.4f} nats/dim (+ log 255 = {d + math.log(255):.4f}); "
-              f"code length {q:.4f} nats/dim = {q / math.log(2):.4f} bits/dim")
+        print(
+            f"{lik} scale {s:.4f}: density {d:+.4f} nats/dim (+ log 255 = {d + math.log(255):.4f}); "
+            f"code length {q:.4f} nats/dim = {q / math.log(2):.4f} bits/dim"
+        )
 
 
 def timing() -> None:
@@ -99,21 +111,28 @@ def timing() -> None:
 
     cases = {
         "64x3x64x64: F.mse_loss + KL, plain torch": lambda: (
-            F.mse_loss(mean, x, reduction="none").flatten(1).sum(1) / (2 * 0.05**2) + kl(mu, lv)).mean(),
+            F.mse_loss(mean, x, reduction="none").flatten(1).sum(1) / (2 * 0.05**2) + kl(mu, lv)
+        ).mean(),
         "64x3x64x64: gaussian density": lambda: nelbo(mean, x, mu, lv, "gaussian", scale=0.05),
         "64x3x64x64: laplace density": lambda: nelbo(mean, x, mu, lv, "laplace", scale=0.05),
         "64x3x64x64: gaussian discretize=(0, 1)": lambda: nelbo(
-            mean, levels, mu, lv, "gaussian", scale=0.05, discretize=(0, 1)),
+            mean, levels, mu, lv, "gaussian", scale=0.05, discretize=(0, 1)
+        ),
         "64x3x64x64: laplace discretize=(0, 1)": lambda: nelbo(
-            mean, levels, mu, lv, "laplace", scale=0.05, discretize=(0, 1)),
+            mean, levels, mu, lv, "laplace", scale=0.05, discretize=(0, 1)
+        ),
         "256x1x64x64: bernoulli logits (fused)": lambda: nelbo(logits, bt, mu2, lv2),
-        "256x1x64x64: bernoulli input='probs'": lambda: nelbo(torch.sigmoid(logits), bt, mu2, lv2, input="probs"),
+        "256x1x64x64: bernoulli input='probs'": lambda: nelbo(
+            torch.sigmoid(logits), bt, mu2, lv2, input="probs"
+        ),
         "256x1x64x64: F.binary_cross_entropy + KL, plain torch": lambda: (
-            F.binary_cross_entropy(torch.sigmoid(logits), bt, reduction="none").flatten(1).sum(1) + kl(mu2, lv2)
+            F.binary_cross_entropy(torch.sigmoid(logits), bt, reduction="none").flatten(1).sum(1)
+            + kl(mu2, lv2)
         ).mean(),
     }
     print("| case | fwd+bwd median, ms |\n|---|---|")
     for name, loss in cases.items():
+
         def run(loss=loss):
             loss().backward()
             for t in (mean, mu, lv, logits, mu2, lv2):

@@ -1,4 +1,5 @@
-"""The figures of docs/interop.md: each client's own loss beside elbits' on one batch, a saturated pythae decoder,
+"""The figures of docs/interop.md: each client's own loss beside elbits' on one batch, a saturated pythae
+decoder,
 and the cost of finding the logits behind a decoder's sigmoid.
 
     PYTHONPATH=python .venv/bin/python benchmarks/interop_figures.py
@@ -38,7 +39,10 @@ def side_by_side(x: torch.Tensor) -> None:
     with torch.no_grad():
         recon, dist, _ = m(x)
         t = a.terms(x)
-    print(f"disentangling-vae VAE_dsprites, {len(x)} real dSprites, eval mode, decoder_output={a.decoder_output!r}")
+    print(
+        f"disentangling-vae VAE_dsprites, {len(x)} real dSprites, eval mode, "
+        f"decoder_output={a.decoder_output!r}"
+    )
     for beta in (1.0, 4.0):
         own = float(dv.beta_h_loss(x, recon, dist, beta))
         el = float((t.recon + beta * t.kl_total).mean())
@@ -47,7 +51,9 @@ def side_by_side(x: torch.Tensor) -> None:
     from pythae.models import BetaVAE, BetaVAEConfig
 
     torch.manual_seed(0)
-    p = BetaVAE(BetaVAEConfig(input_dim=(1, 64, 64), latent_dim=8, reconstruction_loss="bce", beta=4.0)).train()
+    p = BetaVAE(
+        BetaVAEConfig(input_dim=(1, 64, 64), latent_dim=8, reconstruction_loss="bce", beta=4.0)
+    ).train()
     with torch.no_grad():  # as tests/test_adapters.py: q(z|x) moved off the prior
         p.encoder.embedding.bias.fill_(0.5)
         p.encoder.log_var.bias.fill_(-1.0)
@@ -57,11 +63,15 @@ def side_by_side(x: torch.Tensor) -> None:
     out = p({"data": xb})
     torch.manual_seed(1)
     t = pa.terms(xb)
-    print(f"pythae BetaVAE(beta=4), default MLP nets, seeded init, train mode, 16 images, "
-          f"decoder_output={pa.decoder_output!r}")
-    for name, own_t, el_t in (("loss", out.loss, (t.recon + 4 * t.kl_total).mean()),
-                              ("recon_loss", out.recon_loss, t.recon.mean()),
-                              ("reg_loss", out.reg_loss, t.kl_total.mean())):
+    print(
+        f"pythae BetaVAE(beta=4), default MLP nets, seeded init, train mode, 16 images, "
+        f"decoder_output={pa.decoder_output!r}"
+    )
+    for name, own_t, el_t in (
+        ("loss", out.loss, (t.recon + 4 * t.kl_total).mean()),
+        ("recon_loss", out.recon_loss, t.recon.mean()),
+        ("reg_loss", out.reg_loss, t.kl_total.mean()),
+    ):
         own, el = float(own_t.detach()), float(el_t.detach())
         print(f"  {name}: own {own:.6f}  elbits {el:.6f} nats/image  rel {rel(el, own):.1e}")
 
@@ -81,11 +91,17 @@ def saturated() -> None:
     logits, mu, logvar = a(x)
     el = elbits.elbo_terms(logits, x, mu, logvar).recon.detach()
     own = F.binary_cross_entropy(out.recon_x.detach(), x, reduction="none").sum((1, 2, 3))
-    truth = F.binary_cross_entropy_with_logits(logits.detach().double(), x.double(), reduction="none").sum((1, 2, 3))
-    print("pythae VAE, MNIST conv nets, seeded init: per-image recon, nats (own clamped BCE / elbits / float64)")
+    truth = F.binary_cross_entropy_with_logits(logits.detach().double(), x.double(), reduction="none").sum(
+        (1, 2, 3)
+    )
+    print(
+        "pythae VAE, MNIST conv nets, seeded init: per-image recon, nats (own clamped BCE / elbits / float64)"
+    )
     for i in range(len(x)):
-        print(f"  image {i}: {float(own[i]):10.4f} {float(el[i]):10.4f} {float(truth[i]):10.4f}"
-              f"   max |logit| {float(logits[i].detach().abs().max()):.1f}")
+        print(
+            f"  image {i}: {float(own[i]):10.4f} {float(el[i]):10.4f} {float(truth[i]):10.4f}"
+            f"   max |logit| {float(logits[i].detach().abs().max()):.1f}"
+        )
 
 
 def tap_cost() -> None:
@@ -109,8 +125,10 @@ def tap_cost() -> None:
         for b, n in ((1, 300), (64, 20)):
             z = torch.randn(b, 10)
             raw, ad = best(lambda z=z: m.decoder(z), n), best(lambda z=z: a.decode(z), n)
-            print(f"  batch {b}: client decoder {raw * 1e3:.3f} ms, adapter decode {ad * 1e3:.3f} ms "
-                  f"(+{(ad - raw) * 1e6:.0f} us)")
+            print(
+                f"  batch {b}: client decoder {raw * 1e3:.3f} ms, adapter decode {ad * 1e3:.3f} ms "
+                f"(+{(ad - raw) * 1e6:.0f} us)"
+            )
 
 
 if __name__ == "__main__":

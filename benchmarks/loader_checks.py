@@ -1,4 +1,5 @@
-"""What the file checks cost: checkpoint save/load behind its sha256, and opening a dSprites npz with its checks.
+"""What the file checks cost: checkpoint save/load behind its sha256, and opening a dSprites npz with its
+checks.
 
     PYTHONPATH=python python benchmarks/loader_checks.py [--images 65536]
 
@@ -38,8 +39,17 @@ def checkpoint_figures(tmp: Path) -> None:
     opt = torch.optim.AdamW(model.parameters())
     model(torch.rand(2, 1, 64, 64))[0].sum().backward()
     opt.step()  # Adam moments: the optimiser state a real checkpoint carries
-    state = {"step": 1, "samples_seen": 1, "world_size": 1, "config": {}, "model": model.state_dict(),
-             "optimizer": opt.state_dict(), "criterion": {}, "meters": [{}], "loss_windows": [[0.0, 0.0]]}
+    state = {
+        "step": 1,
+        "samples_seen": 1,
+        "world_size": 1,
+        "config": {},
+        "model": model.state_dict(),
+        "optimizer": opt.state_dict(),
+        "criterion": {},
+        "meters": [{}],
+        "loss_windows": [[0.0, 0.0]],
+    }
     p = save_checkpoint(tmp / "checkpoint.pt", state)
     data = p.read_bytes()
     payload = data[data.index(b"\n") + 1 :]
@@ -47,8 +57,10 @@ def checkpoint_figures(tmp: Path) -> None:
     load = best(lambda: load_checkpoint(p))
     sha = best(lambda: hashlib.sha256(payload).digest())
     bare = best(lambda: torch.load(io.BytesIO(payload), weights_only=True))
-    print(f"checkpoint {len(data) / 1e6:.2f} MB: save {save * 1e3:.1f} ms, load_checkpoint {load * 1e3:.1f} ms "
-          f"(sha256 {sha * 1e3:.1f} ms of it); bare torch.load {bare * 1e3:.1f} ms")
+    print(
+        f"checkpoint {len(data) / 1e6:.2f} MB: save {save * 1e3:.1f} ms, load_checkpoint {load * 1e3:.1f} ms "
+        f"(sha256 {sha * 1e3:.1f} ms of it); bare torch.load {bare * 1e3:.1f} ms"
+    )
 
 
 def npz_figures(tmp: Path, n: int) -> None:
@@ -63,8 +75,10 @@ def npz_figures(tmp: Path, n: int) -> None:
                 z["imgs"], z["latents_classes"]
 
         ours, bare = best(lambda q=q: ds.NpzDSprites(q), 3), best(unchecked, 3)
-        print(f"npz of {n} images, {'deflated' if compressed else 'stored'} ({q.stat().st_size / 1e6:.0f} MB): "
-              f"NpzDSprites {ours:.3f} s ({n / ours / 1e3:.0f}k images/s); np.load of both arrays {bare:.3f} s")
+        print(
+            f"npz of {n} images, {'deflated' if compressed else 'stored'} ({q.stat().st_size / 1e6:.0f} MB): "
+            f"NpzDSprites {ours:.3f} s ({n / ours / 1e3:.0f}k images/s); np.load of both arrays {bare:.3f} s"
+        )
 
 
 def main() -> None:

@@ -36,7 +36,10 @@ def test_dispatch_overhead_tiny_batch(benchmark, impl):
     if impl == "custom_op":
         benchmark(lambda: bernoulli_elbo(x, t, mu, lv, 1.0, False, True))
     else:
-        benchmark(lambda: core.bernoulli_nll_rows(x.data_ptr(), 0, 16, t.data_ptr(), 0, 16, 1, 16, 0, 1.0,
-                                                  recon.data_ptr(), False, 1))
+        benchmark(
+            lambda: core.bernoulli_nll_rows(
+                x.data_ptr(), 0, 16, t.data_ptr(), 0, 16, 1, 16, 0, 1.0, recon.data_ptr(), False, 1
+            )
+        )
     benchmark.group = "dispatch overhead 1x16"
     benchmark.extra_info["impl"] = impl

@@ -25,8 +25,14 @@ from elbits.benchmarking import (
 pytestmark = pytest.mark.skipif(
     not (core.has_cuda and torch.cuda.is_available()), reason="needs a CUDA build of elbits and a GPU"
 )
-GPU_CASES = ["bernoulli-256", "bernoulli-8192", "categorical256-32", "categorical256-256", "mixture-16",
-             "mixture-256"]
+GPU_CASES = [
+    "bernoulli-256",
+    "bernoulli-8192",
+    "categorical256-32",
+    "categorical256-256",
+    "mixture-16",
+    "mixture-256",
+]
 
 
 @pytest.mark.parametrize("name", GPU_CASES)

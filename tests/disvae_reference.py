@@ -99,7 +99,8 @@ class VAE(nn.Module):
 
 
 def reconstruction_loss(data, recon_data):
-    """``_reconstruction_loss(..., distribution="bernoulli")``: BCE summed over pixels, / batch (nats per image)."""
+    """``_reconstruction_loss(..., distribution="bernoulli")``: BCE summed over pixels, / batch (nats per
+    image)."""
     batch_size = recon_data.size(0)
     return F.binary_cross_entropy(recon_data, data, reduction="sum") / batch_size
 

@@ -1,4 +1,5 @@
-"""Fuzz target for every loader of user files: each input must load cleanly or raise InputError, never run code.
+"""Fuzz target for every loader of user files: each input must load cleanly or raise InputError, never run
+code.
 
 Coverage-guided, with atheris (``pip install atheris``; not a test dependency)::
 
@@ -16,9 +17,8 @@ import io
 import os
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -65,7 +65,9 @@ def _checkpoint_bytes(tmp: Path) -> bytes:
     from elbits.train.checkpoint import save_checkpoint
 
     torch.manual_seed(0)
-    p = save_checkpoint(tmp / "seed-checkpoint.pt", {"step": 3, "config": {"z_dim": 2}, "model": BurgessVAE(2).state_dict()})
+    p = save_checkpoint(
+        tmp / "seed-checkpoint.pt", {"step": 3, "config": {"z_dim": 2}, "model": BurgessVAE(2).state_dict()}
+    )
     return p.read_bytes()
 
 
@@ -90,9 +92,18 @@ def seeds(marker: str) -> dict[str, list[bytes]]:
 
     plain_evil = pickle.dumps(RunsCode(marker))
     return {
-        "npz": [_npz(imgs, classes, False), _npz(imgs, classes, True), _npz(imgs, classes, False, metadata=evil),
-                _npz(imgs, evil, False), plain_evil],
-        "checkpoint": [ckpt, _torch_bytes({"format": 1, "model": state}), _torch_bytes({"format": 1, "x": RunsCode(marker)})],
+        "npz": [
+            _npz(imgs, classes, False),
+            _npz(imgs, classes, True),
+            _npz(imgs, classes, False, metadata=evil),
+            _npz(imgs, evil, False),
+            plain_evil,
+        ],
+        "checkpoint": [
+            ckpt,
+            _torch_bytes({"format": 1, "model": state}),
+            _torch_bytes({"format": 1, "x": RunsCode(marker)}),
+        ],
         "model": [_torch_bytes(state, legacy=True), _torch_bytes({"format": 1, "model": state}), plain_evil],
         "images": [npy.getvalue(), _grid_png(imgs), evil_npy.getvalue()],
     }
@@ -130,7 +141,10 @@ def _load_images(path: Path) -> None:
 
 #: Loader name -> a call that must either succeed (and return sane content) or raise InputError.
 LOADERS: dict[str, Callable[[Path], None]] = {
-    "npz": _load_npz, "checkpoint": _load_checkpoint, "model": _load_model, "images": _load_images,
+    "npz": _load_npz,
+    "checkpoint": _load_checkpoint,
+    "model": _load_model,
+    "images": _load_images,
 }
 _NAMES = {"npz": "data.npz", "checkpoint": "checkpoint.pt", "model": "model.pt", "images": "images.npy"}
 
@@ -174,7 +188,8 @@ def mutate(data: bytes, rng: np.random.Generator) -> bytes:
     elif kind == 2:  # interesting values over a 4-byte field (sizes, offsets, lengths)
         i = int(rng.integers(n))
         b[i : i + 4] = [b"\xff\xff\xff\xff", b"\x00\x00\x00\x00", b"\xff\xff\xff\x7f", b"\x00\x00\x00\x80"][
-            int(rng.integers(4))]
+            int(rng.integers(4))
+        ]
     elif kind == 3:  # truncate
         b = b[: int(rng.integers(n))]
     elif kind == 4:  # insert random bytes

@@ -1,4 +1,5 @@
-"""Adapters for pythae and disentangling-vae models: each client's own loss numbers beside elbits' on one batch,
+"""Adapters for pythae and disentangling-vae models: each client's own loss numbers beside elbits' on one
+batch,
 and the adapted models metered, evaluated and trained by elbits.
 
 The pythae tests need `pip install pythae` (the `interop` extra) and skip without it; disentangling-vae's
@@ -39,7 +40,8 @@ def rel(a, b) -> float:
 
 
 def images(n: int = 32) -> torch.Tensor:
-    """``[n, 1, 64, 64]`` float {0, 1}: the real dSprites samples when ../shared has them, else seeded squares."""
+    """``[n, 1, 64, 64]`` float {0, 1}: the real dSprites samples when ../shared has them, else seeded
+    squares."""
     if REAL_PNG.is_file():
         from elbits.data.fidelity import load_reference_grid
 
@@ -66,8 +68,11 @@ def pythae_vae(beta: float | None = None, input_dim=(1, 64, 64), encoder=None, d
     torch.manual_seed(0)
     if beta is None:
         return VAE(VAEConfig(input_dim=input_dim, latent_dim=8, reconstruction_loss="bce"), encoder, decoder)
-    return BetaVAE(BetaVAEConfig(input_dim=input_dim, latent_dim=8, reconstruction_loss="bce", beta=beta),
-                   encoder, decoder)
+    return BetaVAE(
+        BetaVAEConfig(input_dim=input_dim, latent_dim=8, reconstruction_loss="bce", beta=beta),
+        encoder,
+        decoder,
+    )
 
 
 # --- the clients' own loss numbers beside elbits' --------------------------------------------------------
@@ -101,7 +106,8 @@ def test_pythae_own_loss_beside_elbits(beta):
 
 @needs_pythae
 def test_pythae_kl_near_the_prior():
-    """At init the KL is ~0.01 nats: elbits' matches float64 to 1e-6, pythae's own float32 one only to ~1e-5."""
+    """At init the KL is ~0.01 nats: elbits' matches float64 to 1e-6, pythae's own float32 one only to
+    ~1e-5."""
     model = pythae_vae(None).train()
     a = PythaeAdapter(model)
     x = images(16)
@@ -195,7 +201,14 @@ def test_disvae_adapter_is_the_native_burgess_model():
         assert torch.equal(torch.sigmoid(a.decode(mu)), model.decoder(mu))
     kw = dict(samples=2, mi_points=64, mi_samples=2)
     got, want = evaluate_model(a, x, **kw).to_dict(), evaluate_model(native, x, **kw).to_dict()
-    for k in ("rate_bits", "distortion_bits", "distortion_mu_bits", "mi_bits", "kl_per_dim_bits", "active_units"):
+    for k in (
+        "rate_bits",
+        "distortion_bits",
+        "distortion_mu_bits",
+        "mi_bits",
+        "kl_per_dim_bits",
+        "active_units",
+    ):
         assert got[k] == want[k], k
 
 
@@ -240,8 +253,19 @@ def test_trained(make, tmp_path):
     a = make()
     before = {k: v.clone() for k, v in a.model.state_dict().items()}
     data = list(images(32))
-    r = train(TrainConfig(steps=6, batch_size=8, log_every=3, out_dir=str(tmp_path), progress=False,
-                          tensorboard=False, eval_limit=32), model=a, dataset=data)
+    r = train(
+        TrainConfig(
+            steps=6,
+            batch_size=8,
+            log_every=3,
+            out_dir=str(tmp_path),
+            progress=False,
+            tensorboard=False,
+            eval_limit=32,
+        ),
+        model=a,
+        dataset=data,
+    )
     assert r.model is a and r.step == 6
     after = a.model.state_dict()
     assert set(after) == set(before)  # the client's own state_dict, loadable into its class
@@ -252,7 +276,8 @@ def test_trained(make, tmp_path):
 
 
 class _ClampedDecoder(dv.DecoderBurgess):
-    """Probabilities kept off 0 and 1 after the sigmoid: its input is no longer the logits of what it returns."""
+    """Probabilities kept off 0 and 1 after the sigmoid: its input is no longer the logits of what it
+    returns."""
 
     def forward(self, z):
         return super().forward(z).clamp(1e-4, 1 - 1e-4)
@@ -280,12 +305,25 @@ def test_evaluated_from_probabilities():
 
 
 @needs_probs
-@pytest.mark.skipif(importlib.util.find_spec("elbits.train.decoders") is None,
-                    reason="elbits.train reads no declared decoder output yet")
+@pytest.mark.skipif(
+    importlib.util.find_spec("elbits.train.decoders") is None,
+    reason="elbits.train reads no declared decoder output yet",
+)
 def test_trained_from_probabilities(tmp_path):
     a = _probs_disvae()
-    r = train(TrainConfig(steps=2, batch_size=8, log_every=2, out_dir=str(tmp_path), progress=False,
-                          tensorboard=False, eval_limit=16), model=a, dataset=list(images(16)))
+    r = train(
+        TrainConfig(
+            steps=2,
+            batch_size=8,
+            log_every=2,
+            out_dir=str(tmp_path),
+            progress=False,
+            tensorboard=False,
+            eval_limit=16,
+        ),
+        model=a,
+        dataset=list(images(16)),
+    )
     assert r.head.kind == "probs" and math.isfinite(r.final["distortion_bits"])
 
 
@@ -379,10 +417,15 @@ def test_anything_after_the_sigmoid_reads_as_probabilities(tail):
     assert torch.allclose(t.recon, F.binary_cross_entropy(p, x, reduction="none").sum((1, 2)), rtol=1e-6)
 
 
-@pytest.mark.parametrize("tail, kind", [
-    ("module", "logits"), ("method", "logits"),
-    pytest.param("inplace_clamp", "probs", marks=needs_probs), pytest.param("clamp", "probs", marks=needs_probs),
-])
+@pytest.mark.parametrize(
+    "tail, kind",
+    [
+        ("module", "logits"),
+        ("method", "logits"),
+        pytest.param("inplace_clamp", "probs", marks=needs_probs),
+        pytest.param("clamp", "probs", marks=needs_probs),
+    ],
+)
 def test_under_inference_mode(tail, kind):
     """Inference tensors keep no version counter: the values behind the sigmoid are checked instead."""
     with torch.inference_mode():

@@ -17,10 +17,20 @@ def test_log_aggregate_matches_direct_mixture():
     z = torch.randn(11, 3, generator=g, dtype=torch.float64)
     direct = torch.logsumexp(log_normal(z[:, None], mu[None], lv[None]), 1) - math.log(37)
     own = torch.arange(11) * 3
-    loo_direct = torch.stack([
-        torch.logsumexp(torch.cat([log_normal(z[i], mu[:own[i]], lv[:own[i]]),
-                                   log_normal(z[i], mu[own[i] + 1:], lv[own[i] + 1:])]), 0)
-        for i in range(11)]) - math.log(36)
+    loo_direct = torch.stack(
+        [
+            torch.logsumexp(
+                torch.cat(
+                    [
+                        log_normal(z[i], mu[: own[i]], lv[: own[i]]),
+                        log_normal(z[i], mu[own[i] + 1 :], lv[own[i] + 1 :]),
+                    ]
+                ),
+                0,
+            )
+            for i in range(11)
+        ]
+    ) - math.log(36)
     # Tiny chunks and a tiny element budget exercise both loops.
     got, loo = log_aggregate(z, mu, lv, own=own, chunk=5, max_elements=20)
     assert torch.allclose(got, direct, atol=1e-10)

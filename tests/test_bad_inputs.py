@@ -56,8 +56,10 @@ def test_uint8_target_above_one():
         elbits.elbo_terms(x, t, m, lv)
 
 
-@pytest.mark.parametrize("name,value", [("logits", float("nan")), ("logits", float("inf")),
-                                         ("mu", float("nan")), ("logvar", float("-inf"))])
+@pytest.mark.parametrize(
+    "name,value",
+    [("logits", float("nan")), ("logits", float("inf")), ("mu", float("nan")), ("logvar", float("-inf"))],
+)
 def test_non_finite_named(name, value):
     args = dict(zip(["logits", "target", "mu", "logvar"], ok()))
     args[name][0, 1] = value

@@ -47,7 +47,9 @@ def test_values_every_dtype_pair(ldtype, tdtype):
     check_against_reference(*make((4, 3, 17, 19), ldtype=ldtype, tdtype=tdtype))
 
 
-@pytest.mark.parametrize("shape", [(1, 1), (1, 1, 1, 1), (3, 5), (2, 3, 7, 11), (5, 8193), (2, 20000), (256, 1, 64, 64)])
+@pytest.mark.parametrize(
+    "shape", [(1, 1), (1, 1, 1, 1), (3, 5), (2, 3, 7, 11), (5, 8193), (2, 20000), (256, 1, 64, 64)]
+)
 def test_values_shapes(shape):
     check_against_reference(*make(shape))
 
@@ -83,7 +85,9 @@ def test_gradients_match_reference(ldtype):
     ((want.recon * w).sum() + (want.kl * 0.5).sum()).backward()
     atol = {torch.float32: 1e-6, torch.float16: 1e-3, torch.bfloat16: 8e-3}[ldtype]
     for g, t in zip(got, (x64, mu64, lv64)):
-        torch.testing.assert_close(g.double(), t.grad, rtol=1e-2 if ldtype != torch.float32 else 1e-5, atol=atol)
+        torch.testing.assert_close(
+            g.double(), t.grad, rtol=1e-2 if ldtype != torch.float32 else 1e-5, atol=atol
+        )
 
 
 def test_gradcheck_float64():
@@ -185,10 +189,13 @@ def test_opcheck_custom_ops():
     # gradient (output 2) in place, as designed (elbo_terms never hands that output out),
     # so the test comparing outputs after a backward is left out for it.
     torch.library.opcheck(
-        bernoulli_elbo, (logits, target, mu, logvar, 1 / 3, True, True),
+        bernoulli_elbo,
+        (logits, target, mu, logvar, 1 / 3, True, True),
         test_utils=("test_schema", "test_autograd_registration", "test_faketensor"),
     )
-    torch.library.opcheck(bernoulli_elbo, (logits.detach(), target, mu.detach(), logvar.detach(), 1.0, False, True))
+    torch.library.opcheck(
+        bernoulli_elbo, (logits.detach(), target, mu.detach(), logvar.detach(), 1.0, False, True)
+    )
     torch.library.opcheck(scale_rows, (torch.randn(3, 10), torch.rand(3), 1.0))
     torch.library.opcheck(scale_rows, (torch.randn(3, 10), torch.rand(3), 0.25))
 

@@ -102,8 +102,17 @@ def test_checkpoint_round_trip_in_a_separate_process(beta1, tmp_path):
     codec = BitsBackCodec(beta1, "bernoulli")
     blob = codec.encode(x, elbo_samples=4)
     (tmp_path / "x.elbb").write_bytes(blob)
-    subprocess.run([sys.executable, "-c", DECODE_ELSEWHERE, str(VAE_DIR),
-                    str(tmp_path / "x.elbb"), str(tmp_path / "y.npy")], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            DECODE_ELSEWHERE,
+            str(VAE_DIR),
+            str(tmp_path / "x.elbb"),
+            str(tmp_path / "y.npy"),
+        ],
+        check=True,
+    )
     assert np.array_equal(np.load(tmp_path / "y.npy"), x.numpy())
     s = codec.stats.summary()
     # ~60 bits per image against several hundred for per-file codecs
@@ -133,15 +142,18 @@ def small():
     return model, x, codec, codec.encode(x)
 
 
-@pytest.mark.parametrize("mutate,message", [
-    (lambda b: b[: len(b) // 2], "checksum|truncated"),
-    (lambda b: b[:10], "truncated"),
-    (lambda b: b"", "magic"),
-    (lambda b: b"PK\x03\x04" + b[4:], "magic"),
-    (lambda b: b[:4] + bytes([9]) + b[5:], "version 9"),
-    (lambda b: b[:60] + bytes([b[60] ^ 1]) + b[61:], "checksum"),
-    (lambda b: b[:-3] + bytes([b[-3] ^ 0x10]) + b[-2:], "checksum"),
-])
+@pytest.mark.parametrize(
+    "mutate,message",
+    [
+        (lambda b: b[: len(b) // 2], "checksum|truncated"),
+        (lambda b: b[:10], "truncated"),
+        (lambda b: b"", "magic"),
+        (lambda b: b"PK\x03\x04" + b[4:], "magic"),
+        (lambda b: b[:4] + bytes([9]) + b[5:], "version 9"),
+        (lambda b: b[:60] + bytes([b[60] ^ 1]) + b[61:], "checksum"),
+        (lambda b: b[:-3] + bytes([b[-3] ^ 0x10]) + b[-2:], "checksum"),
+    ],
+)
 def test_corrupt_files_are_refused(small, mutate, message):
     _model, _x, codec, blob = small
     with pytest.raises(InputError, match=message):
@@ -163,15 +175,18 @@ def test_another_environment_is_refused_unless_told(small, monkeypatch):
     assert torch.equal(codec.decode(blob, strict=False), x)
 
 
-@pytest.mark.parametrize("images,message", [
-    (torch.zeros(0, 1, 8, 8, dtype=torch.uint8), "N >= 1"),
-    (torch.full((2, 1, 8, 8), 2, dtype=torch.uint8), r"levels must be in 0\.\.1"),
-    (torch.rand(2, 1, 8, 8), "integer levels"),
-    (torch.zeros(2, 1, 9, 8, dtype=torch.uint8), "cannot encode images"),
-    (torch.zeros(2, 2, 8, 8, dtype=torch.uint8), "cannot encode images"),
-    ([[0, 1]], "tensor or numpy"),
-    (torch.zeros(2, 8, dtype=torch.uint8), r"\[N, C, H, W\]"),
-])
+@pytest.mark.parametrize(
+    "images,message",
+    [
+        (torch.zeros(0, 1, 8, 8, dtype=torch.uint8), "N >= 1"),
+        (torch.full((2, 1, 8, 8), 2, dtype=torch.uint8), r"levels must be in 0\.\.1"),
+        (torch.rand(2, 1, 8, 8), "integer levels"),
+        (torch.zeros(2, 1, 9, 8, dtype=torch.uint8), "cannot encode images"),
+        (torch.zeros(2, 2, 8, 8, dtype=torch.uint8), "cannot encode images"),
+        ([[0, 1]], "tensor or numpy"),
+        (torch.zeros(2, 8, dtype=torch.uint8), r"\[N, C, H, W\]"),
+    ],
+)
 def test_bad_images_are_refused(small, images, message):
     _model, _x, codec, _blob = small
     with pytest.raises(InputError, match=message):
@@ -184,8 +199,17 @@ def test_densities_are_refused_with_the_reason(likelihood):
         BitsBackCodec(TinyVAE("bernoulli", (1, 8, 8)), likelihood)
 
 
-@pytest.mark.parametrize("setting", [{"latent_bits": 0}, {"latent_bits": 40}, {"latent_window": float("nan")},
-                                     {"batch": 0}, {"ramp": -1.0}, {"seed_words": 0}])
+@pytest.mark.parametrize(
+    "setting",
+    [
+        {"latent_bits": 0},
+        {"latent_bits": 40},
+        {"latent_window": float("nan")},
+        {"batch": 0},
+        {"ramp": -1.0},
+        {"seed_words": 0},
+    ],
+)
 def test_bad_settings_are_refused(setting):
     with pytest.raises(InputError):
         BitsBackCodec(TinyVAE("bernoulli", (1, 8, 8)), "bernoulli", **setting)
@@ -220,8 +244,20 @@ def test_1000_images_decode_in_a_separate_process(likelihood, shape, tmp_path):
     torch.save(model.state_dict(), tmp_path / "m.pt")
     (tmp_path / "x.elbb").write_bytes(blob)
     here = str(__import__("pathlib").Path(__file__).parent)
-    subprocess.run([sys.executable, "-c", DECODE_TINY, here, likelihood, ",".join(map(str, shape)),
-                    str(tmp_path / "m.pt"), str(tmp_path / "x.elbb"), str(tmp_path / "y.npy")], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            DECODE_TINY,
+            here,
+            likelihood,
+            ",".join(map(str, shape)),
+            str(tmp_path / "m.pt"),
+            str(tmp_path / "x.elbb"),
+            str(tmp_path / "y.npy"),
+        ],
+        check=True,
+    )
     assert np.array_equal(np.load(tmp_path / "y.npy"), x.numpy())
 
 
@@ -234,11 +270,19 @@ def colour_sprite_patches(size=16):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("likelihood", [
-    pytest.param("discretized_gaussian", marks=pytest.mark.xfail(
-        reason="net 0.83 % below this model's -ELBO (459.2 bits/image): not yet explained", strict=False)),
-    "logistic_mixture",
-])
+@pytest.mark.parametrize(
+    "likelihood",
+    [
+        pytest.param(
+            "discretized_gaussian",
+            marks=pytest.mark.xfail(
+                reason="net 0.83 % below this model's -ELBO (459.2 bits/image): not yet explained",
+                strict=False,
+            ),
+        ),
+        "logistic_mixture",
+    ],
+)
 def test_colour_model_net_rate_matches_its_nelbo(likelihood):
     """A colour VAE trained for the test on colour_sprites with the fused loss: net within 0.5 % of −ELBO."""
     import elbits
@@ -285,7 +329,9 @@ def cli_files(beta1, tmp_path):
 
 def test_cli_round_trip(cli_files, capsys):
     images, blob, back = cli_files
-    code, out, _ = run_cli(["compress", str(VAE_DIR), str(images), "-o", str(blob), "--elbo-samples", "1"], capsys)
+    code, out, _ = run_cli(
+        ["compress", str(VAE_DIR), str(images), "-o", str(blob), "--elbo-samples", "1"], capsys
+    )
     assert code == 0 and "bits-back net" in out and "model -ELBO" in out
     code, out, _ = run_cli(["decompress", str(VAE_DIR), str(blob), "-o", str(back)], capsys)
     assert code == 0 and np.array_equal(np.load(back)[:, 0], np.load(images))
@@ -301,7 +347,10 @@ def test_cli_refuses_to_overwrite_and_leaves_the_file(cli_files, capsys):
 
 def test_cli_corrupt_file_is_one_line_and_writes_nothing(cli_files, capsys):
     images, blob, back = cli_files
-    assert run_cli(["compress", str(VAE_DIR), str(images), "-o", str(blob), "--elbo-samples", "0"], capsys)[0] == 0
+    assert (
+        run_cli(["compress", str(VAE_DIR), str(images), "-o", str(blob), "--elbo-samples", "0"], capsys)[0]
+        == 0
+    )
     data = bytearray(blob.read_bytes())
     data[40] ^= 1
     blob.write_bytes(bytes(data))
@@ -310,8 +359,16 @@ def test_cli_corrupt_file_is_one_line_and_writes_nothing(cli_files, capsys):
     assert not back.exists() and not list(back.parent.glob(".y.npy.*"))
 
 
-@pytest.mark.parametrize("flags", [["--latent-bits", "0"], ["--latent-bits", "40"], ["--batch-size", "-3"],
-                                   ["--limit", "0"], ["--elbo-samples", "x"]])
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ["--latent-bits", "0"],
+        ["--latent-bits", "40"],
+        ["--batch-size", "-3"],
+        ["--limit", "0"],
+        ["--elbo-samples", "x"],
+    ],
+)
 def test_cli_bad_flags_are_one_line(cli_files, capsys, flags):
     _images, blob, _ = cli_files
     code, _, err = run_cli(["compress", str(VAE_DIR), "-o", str(blob), *flags], capsys)

@@ -32,7 +32,9 @@ def levels(shape, seed=0, dtype=torch.uint8):
 def check(name, params, target, grad=True, rtol=None, gtol=2e-4):
     """Values and gradients (w.r.t. params, weighted per sample) vs the float64 reference."""
     params = params.detach().requires_grad_(grad)
-    mu, logvar = latents(params.shape[0], dtype=params.dtype if params.dtype != torch.float64 else torch.float64)
+    mu, logvar = latents(
+        params.shape[0], dtype=params.dtype if params.dtype != torch.float64 else torch.float64
+    )
     terms = elbits.elbo_terms(params, target, mu, logvar, name)
     want = ref.elbo_terms(params.detach(), target, mu, logvar, name)
     assert terms.recon.shape == (params.shape[0],)
@@ -137,7 +139,9 @@ def test_mixture_saturated_and_matches_pixelcnn():
     # Where bin masses are not tiny the published formula agrees with the exact one.
     q = mixture_params(2, 3, 4, seed=6)
     ref._mixture_split(q, 3)[3].fill_(-1.0)  # wide logistics: every bin mass above the 1e-5 switch
-    torch.testing.assert_close(ref.pixelcnn_pp_nll(q.double(), target), ref.logistic_mixture_nll(q, target), rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(
+        ref.pixelcnn_pp_nll(q.double(), target), ref.logistic_mixture_nll(q, target), rtol=1e-9, atol=1e-9
+    )
 
 
 def test_mixture_float_targets():
@@ -153,7 +157,9 @@ def test_mixture_sums_to_one():
     # 1 channel: every level of one pixel.
     p = mixture_params(1, 1, 3, side=1, seed=7).expand(256, 9, 1, 1).contiguous()
     mu, lv = latents(256)
-    recon = elbits.elbo_terms(p, torch.arange(256).view(256, 1, 1, 1), mu, lv, "logistic_mixture").recon.double()
+    recon = elbits.elbo_terms(
+        p, torch.arange(256).view(256, 1, 1, 1), mu, lv, "logistic_mixture"
+    ).recon.double()
     assert abs(torch.exp(-recon).sum().item() - 1.0) < 1e-5
     # 3 channels, K = 2: summing over every (G, B) for a fixed R gives the R marginal,
     # which is the 1-channel mixture of the R parameters.
@@ -163,9 +169,13 @@ def test_mixture_sums_to_one():
     r = 77
     t = torch.stack([torch.full((65536,), r), gb[:, 0], gb[:, 1]], 1).view(65536, 3, 1, 1)
     mu, lv = latents(65536)
-    joint = elbits.elbo_terms(p3.expand(65536, 10 * k, 1, 1).contiguous(), t, mu, lv, "logistic_mixture").recon.double()
+    joint = elbits.elbo_terms(
+        p3.expand(65536, 10 * k, 1, 1).contiguous(), t, mu, lv, "logistic_mixture"
+    ).recon.double()
     marg = torch.cat([p3[:, :k], p3[:, k : 3 * k]], 1)  # logits | R means | R log-scales
-    want = elbits.elbo_terms(marg, torch.full((1, 1, 1, 1), r), mu[:1], lv[:1], "logistic_mixture").recon.double()
+    want = elbits.elbo_terms(
+        marg, torch.full((1, 1, 1, 1), r), mu[:1], lv[:1], "logistic_mixture"
+    ).recon.double()
     assert abs(torch.exp(-joint).sum().item() / torch.exp(-want).item() - 1.0) < 1e-5
 
 
@@ -200,7 +210,9 @@ def test_gaussian_sums_to_one():
     for mean, ls in [(0.1, -3.0), (0.99, -6.0), (-3.0, -1.0), (0.0, 2.0)]:
         q = torch.tensor([mean, ls]).view(1, 2, 1, 1).expand(256, 2, 1, 1).contiguous()
         mu, lv = latents(256)
-        recon = elbits.elbo_terms(q, torch.arange(256).view(256, 1, 1, 1), mu, lv, "discretized_gaussian").recon
+        recon = elbits.elbo_terms(
+            q, torch.arange(256).view(256, 1, 1, 1), mu, lv, "discretized_gaussian"
+        ).recon
         assert abs(torch.exp(-recon.double()).sum().item() - 1.0) < 1e-5, (mean, ls)
 
 
@@ -322,30 +334,54 @@ def test_compile_fullgraph(name):
 
 @settings(max_examples=15)
 @given(
-    b=st.integers(1, 3), h=st.integers(1, 5), w=st.integers(1, 40),
-    scale=st.sampled_from([0.1, 3.0, 50.0]), seed=st.integers(0, 2**16),
+    b=st.integers(1, 3),
+    h=st.integers(1, 5),
+    w=st.integers(1, 40),
+    scale=st.sampled_from([0.1, 3.0, 50.0]),
+    seed=st.integers(0, 2**16),
 )
 def test_hypothesis_categorical(b, h, w, scale, seed):
     g = torch.Generator().manual_seed(seed)
-    check("categorical256", torch.randn(b, 256, h, w, generator=g) * scale, levels((b, h, w), seed=seed), gtol=1e-3)
+    check(
+        "categorical256",
+        torch.randn(b, 256, h, w, generator=g) * scale,
+        levels((b, h, w), seed=seed),
+        gtol=1e-3,
+    )
 
 
 @settings(max_examples=15)
 @given(
-    b=st.integers(1, 2), chans=st.sampled_from([1, 3]), k=st.integers(1, 4), side=st.integers(1, 9),
+    b=st.integers(1, 2),
+    chans=st.sampled_from([1, 3]),
+    k=st.integers(1, 4),
+    side=st.integers(1, 9),
     seed=st.integers(0, 2**16),
 )
 def test_hypothesis_mixture(b, chans, k, side, seed):
-    check("logistic_mixture", mixture_params(b, chans, k, side=side, seed=seed), levels((b, chans, side, side), seed=seed), gtol=1e-3)
+    check(
+        "logistic_mixture",
+        mixture_params(b, chans, k, side=side, seed=seed),
+        levels((b, chans, side, side), seed=seed),
+        gtol=1e-3,
+    )
 
 
 @settings(max_examples=15)
 @given(
-    b=st.integers(1, 2), chans=st.sampled_from([1, 3]), side=st.integers(1, 9), seed=st.integers(0, 2**16),
+    b=st.integers(1, 2),
+    chans=st.sampled_from([1, 3]),
+    side=st.integers(1, 9),
+    seed=st.integers(0, 2**16),
     eta_scale=st.sampled_from([1e-3, 0.4, 5.0]),
 )
 def test_hypothesis_gaussian_and_cb(b, chans, side, seed, eta_scale):
-    check("discretized_gaussian", gaussian_params(b, chans, side=side, seed=seed), levels((b, chans, side, side), seed=seed), gtol=1e-3)
+    check(
+        "discretized_gaussian",
+        gaussian_params(b, chans, side=side, seed=seed),
+        levels((b, chans, side, side), seed=seed),
+        gtol=1e-3,
+    )
     g = torch.Generator().manual_seed(seed)
     eta = torch.randn(b, chans, side, side, generator=g) * eta_scale
     check("continuous_bernoulli", eta, torch.rand(b, chans, side, side, generator=g), gtol=1e-4)
@@ -371,7 +407,9 @@ def test_bad_inputs():
     bad[1, 3, 0, 0] = float("nan")
     with pytest.raises(ValueError, match="parameters contain NaN"):
         elbits.elbo_terms(bad, levels((2, 3, 3)), mu, lv, "categorical256")
-    assert torch.isnan(elbits.elbo_terms(bad, levels((2, 3, 3)), mu, lv, "categorical256", check_finite=False).recon[1])
+    assert torch.isnan(
+        elbits.elbo_terms(bad, levels((2, 3, 3)), mu, lv, "categorical256", check_finite=False).recon[1]
+    )
     # logistic mixture
     t = levels((2, 3, 4, 4))
     with pytest.raises(ValueError, match="10\\*K"):
@@ -434,7 +472,16 @@ def test_opcheck_stored_gradient_ops():
             p, t = params.flatten(1), target.flatten(1)
         else:
             p, t = params.flatten(2), target.flatten(2)
-        args = (p.requires_grad_(True), t, mu.requires_grad_(True), lv.requires_grad_(True), n_mix, 1.0, True, True)
+        args = (
+            p.requires_grad_(True),
+            t,
+            mu.requires_grad_(True),
+            lv.requires_grad_(True),
+            n_mix,
+            1.0,
+            True,
+            True,
+        )
         # opcheck's AOT test backpropagates |sum(output)| per output, so recon gets
         # sign(sum(recon)) as its upstream gradient. Backward rescales the stored gradient
         # (output 2) in place, by design, whenever that differs from the prescale, and
@@ -442,8 +489,11 @@ def test_opcheck_stored_gradient_ops():
         # with a prescale equal to that sign (continuous Bernoulli NLLs can be negative).
         sign = 1.0 if float(op(*args[:5], 1.0, False, True)[0].sum()) >= 0 else -1.0
         torch.library.opcheck(op, args[:5] + (sign, True, True))
-        torch.library.opcheck(op, args[:5] + (0.5, True, True),
-                              test_utils=("test_schema", "test_autograd_registration", "test_faketensor"))
+        torch.library.opcheck(
+            op,
+            args[:5] + (0.5, True, True),
+            test_utils=("test_schema", "test_autograd_registration", "test_faketensor"),
+        )
 
 
 def test_inplace_grad_option_matches_the_default_path():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import math
 import random
-from typing import Callable
+from collections.abc import Callable
 
 import pytest
 import torch

@@ -61,11 +61,11 @@ def test_bernoulli_packed_and_unpacked_layouts(device, layout, ldtype, tdtype):
     flat = torch.randn(b * (width + 1) + 1, generator=g, dtype=torch.float64).to(ldtype)
     tflat = (torch.rand(b * (width + 1) + 1, generator=g) < 0.4).to(tdtype)
     if layout == "misaligned_base":
-        x, t = flat[1:b * n + 1].view(b, n), tflat[1:b * n + 1].view(b, n)
+        x, t = flat[1 : b * n + 1].view(b, n), tflat[1 : b * n + 1].view(b, n)
     elif layout == "odd_row_stride":
-        x, t = flat[:b * width].view(b, width)[:, :n], tflat[:b * width].view(b, width)[:, :n]
+        x, t = flat[: b * width].view(b, width)[:, :n], tflat[: b * width].view(b, width)[:, :n]
     else:
-        x, t = flat[:b * width].view(b, width), tflat[:b * width].view(b, width)
+        x, t = flat[: b * width].view(b, width), tflat[: b * width].view(b, width)
     mu = torch.zeros(b, 2, dtype=ldtype)
     leaf = x.to(device).requires_grad_(True)
     terms = elbits.elbo_terms(leaf, t.to(device), mu.to(device), mu.to(device))
@@ -150,9 +150,16 @@ def test_cuda_compile_fullgraph():
 
 def test_colour_likelihood_on_unsupported_device_is_a_clear_error():
     x = torch.zeros(1, 256, 2, 2, device="meta")
-    with pytest.raises(NotImplementedError, match=r"inputs are on meta, but elbits has kernels for device types cpu"):
-        elbits.elbo_terms(x, torch.zeros(1, 2, 2, dtype=torch.uint8, device="meta"), torch.zeros(1, 1, device="meta"),
-                          torch.zeros(1, 1, device="meta"), likelihood="categorical256")
+    with pytest.raises(
+        NotImplementedError, match=r"inputs are on meta, but elbits has kernels for device types cpu"
+    ):
+        elbits.elbo_terms(
+            x,
+            torch.zeros(1, 2, 2, dtype=torch.uint8, device="meta"),
+            torch.zeros(1, 1, device="meta"),
+            torch.zeros(1, 1, device="meta"),
+            likelihood="categorical256",
+        )
 
 
 # ------------------------------------------------- colour / 8-bit likelihoods (issue 4)
@@ -184,7 +191,7 @@ def check_colour(device, name, params, target, rtol=None, gtol=2e-4):
     assert terms.dims == want.dims
     rtol = COLOUR_RTOL[params.dtype] if rtol is None else rtol
     recon = terms.recon.detach().cpu().double()
-    tol = rtol * want.recon.abs() + 1e-4 * (terms.dims ** 0.5)
+    tol = rtol * want.recon.abs() + 1e-4 * (terms.dims**0.5)
     assert ((recon - want.recon).abs() <= tol).all(), (recon, want.recon)
     torch.testing.assert_close(terms.kl.detach().cpu().double(), want.kl, rtol=1e-5, atol=1e-6)
     w = torch.rand(params.shape[0], dtype=torch.float64, generator=torch.Generator().manual_seed(3)) + 0.5
@@ -209,7 +216,9 @@ def test_colour_categorical(device, dtype, tdtype):
 
 
 @pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("shape", [(1, 256, 1), (2, 256, 7), (2, 256, 13, 11), (1, 256, 300), (3, 256, 20, 37)])
+@pytest.mark.parametrize(
+    "shape", [(1, 256, 1), (2, 256, 7), (2, 256, 13, 11), (1, 256, 300), (3, 256, 20, 37)]
+)
 def test_colour_categorical_shapes_and_saturation(device, shape):
     g = torch.Generator().manual_seed(1)
     logits = torch.randn(shape, generator=g) * 30
@@ -238,7 +247,9 @@ def test_colour_categorical_noncontiguous_and_inplace(device):
 @pytest.mark.parametrize("chans,k", [(3, 1), (3, 10), (1, 1), (1, 10)])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, *LOW])
 def test_colour_mixture(device, chans, k, dtype):
-    check_colour(device, "logistic_mixture", mixture_params(2, chans, k, dtype=dtype), colour_levels((2, chans, 4, 4)))
+    check_colour(
+        device, "logistic_mixture", mixture_params(2, chans, k, dtype=dtype), colour_levels((2, chans, 4, 4))
+    )
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -262,7 +273,9 @@ def test_colour_mixture_saturated_and_float_targets(device):
     check_colour(device, "logistic_mixture", p, target, gtol=1e-3)
     mu, lv = (t.to(device) for t in colour_latents(2))
     a = elbits.elbo_terms(p.to(device), target.to(device), mu, lv, "logistic_mixture").recon
-    b = elbits.elbo_terms(p.to(device), (target.float() / 127.5 - 1.0).to(device), mu, lv, "logistic_mixture").recon
+    b = elbits.elbo_terms(
+        p.to(device), (target.float() / 127.5 - 1.0).to(device), mu, lv, "logistic_mixture"
+    ).recon
     torch.testing.assert_close(a, b)
 
 
@@ -284,8 +297,13 @@ def test_colour_gaussian_saturated_and_several_blocks(device):
     p[1, 3] = 12.0
     check_colour(device, "discretized_gaussian", p, colour_levels((2, 3, 4, 4)), gtol=1e-3)
     # 3 x 40 x 41 = 4920 subpixels: three CUDA chunks per sample, the last one partial.
-    check_colour(device, "discretized_gaussian", gaussian_params(3, 3, side=41, seed=5)[:, :, :40],
-                 colour_levels((3, 3, 40, 41), seed=5), gtol=1e-3)
+    check_colour(
+        device,
+        "discretized_gaussian",
+        gaussian_params(3, 3, side=41, seed=5)[:, :, :40],
+        colour_levels((3, 3, 40, 41), seed=5),
+        gtol=1e-3,
+    )
 
 
 @pytest.mark.parametrize("device", DEVICES)

@@ -1,4 +1,5 @@
-"""`elbits demo` end to end on a few steps: every file of the report, and report.md's numbers are the meter's."""
+"""`elbits demo` end to end on a few steps: every file of the report, and report.md's numbers are the
+meter's."""
 
 from __future__ import annotations
 
@@ -12,8 +13,19 @@ from elbits.models import BurgessVAE
 from elbits.train import evaluate, load_checkpoint
 from elbits.train.data import build_dataset
 
-TINY = ["--steps", "6", "--train-size", "256", "--batch-size", "16", "--z-dim", "4", "--log-every", "2",
-        "--no-tensorboard"]
+TINY = [
+    "--steps",
+    "6",
+    "--train-size",
+    "256",
+    "--batch-size",
+    "16",
+    "--z-dim",
+    "4",
+    "--log-every",
+    "2",
+    "--no-tensorboard",
+]
 
 
 def _row(md: str, label: str) -> list[str]:
@@ -41,8 +53,17 @@ def demo(tmp_path_factory):
 
 def test_demo_writes_every_file(demo):
     out, printed = demo
-    for name in ("report.md", "summary.json", "curves.png", "kl_per_dim.png", "reconstructions.png",
-                 "rd_plane.png", "run/metrics.jsonl", "run/checkpoint.pt", "run/final.json"):
+    for name in (
+        "report.md",
+        "summary.json",
+        "curves.png",
+        "kl_per_dim.png",
+        "reconstructions.png",
+        "rd_plane.png",
+        "run/metrics.jsonl",
+        "run/checkpoint.pt",
+        "run/final.json",
+    ):
         path = out / name
         assert path.is_file() and path.stat().st_size > 0, name
     for name in ("curves.png", "kl_per_dim.png", "reconstructions.png", "rd_plane.png"):
@@ -50,8 +71,15 @@ def test_demo_writes_every_file(demo):
         assert f"]({name})" in (out / "report.md").read_text()
     # The terminal summary: where the report is, and the table in bits.
     assert f"report: {out / 'report.md'}" in printed
-    for label in ("factor entropy", "H(X) of the training set", "rate R (KL)", "distortion D (recon)", "slack",
-                  "active units", "seed weights (0.8, 0.2): beta"):
+    for label in (
+        "factor entropy",
+        "H(X) of the training set",
+        "rate R (KL)",
+        "distortion D (recon)",
+        "slack",
+        "active units",
+        "seed weights (0.8, 0.2): beta",
+    ):
         assert label in printed
 
 
@@ -80,7 +108,9 @@ def test_report_numbers_are_the_meters(demo):
     kl = _row(md, "KL (bits)")[1:]
     assert [float(v) for v in kl] == pytest.approx([s[f"kl_{i}_bits"] for i in range(4)], abs=1.5e-3)
     # The budget, computed in the run: factor entropy exactly, H(X) of the 256 training images (all distinct).
-    assert float(_row(md, "factor entropy log(1·3·6·40·32·32)")[1]) == pytest.approx(math.log2(737280), abs=1e-3)
+    assert float(_row(md, "factor entropy log(1·3·6·40·32·32)")[1]) == pytest.approx(
+        math.log2(737280), abs=1e-3
+    )
     assert float(_row(md, "empirical H(X)")[1]) == pytest.approx(8.0, abs=1e-3)
     assert float(_row(md, "budget H")[1]) == pytest.approx(h, abs=1e-3)
     marg = float(_row(md, "Σ_i H(X_i), pixel marginals")[1])

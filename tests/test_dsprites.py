@@ -14,7 +14,9 @@ from elbits.data import dsprites as ds
 from elbits.data import fidelity
 
 needs_png = pytest.mark.skipif(not REAL_PNG.is_file(), reason=f"reference images absent ({REAL_PNG})")
-needs_vae = pytest.mark.skipif(not (VAE_MODEL.is_file() and REAL_PNG.is_file()), reason="reference checkpoint absent")
+needs_vae = pytest.mark.skipif(
+    not (VAE_MODEL.is_file() and REAL_PNG.is_file()), reason="reference checkpoint absent"
+)
 
 
 def test_grid_and_ordering():
@@ -49,7 +51,9 @@ def test_geometry_scale_and_position():
     # Mean area over orientations, so raster steps of one pose average out.
     c = np.array([[0, s, k, o, 15, 15] for s in range(3) for k in (0, 5) for o in range(0, 39, 3)])
     area = ds.render(c).flatten(1).sum(1).double().view(3, 2, -1).mean(2)
-    assert torch.allclose(area[:, 1] / area[:, 0], torch.full((3,), 4.0, dtype=torch.float64), rtol=0.1)  # area ~ scale^2
+    assert torch.allclose(
+        area[:, 1] / area[:, 0], torch.full((3,), 4.0, dtype=torch.float64), rtol=0.1
+    )  # area ~ scale^2
     # The square's centroid follows CENTRE0 + SPAN * pos (pixel centres at j + 0.5).
     for px, py in [(0, 0), (31, 10), (16, 31)]:
         img = ds.render(np.array([[0, 0, 5, 0, px, py]]))[0].double()
@@ -80,7 +84,9 @@ def test_npz_loader_memory_maps(tmp_path, compressed):
     path = tmp_path / "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz"
     meta = np.array(pickle.loads(pickle.dumps({"description": "test"})), dtype=object)
     save = np.savez_compressed if compressed else np.savez
-    save(path, imgs=imgs, latents_classes=classes, latents_values=ds.classes_to_values(classes), metadata=meta)
+    save(
+        path, imgs=imgs, latents_classes=classes, latents_values=ds.classes_to_values(classes), metadata=meta
+    )
     data = ds.NpzDSprites(path)
     assert isinstance(data._imgs, np.memmap) != compressed
     assert len(data) == len(idx)

@@ -85,8 +85,16 @@ def test_plugin_and_miller_madow():
 def test_empirical_entropy_of_dsprites_subset_matches_known_duplicates():
     # Orientation classes 0 and 39 are the same angle (0 and 2 pi): those pairs render identically.
     orients = [0, 5, 39]
-    classes = np.array([[0, s, c, o, x, y] for s in range(3) for c in range(6) for o in orients
-                        for x in (3, 20) for y in (7, 28)])
+    classes = np.array(
+        [
+            [0, s, c, o, x, y]
+            for s in range(3)
+            for c in range(6)
+            for o in orients
+            for x in (3, 20)
+            for y in (7, 28)
+        ]
+    )
     imgs = ds.render(classes)
     res = E.empirical_entropy(imgs)
     n = len(classes)
@@ -112,7 +120,9 @@ def test_marginal_pixel_entropy_binary_and_256():
     tc = E.total_correlation(m, E.empirical_entropy(x))
     assert tc.bits == pytest.approx(0.0, abs=1e-12)  # only one pixel varies: no correlation
     pair = np.array([[0, 0], [1, 1]], np.uint8)  # two copies of one fair bit: TC = 1 bit
-    assert E.total_correlation(E.marginal_pixel_entropy(pair), E.empirical_entropy(pair)).bits == pytest.approx(1.0)
+    assert E.total_correlation(
+        E.marginal_pixel_entropy(pair), E.empirical_entropy(pair)
+    ).bits == pytest.approx(1.0)
 
 
 def test_total_correlation_nonnegative_on_dsprites_subset():

@@ -1,4 +1,5 @@
-"""``elbits evaluate``: the shared disentangling-vae checkpoint, .npy images, JSON keys, elbits checkpoints."""
+"""``elbits evaluate``: the shared disentangling-vae checkpoint, .npy images, JSON keys, elbits
+checkpoints."""
 
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ from elbits.cli import main
 from elbits.evaluate import evaluate_checkpoint, evaluate_model, load_images, load_model
 from elbits.models import BurgessVAE
 
-needs_shared = pytest.mark.skipif(not VAE_MODEL.is_file() or not REAL_PNG.is_file(),
-                                  reason="shared reference checkpoints not present")
+needs_shared = pytest.mark.skipif(
+    not VAE_MODEL.is_file() or not REAL_PNG.is_file(), reason="shared reference checkpoints not present"
+)
 
 
 @needs_shared
@@ -26,13 +28,42 @@ def test_cli_json_on_real_samples(tmp_path, capsys):
     npy = tmp_path / "real.npy"
     np.save(npy, imgs[:, None])  # [N, 1, 64, 64]
     table = tmp_path / "ev.csv"
-    assert main(["evaluate", str(VAE_DIR), "--images", str(npy), "--json", "--samples", "2", "--mi-samples", "2",
-                 "--csv", str(table), "--label", "real24"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                str(VAE_DIR),
+                "--images",
+                str(npy),
+                "--json",
+                "--samples",
+                "2",
+                "--mi-samples",
+                "2",
+                "--csv",
+                str(table),
+                "--label",
+                "real24",
+            ]
+        )
+        == 0
+    )
     d = json.loads(capsys.readouterr().out)
     lines = table.read_text().splitlines()
     assert len(lines) == 2 and lines[0].startswith("run,source,rate_bits") and lines[1].startswith("real24,")
-    for key in ("rate_bits", "distortion_bits", "distortion_mu_bits", "distortion_samples", "kl_per_dim_bits",
-                "active_units", "mi_bits", "marginal_kl_bits", "log_n_bits", "h_bits", "factor_bits"):
+    for key in (
+        "rate_bits",
+        "distortion_bits",
+        "distortion_mu_bits",
+        "distortion_samples",
+        "kl_per_dim_bits",
+        "active_units",
+        "mi_bits",
+        "marginal_kl_bits",
+        "log_n_bits",
+        "h_bits",
+        "factor_bits",
+    ):
         assert key in d, key
     assert d["images"] == 24 and d["distortion_samples"] == 2
     assert len(d["kl_per_dim_bits"]) == 10
@@ -48,13 +79,16 @@ def test_cli_json_on_real_samples(tmp_path, capsys):
 @needs_shared
 def test_cli_text_on_png_grid_and_procedural(tmp_path, capsys):
     png = tmp_path / "ev.png"
-    assert main(["evaluate", str(VAE_MODEL), "--images", str(REAL_PNG), "--samples", "1",
-                 "--plot", str(png)]) == 0
+    assert (
+        main(["evaluate", str(VAE_MODEL), "--images", str(REAL_PNG), "--samples", "1", "--plot", str(png)])
+        == 0
+    )
     out = capsys.readouterr().out
     assert "rate R" in out and "I(X;Z)" in out and "active units: 10" in out
     assert png.is_file() and png.stat().st_size < 200_000
-    ev = evaluate_checkpoint(VAE_DIR, limit=48, samples=1, mi_points=16, mi_samples=1, device="cpu",
-                             distortion_images=8)
+    ev = evaluate_checkpoint(
+        VAE_DIR, limit=48, samples=1, mi_points=16, mi_samples=1, device="cpu", distortion_images=8
+    )
     d = ev.to_dict()
     assert ev.images == 48 and "procedural" in ev.source and d["distortion_images"] == 8
     assert 20 < ev.rate_bits < 60 and d["distortion_bits"] > 0
@@ -66,7 +100,9 @@ def test_elbits_checkpoint_and_npy_validation(tmp_path):
 
     torch.manual_seed(0)
     model = BurgessVAE(z_dim=3)
-    ck = save_checkpoint(tmp_path / "checkpoint.pt", {"step": 7, "config": {"z_dim": 3}, "model": model.state_dict()})
+    ck = save_checkpoint(
+        tmp_path / "checkpoint.pt", {"step": 7, "config": {"z_dim": 3}, "model": model.state_dict()}
+    )
     loaded, info = load_model(tmp_path)
     assert info["kind"] == "elbits" and info["step"] == 7 and info["z_dim"] == 3
     x = (torch.rand(20, 64, 64, generator=torch.Generator().manual_seed(1)) > 0.8).to(torch.uint8)
@@ -103,7 +139,15 @@ def test_progress_bar_counts_every_image_with_a_decoded_subset(monkeypatch):
     monkeypatch.setattr(tqdm, "tqdm", Bar)
     torch.manual_seed(0)
     x = (torch.rand(20, 64, 64, generator=torch.Generator().manual_seed(1)) > 0.8).to(torch.uint8)
-    ev = evaluate_model(BurgessVAE(z_dim=3), x, samples=1, batch_size=8, mi_points=None, mi_samples=1,
-                        progress=True, distortion_images=5)
+    ev = evaluate_model(
+        BurgessVAE(z_dim=3),
+        x,
+        samples=1,
+        batch_size=8,
+        mi_points=None,
+        mi_samples=1,
+        progress=True,
+        distortion_images=5,
+    )
     assert ev.distortion_images == 5
     assert counts == [8, 8, 4]

@@ -109,7 +109,9 @@ def test_eager_twin_matches_the_custom_op():
 def test_compiled_path_matches_eager():
     logits, target, mu, logvar = make(batch=3, n=64)
     # kl.sum(1): Dynamo before torch 2.13 cannot read the kl_total property (test_hostile_autograd.py)
-    f = torch.compile(lambda *a: (lambda t: (t.recon + t.kl.sum(1)).mean())(elbits.elbo_terms(*a)), fullgraph=True)
+    f = torch.compile(
+        lambda *a: (lambda t: (t.recon + t.kl.sum(1)).mean())(elbits.elbo_terms(*a)), fullgraph=True
+    )
     f(logits, target, mu, logvar).backward()
     got = logits.grad.clone()
     logits.grad = None
@@ -227,7 +229,11 @@ def test_half_precision_gradients_are_not_prescaled():
     got = []
     for hint in (None, 1.0):
         logits.grad = None
-        crit = elbits.ELBOLoss() if hint is None else (lambda *a: MEAN(elbits.elbo_terms(*a, recon_grad_hint=1.0)))
+        crit = (
+            elbits.ELBOLoss()
+            if hint is None
+            else (lambda *a: MEAN(elbits.elbo_terms(*a, recon_grad_hint=1.0)))
+        )
         (crit(logits, target, mu, logvar) * 65536.0).backward()
         got.append(logits.grad.clone())
     assert torch.equal(got[0], got[1])

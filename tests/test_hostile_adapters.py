@@ -64,8 +64,11 @@ def one_line(err: pytest.ExceptionInfo) -> str:
     return msg
 
 
-@pytest.mark.parametrize("thing", [None, 3, "model.pt", nn.Linear(2, 2), nn.Sequential()],
-                         ids=["None", "int", "str", "Linear", "Sequential"])
+@pytest.mark.parametrize(
+    "thing",
+    [None, 3, "model.pt", nn.Linear(2, 2), nn.Sequential()],
+    ids=["None", "int", "str", "Linear", "Sequential"],
+)
 def test_adapt_refuses_what_it_does_not_know(thing):
     with pytest.raises(InputError) as e:
         adapt(thing)
@@ -179,5 +182,7 @@ def test_pythae_decoder_without_reconstruction_is_refused(result):
             return {"tensor": p, "empty": ModelOutput(), "other_key": ModelOutput(recon=p)}[result]
 
     with pytest.raises(InputError) as e:
-        PythaeAdapter(VAE(VAEConfig(input_dim=(1, 8, 8), latent_dim=3, reconstruction_loss="bce"), decoder=Odd()))
+        PythaeAdapter(
+            VAE(VAEConfig(input_dim=(1, 8, 8), latent_dim=3, reconstruction_loss="bce"), decoder=Odd())
+        )
     assert "'reconstruction'" in one_line(e)

@@ -43,7 +43,9 @@ def case(name, batch=2, dtype=F64, seed=0, side=2):
     elif name == "logistic_mixture":
         params, target = randn(batch, 20, side, side, scale=0.5), levels(batch, 3, side, side)
     elif name == "discretized_gaussian":
-        params = torch.cat([randn(batch, 3, side, side, scale=0.5), randn(batch, 3, side, side, scale=0.3) - 1.0], 1)
+        params = torch.cat(
+            [randn(batch, 3, side, side, scale=0.5), randn(batch, 3, side, side, scale=0.3) - 1.0], 1
+        )
         target = levels(batch, 3, side, side)
     else:
         params = randn(batch, 3, side, side, scale=2.0)
@@ -107,7 +109,10 @@ def test_dual_numbers_match_reference(name):
 @pytest.mark.parametrize("name", NAMES)
 def test_jacfwd_matches_reference(name):
     params, target, mu, logvar = case(name)
-    jac = [torch.func.jacfwd(lambda p, f=f: f(p, target, mu, logvar))(params) for f in (fused(name), reference(name))]
+    jac = [
+        torch.func.jacfwd(lambda p, f=f: f(p, target, mu, logvar))(params)
+        for f in (fused(name), reference(name))
+    ]
     close(*jac)
 
 
@@ -133,7 +138,9 @@ def test_second_derivative_of_kl_in_logvar(name):
     # d2 KL / d logvar2 = exp(logvar) / 2: the stored first derivative alone would give 0
     params, target, mu, logvar = case(name)
     lv = logvar.clone().requires_grad_(True)
-    (g,) = torch.autograd.grad(elbits.elbo_terms(params, target, mu, lv, name).kl_total.sum(), lv, create_graph=True)
+    (g,) = torch.autograd.grad(
+        elbits.elbo_terms(params, target, mu, lv, name).kl_total.sum(), lv, create_graph=True
+    )
     (gg,) = torch.autograd.grad(g.sum(), lv)
     close(gg, 0.5 * torch.exp(logvar))
 
@@ -162,7 +169,14 @@ def test_gradcheck_forward_mode_and_batched_grad(name):
 
     inputs = tuple(t.clone().requires_grad_(True) for t in (params, mu, logvar))
     assert torch.autograd.gradcheck(
-        f, inputs, eps=1e-6, atol=1e-5, rtol=1e-4, check_forward_ad=True, check_batched_grad=True, fast_mode=True
+        f,
+        inputs,
+        eps=1e-6,
+        atol=1e-5,
+        rtol=1e-4,
+        check_forward_ad=True,
+        check_batched_grad=True,
+        fast_mode=True,
     )
 
 
@@ -184,7 +198,10 @@ def test_elbo_loss_gradient_penalty_matches_reference():
     params, target, mu, logvar = case("bernoulli", batch=3)
     crit = elbits.ELBOLoss(beta=0.5)
     got = []
-    for loss in (crit, lambda p, t, m, v: (ref.elbo_terms(p, t, m, v).recon + 0.5 * ref.gaussian_kl(m, v).sum(1)).mean()):
+    for loss in (
+        crit,
+        lambda p, t, m, v: (ref.elbo_terms(p, t, m, v).recon + 0.5 * ref.gaussian_kl(m, v).sum(1)).mean(),
+    ):
         x = params.clone().requires_grad_(True)
         (g,) = torch.autograd.grad(loss(x, target, mu, logvar), x, create_graph=True)
         got.append(torch.autograd.grad(g.square().sum(), x)[0])
@@ -207,8 +224,10 @@ def test_retained_create_graph_then_first_order_backward():
 @pytest.mark.parametrize("name", NAMES)
 def test_func_grad_matches_reference(name):
     params, target, mu, logvar = case(name)
-    got = [torch.func.grad(lambda p, m, v, f=f: f(p, target, m, v), argnums=(0, 1, 2))(params, mu, logvar)
-           for f in (fused(name), reference(name))]
+    got = [
+        torch.func.grad(lambda p, m, v, f=f: f(p, target, m, v), argnums=(0, 1, 2))(params, mu, logvar)
+        for f in (fused(name), reference(name))
+    ]
     for a, b in zip(*got):
         close(a, b)
 
@@ -220,14 +239,19 @@ def test_jacrev_matches_reference(name):
     def per_sample(terms_fn):
         return lambda p: terms_fn(p, target, mu, logvar, name).recon
 
-    close(torch.func.jacrev(per_sample(elbits.elbo_terms))(params), torch.func.jacrev(per_sample(ref.elbo_terms))(params))
+    close(
+        torch.func.jacrev(per_sample(elbits.elbo_terms))(params),
+        torch.func.jacrev(per_sample(ref.elbo_terms))(params),
+    )
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_hessian_matches_reference(name):
     params, target, mu, logvar = case(name, batch=1)
-    hess = [torch.func.hessian(lambda p, v, f=f: f(p, target, mu, v), argnums=(0, 1))(params, logvar)
-            for f in (fused(name), reference(name))]
+    hess = [
+        torch.func.hessian(lambda p, v, f=f: f(p, target, mu, v), argnums=(0, 1))(params, logvar)
+        for f in (fused(name), reference(name))
+    ]
     for row_a, row_b in zip(*hess):
         for a, b in zip(row_a, row_b):
             close(a, b)
@@ -251,7 +275,9 @@ def test_vmap_of_grad_gives_per_sample_gradients(name):
         def loss(p, t, m, v):
             return f(p[None], t[None], m[None], v[None])
 
-        return torch.vmap(torch.func.grad(loss, argnums=(0, 2, 3)), in_dims=(0, 0, 0, 0))(params, target, mu, logvar)
+        return torch.vmap(torch.func.grad(loss, argnums=(0, 2, 3)), in_dims=(0, 0, 0, 0))(
+            params, target, mu, logvar
+        )
 
     for a, b in zip(one(fused(name)), one(reference(name))):
         close(a, b)
@@ -363,7 +389,8 @@ def sum_of_terms(terms_fn, name, target, mu, logvar):
 
 
 @pytest.mark.parametrize(
-    "name, latents_grad", [("bernoulli", False), ("bernoulli", True), ("categorical256", True), ("logistic_mixture", True)]
+    "name, latents_grad",
+    [("bernoulli", False), ("bernoulli", True), ("categorical256", True), ("logistic_mixture", True)],
 )
 def test_compiled_double_backward_is_refused(name, latents_grad):
     # AOTAutograd cannot differentiate its compiled backward: it must say so, not hand back a gradient
@@ -428,7 +455,9 @@ def test_fullgraph_compile_reads_elbo_terms_properties():
             "(ELBOTerms.kl_total; fails on 2.4.1 and 2.8.0, works on 2.13.0): use terms.kl.sum(1) there"
         )
     params, target, mu, logvar = case("bernoulli")
-    f = torch.compile(lambda p: elbits.elbo_terms(p, target, mu, logvar).nelbo_bits_per_dim.sum(), fullgraph=True)
+    f = torch.compile(
+        lambda p: elbits.elbo_terms(p, target, mu, logvar).nelbo_bits_per_dim.sum(), fullgraph=True
+    )
     close(f(params), ref.elbo_terms(params, target, mu, logvar).nelbo_bits_per_dim.sum())
 
 
@@ -485,7 +514,11 @@ def keep_through_next_step(name, keep):
 @pytest.mark.parametrize("name", BUFFERED)
 def test_untyped_storage_object_is_not_overwritten(name):
     def keep(g):
-        return (g.untyped_storage(), g.shape, g.dtype), lambda h: torch.tensor([], dtype=h[2]).set_(h[0]).view(h[1])
+        return (
+            g.untyped_storage(),
+            g.shape,
+            g.dtype,
+        ), lambda h: torch.tensor([], dtype=h[2]).set_(h[0]).view(h[1])
 
     got, want = keep_through_next_step(name, keep)
     assert torch.equal(got, want)
@@ -573,5 +606,8 @@ def test_buffer_is_reused_once_nothing_reaches_it(name):
     step(name, params, flipped(name, target), mu, logvar)
     assert cached and cached == {k: v.data_ptr() for k, v in buffers._cache.items()}
     torch.testing.assert_close(
-        params.grad.double(), reference_grad(name, params, flipped(name, target), mu, logvar), rtol=1e-5, atol=1e-6
+        params.grad.double(),
+        reference_grad(name, params, flipped(name, target), mu, logvar),
+        rtol=1e-5,
+        atol=1e-6,
     )

@@ -37,9 +37,15 @@ def _no_work(monkeypatch, tmp_path):
     def started(*_a, **_k):
         _WORK("the command started work on a bad command line")
 
-    for mod, name in [(elbits.train, "train"), (elbits.report, "run_demo"), (elbits.sweep, "run_sweep"),
-                      (elbits.evaluate, "evaluate_checkpoint"), (elbits.benchmarking, "measure"),
-                      (elbits.entropy, "image_entropies"), (elbits, "elbo_terms")]:
+    for mod, name in [
+        (elbits.train, "train"),
+        (elbits.report, "run_demo"),
+        (elbits.sweep, "run_sweep"),
+        (elbits.evaluate, "evaluate_checkpoint"),
+        (elbits.benchmarking, "measure"),
+        (elbits.entropy, "image_entropies"),
+        (elbits, "elbo_terms"),
+    ]:
         monkeypatch.setattr(mod, name, started)
     monkeypatch.chdir(tmp_path)  # the default --out folders are relative
 
@@ -70,8 +76,11 @@ def paths(tmp_path):
         readonly = None
     n = torch.cuda.device_count() if torch.cuda.is_available() else 0
     yield {
-        "file": str(tmp_path / "a_file"), "dir": str(tmp_path / "empty_dir"), "missing": str(tmp_path / "nope"),
-        "ckpt": str(tmp_path / "model.pt"), "txt": str(tmp_path / "notes.txt"),
+        "file": str(tmp_path / "a_file"),
+        "dir": str(tmp_path / "empty_dir"),
+        "missing": str(tmp_path / "nope"),
+        "ckpt": str(tmp_path / "model.pt"),
+        "txt": str(tmp_path / "notes.txt"),
         "ro": str(readonly) if readonly else None,
         "nocuda": f"cuda:{n}" if n else "cuda",  # a CUDA device this machine does not have
     }
@@ -264,7 +273,9 @@ def test_os_error_on_the_users_folder_is_one_line(monkeypatch, tmp_path, capsys)
 
     monkeypatch.setattr(elbits.train, "train", disk_full)
     assert main(["train", "--out", str(out)]) == 2
-    assert capsys.readouterr().err == f"elbits train: error: {out / 'metrics.jsonl'}: No space left on device\n"
+    assert (
+        capsys.readouterr().err == f"elbits train: error: {out / 'metrics.jsonl'}: No space left on device\n"
+    )
 
 
 def test_os_error_elsewhere_keeps_its_traceback(monkeypatch, tmp_path):
@@ -296,27 +307,39 @@ def test_real_console_script(tmp_path):
     root = Path(elbits.__file__).parents[1]
     env = dict(os.environ) if root.name == "site-packages" else {**os.environ, "PYTHONPATH": str(root)}
     script = Path(sys.executable).with_name("elbits")
-    cmd = [str(script)] if script.is_file() else [sys.executable, "-c",
-                                                  "import sys; from elbits.cli import main; sys.exit(main())"]
-    r = subprocess.run([*cmd, "train", "--steps", "-1"], cwd=tmp_path, env=env, capture_output=True, text=True,
-                       timeout=120)
+    cmd = (
+        [str(script)]
+        if script.is_file()
+        else [sys.executable, "-c", "import sys; from elbits.cli import main; sys.exit(main())"]
+    )
+    r = subprocess.run(
+        [*cmd, "train", "--steps", "-1"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
     assert r.returncode == 2
     assert r.stdout == ""
     assert r.stderr == "elbits train: error: argument --steps: expected a positive integer, got '-1'\n"
 
 
-_NUMBER_TEXT = st.one_of(st.text(max_size=12), st.integers().map(str), st.floats().map(repr),
-                         st.sampled_from(["nan", "-inf", "1e400", "0x10", "1_000", " 7 ", "٣", "-0", "0.0"]))
+_NUMBER_TEXT = st.one_of(
+    st.text(max_size=12),
+    st.integers().map(str),
+    st.floats().map(repr),
+    st.sampled_from(["nan", "-inf", "1e400", "0x10", "1_000", " 7 ", "٣", "-0", "0.0"]),
+)
 
 
-@pytest.mark.parametrize("parse,ok", [
-    (A.positive_int, lambda v: isinstance(v, int) and v >= 1),
-    (A.count_or_all, lambda v: isinstance(v, int) and v >= 0),
-    (A.seed, lambda v: isinstance(v, int) and 0 <= v <= A.SEED_MAX),
-    (A.positive_float, lambda v: math.isfinite(v) and v > 0),
-    (A.nonnegative_float, lambda v: math.isfinite(v) and v >= 0),
-    (A.device(), lambda v: v in ("auto", "cpu") or v.startswith(("cpu:", "cuda"))),
-], ids=["positive_int", "count_or_all", "seed", "positive_float", "nonnegative_float", "device"])
+@pytest.mark.parametrize(
+    "parse,ok",
+    [
+        (A.positive_int, lambda v: isinstance(v, int) and v >= 1),
+        (A.count_or_all, lambda v: isinstance(v, int) and v >= 0),
+        (A.seed, lambda v: isinstance(v, int) and 0 <= v <= A.SEED_MAX),
+        (A.positive_float, lambda v: math.isfinite(v) and v > 0),
+        (A.nonnegative_float, lambda v: math.isfinite(v) and v >= 0),
+        (A.device(), lambda v: v in ("auto", "cpu") or v.startswith(("cpu:", "cuda"))),
+    ],
+    ids=["positive_int", "count_or_all", "seed", "positive_float", "nonnegative_float", "device"],
+)
 @given(text=_NUMBER_TEXT)
 def test_any_text_is_a_valid_value_or_one_clear_rejection(parse, ok, text):
     # Random text never escapes as another exception (which argparse would print as "invalid value").

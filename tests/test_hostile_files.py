@@ -61,11 +61,14 @@ def _npz(path: Path, compressed: bool = False, **members) -> Path:
     imgs, classes = _good_arrays()
     members = {"imgs": imgs, "latents_classes": classes, **members}
     with path.open("wb") as f:
-        (np.savez_compressed if compressed else np.savez)(f, **{k: v for k, v in members.items() if v is not None})
+        (np.savez_compressed if compressed else np.savez)(
+            f, **{k: v for k, v in members.items() if v is not None}
+        )
     return path
 
 
-# --- dSprites npz: pickles never run --------------------------------------------------------------------------
+# --- dSprites npz: pickles never run
+# --------------------------------------------------------------------------
 
 
 def test_crafted_pickle_really_runs_code_under_numpys_unsafe_load(tmp_path, marker):
@@ -122,8 +125,11 @@ def test_entropy_cli_refuses_pickle_npz(tmp_path, marker, capsys):
     assert rc == 2
 
 
-@pytest.mark.parametrize("content", [b"", b"\x00" * 100, b"PK\x03\x04 cut short", b"\x93NUMPY\x01\x00v\x00{'descr'"],
-                         ids=["empty", "zeros", "truncated-zip", "npy"])
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"\x00" * 100, b"PK\x03\x04 cut short", b"\x93NUMPY\x01\x00v\x00{'descr'"],
+    ids=["empty", "zeros", "truncated-zip", "npy"],
+)
 def test_non_zip_npz_refused(tmp_path, content):
     path = tmp_path / "d.npz"
     path.write_bytes(content)
@@ -143,7 +149,8 @@ def test_missing_npz_is_missing_file_error(tmp_path):
         ds.NpzDSprites(tmp_path / "absent.npz")
 
 
-# --- dSprites npz: dtypes, values, shapes, members ---------------------------------------------------------------
+# --- dSprites npz: dtypes, values, shapes, members
+# ---------------------------------------------------------------
 
 
 @pytest.mark.parametrize("member", ["imgs", "latents_classes"])
@@ -152,12 +159,15 @@ def test_missing_member_refused(tmp_path, member):
     refused(lambda: ds.NpzDSprites(path), path, f"no {member}.npy")
 
 
-@pytest.mark.parametrize("imgs", [
-    pytest.param(lambda im: im.astype(np.float32) * 0.7, id="float-0.7"),
-    pytest.param(lambda im: np.where(im > 0, -1, 0).astype(np.int8), id="int8-negative"),
-    pytest.param(lambda im: im * 255, id="uint8-255"),
-    pytest.param(lambda im: np.where(im > 0, np.nan, 0.0), id="float-nan"),
-])
+@pytest.mark.parametrize(
+    "imgs",
+    [
+        pytest.param(lambda im: im.astype(np.float32) * 0.7, id="float-0.7"),
+        pytest.param(lambda im: np.where(im > 0, -1, 0).astype(np.int8), id="int8-negative"),
+        pytest.param(lambda im: im * 255, id="uint8-255"),
+        pytest.param(lambda im: np.where(im > 0, np.nan, 0.0), id="float-nan"),
+    ],
+)
 @pytest.mark.parametrize("compressed", [False, True])
 def test_non_binary_pixels_refused(tmp_path, imgs, compressed):
     path = _npz(tmp_path / "d.npz", compressed, imgs=imgs(_good_arrays()[0]))
@@ -171,28 +181,34 @@ def test_binary_pixels_of_other_dtypes_read_exactly(tmp_path, dtype):
     assert torch.equal(ds.NpzDSprites(path).images(np.arange(8)), torch.from_numpy(imgs))
 
 
-@pytest.mark.parametrize("imgs", [
-    pytest.param(np.zeros((8, 32, 32), np.uint8), id="32x32"),
-    pytest.param(np.zeros((8, 64 * 64), np.uint8), id="flat"),
-    pytest.param(np.zeros((8, 1, 64, 64), np.uint8), id="4d"),
-    pytest.param(np.zeros((0, 64, 64), np.uint8), id="empty"),
-    pytest.param(np.array(["a"] * 8), id="strings"),
-    pytest.param(np.zeros((8, 64, 64), np.complex64), id="complex"),
-])
+@pytest.mark.parametrize(
+    "imgs",
+    [
+        pytest.param(np.zeros((8, 32, 32), np.uint8), id="32x32"),
+        pytest.param(np.zeros((8, 64 * 64), np.uint8), id="flat"),
+        pytest.param(np.zeros((8, 1, 64, 64), np.uint8), id="4d"),
+        pytest.param(np.zeros((0, 64, 64), np.uint8), id="empty"),
+        pytest.param(np.array(["a"] * 8), id="strings"),
+        pytest.param(np.zeros((8, 64, 64), np.complex64), id="complex"),
+    ],
+)
 def test_wrong_image_shape_or_dtype_refused(tmp_path, imgs):
     classes = _good_arrays()[1][: len(imgs)]
     path = _npz(tmp_path / "d.npz", imgs=imgs, latents_classes=classes)
     refused(lambda: ds.NpzDSprites(path), path, "imgs")
 
 
-@pytest.mark.parametrize("classes", [
-    pytest.param(lambda c: c[:5], id="fewer-rows"),
-    pytest.param(lambda c: np.concatenate([c, c]), id="more-rows"),
-    pytest.param(lambda c: c[:, :5], id="five-columns"),
-    pytest.param(lambda c: c.astype(np.float64), id="float"),
-    pytest.param(lambda c: c + np.array([0, 0, 0, 0, 0, 32]), id="posY-32"),
-    pytest.param(lambda c: c - 1, id="negative"),
-])
+@pytest.mark.parametrize(
+    "classes",
+    [
+        pytest.param(lambda c: c[:5], id="fewer-rows"),
+        pytest.param(lambda c: np.concatenate([c, c]), id="more-rows"),
+        pytest.param(lambda c: c[:, :5], id="five-columns"),
+        pytest.param(lambda c: c.astype(np.float64), id="float"),
+        pytest.param(lambda c: c + np.array([0, 0, 0, 0, 0, 32]), id="posY-32"),
+        pytest.param(lambda c: c - 1, id="negative"),
+    ],
+)
 def test_inconsistent_latents_classes_refused(tmp_path, classes):
     path = _npz(tmp_path / "d.npz", latents_classes=classes(_good_arrays()[1]))
     refused(lambda: ds.NpzDSprites(path), path, "latents_classes")
@@ -229,12 +245,15 @@ def test_header_promising_more_data_refused(tmp_path):
     refused(lambda: ds.NpzDSprites(tmp_path / "d.npz"), tmp_path / "d.npz", "truncated")
 
 
-# --- checkpoints ---------------------------------------------------------------------------------------------
+# --- checkpoints
+# ---------------------------------------------------------------------------------------------
 
 
 def _checkpoint(path: Path, **extra) -> Path:
     torch.manual_seed(0)
-    return save_checkpoint(path, {"step": 7, "config": {"z_dim": 3}, "model": BurgessVAE(3).state_dict(), **extra})
+    return save_checkpoint(
+        path, {"step": 7, "config": {"z_dim": 3}, "model": BurgessVAE(3).state_dict(), **extra}
+    )
 
 
 def test_checkpoint_round_trip(tmp_path):
@@ -265,8 +284,16 @@ def test_corrupt_checkpoint_evaluate_refuses_before_reporting(tmp_path):
 
 
 def test_corrupt_checkpoint_resume_writes_nothing(tmp_path):
-    tiny = dict(train_size=64, batch_size=16, z_dim=2, log_every=1, progress=False, tensorboard=False,
-                eval_at_end=False, out_dir=str(tmp_path))
+    tiny = dict(
+        train_size=64,
+        batch_size=16,
+        z_dim=2,
+        log_every=1,
+        progress=False,
+        tensorboard=False,
+        eval_at_end=False,
+        out_dir=str(tmp_path),
+    )
     train(TrainConfig(steps=2, **tiny))
     ck = tmp_path / "checkpoint.pt"
     data = bytearray(ck.read_bytes())
@@ -277,7 +304,9 @@ def test_corrupt_checkpoint_resume_writes_nothing(tmp_path):
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == before
 
 
-@pytest.mark.parametrize("cut", [0, 20, 100, 0.5, -1], ids=["empty", "in-header", "early", "half", "last-byte"])
+@pytest.mark.parametrize(
+    "cut", [0, 20, 100, 0.5, -1], ids=["empty", "in-header", "early", "half", "last-byte"]
+)
 def test_truncated_checkpoint_refused(tmp_path, cut):
     p = _checkpoint(tmp_path / "c.pt")
     data = p.read_bytes()
@@ -290,30 +319,40 @@ def _torch_file(path: Path, obj, legacy: bool = False) -> Path:
     return path
 
 
-@pytest.mark.parametrize("make", [
-    pytest.param(lambda p: p.write_bytes(np.random.default_rng(0).bytes(4096)), id="random-bytes"),
-    pytest.param(lambda p: _npz(p), id="npz-zip"),
-    pytest.param(lambda p: zipfile.ZipFile(p, "w").close(), id="empty-zip"),
-    pytest.param(lambda p: _torch_file(p, [torch.zeros(3)]), id="torch-list"),
-    pytest.param(lambda p: _torch_file(p, torch.zeros(3)), id="torch-tensor"),
-    pytest.param(lambda p: _torch_file(p, {"model": {}}), id="torch-dict-no-format"),
-    pytest.param(lambda p: _torch_file(p, {"format": 1, "model": [1, 2]}), id="format1-model-not-dict"),
-    pytest.param(lambda p: _torch_file(p, {"format": 1, "model": {}}, legacy=True), id="format1-non-zip"),
-    pytest.param(lambda p: p.write_bytes(b"elbits checkpoint 2 sha256 " + b"0" * 64 + b"\n"), id="header-only"),
-    pytest.param(lambda p: p.write_bytes(b"elbits checkpoint 9 sha256 " + b"0" * 64 + b"\n"), id="future-format"),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        pytest.param(lambda p: p.write_bytes(np.random.default_rng(0).bytes(4096)), id="random-bytes"),
+        pytest.param(lambda p: _npz(p), id="npz-zip"),
+        pytest.param(lambda p: zipfile.ZipFile(p, "w").close(), id="empty-zip"),
+        pytest.param(lambda p: _torch_file(p, [torch.zeros(3)]), id="torch-list"),
+        pytest.param(lambda p: _torch_file(p, torch.zeros(3)), id="torch-tensor"),
+        pytest.param(lambda p: _torch_file(p, {"model": {}}), id="torch-dict-no-format"),
+        pytest.param(lambda p: _torch_file(p, {"format": 1, "model": [1, 2]}), id="format1-model-not-dict"),
+        pytest.param(lambda p: _torch_file(p, {"format": 1, "model": {}}, legacy=True), id="format1-non-zip"),
+        pytest.param(
+            lambda p: p.write_bytes(b"elbits checkpoint 2 sha256 " + b"0" * 64 + b"\n"), id="header-only"
+        ),
+        pytest.param(
+            lambda p: p.write_bytes(b"elbits checkpoint 9 sha256 " + b"0" * 64 + b"\n"), id="future-format"
+        ),
+    ],
+)
 def test_foreign_file_is_not_a_checkpoint(tmp_path, make):
     p = tmp_path / "checkpoint.pt"
     make(p)
     refused(lambda: load_checkpoint(p), p)
 
 
-@pytest.mark.parametrize("state", [
-    pytest.param({"step": -1}, id="negative-step"),
-    pytest.param({"step": 1.5}, id="float-step"),
-    pytest.param({"world_size": 2, "meters": [{}]}, id="meters-per-rank"),
-    pytest.param({"config": [1]}, id="config-list"),
-])
+@pytest.mark.parametrize(
+    "state",
+    [
+        pytest.param({"step": -1}, id="negative-step"),
+        pytest.param({"step": 1.5}, id="float-step"),
+        pytest.param({"world_size": 2, "meters": [{}]}, id="meters-per-rank"),
+        pytest.param({"config": [1]}, id="config-list"),
+    ],
+)
 def test_checkpoint_with_wrong_structure_refused(tmp_path, state):
     p = save_checkpoint(tmp_path / "c.pt", {"model": {}, "step": 0, **state})
     refused(lambda: load_checkpoint(p, require=("model",)), p, "checkpoint")
@@ -350,7 +389,9 @@ def test_hashed_checkpoint_with_code_refused(tmp_path, marker):
     torch.save({"format": 2, "model": RunsCode(str(marker))}, buf)
     payload = buf.getvalue()
     p = tmp_path / "checkpoint.pt"
-    p.write_bytes(b"elbits checkpoint 2 sha256 " + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload)
+    p.write_bytes(
+        b"elbits checkpoint 2 sha256 " + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload
+    )
     refused(lambda: load_checkpoint(p, require=("model",)), p)
 
 
@@ -361,7 +402,8 @@ def test_plain_pickle_as_checkpoint_refused(tmp_path, marker):
     refused(lambda: load_model(p), p, "pickle")
 
 
-# --- state_dicts: disentangling-vae model.pt and elbits models ----------------------------------------------------
+# --- state_dicts: disentangling-vae model.pt and elbits models
+# ----------------------------------------------------
 
 
 def _sd(**changes):
@@ -375,18 +417,23 @@ def _sd(**changes):
     return sd
 
 
-@pytest.mark.parametrize("sd", [
-    pytest.param(lambda: _sd(encoder__lin2__bias=None), id="missing-key"),
-    pytest.param(lambda: _sd(extra__weight=torch.zeros(2)), id="unexpected-key"),
-    pytest.param(lambda: _sd(encoder__lin1__weight=lambda t: t[:, :100]), id="wrong-shape"),
-    pytest.param(lambda: _sd(decoder__lin1__weight=torch.zeros(256, 3, dtype=torch.bool)), id="bool-weight"),
-    pytest.param(lambda: _sd(decoder__lin1__weight=torch.zeros(256, 0)), id="z-dim-0"),
-    pytest.param(lambda: _sd(encoder__conv1__weight=torch.zeros(32, 4)), id="conv1-2d"),
-    pytest.param(lambda: _sd(encoder__lin2__weight=lambda t: t.clone().fill_(float("nan"))), id="nan"),
-    pytest.param(lambda: _sd(decoder__lin3__bias=lambda t: t.clone().fill_(float("inf"))), id="inf"),
-    pytest.param(lambda: _sd(encoder__lin2__bias=lambda t: t.to_sparse()), id="sparse"),
-    pytest.param(lambda: {"a": 1}, id="not-tensors"),
-])
+@pytest.mark.parametrize(
+    "sd",
+    [
+        pytest.param(lambda: _sd(encoder__lin2__bias=None), id="missing-key"),
+        pytest.param(lambda: _sd(extra__weight=torch.zeros(2)), id="unexpected-key"),
+        pytest.param(lambda: _sd(encoder__lin1__weight=lambda t: t[:, :100]), id="wrong-shape"),
+        pytest.param(
+            lambda: _sd(decoder__lin1__weight=torch.zeros(256, 3, dtype=torch.bool)), id="bool-weight"
+        ),
+        pytest.param(lambda: _sd(decoder__lin1__weight=torch.zeros(256, 0)), id="z-dim-0"),
+        pytest.param(lambda: _sd(encoder__conv1__weight=torch.zeros(32, 4)), id="conv1-2d"),
+        pytest.param(lambda: _sd(encoder__lin2__weight=lambda t: t.clone().fill_(float("nan"))), id="nan"),
+        pytest.param(lambda: _sd(decoder__lin3__bias=lambda t: t.clone().fill_(float("inf"))), id="inf"),
+        pytest.param(lambda: _sd(encoder__lin2__bias=lambda t: t.to_sparse()), id="sparse"),
+        pytest.param(lambda: {"a": 1}, id="not-tensors"),
+    ],
+)
 @pytest.mark.parametrize("container", ["disentangling-vae", "elbits"])
 def test_state_dict_that_does_not_fit_refused(tmp_path, sd, container):
     state = sd()
@@ -427,7 +474,8 @@ def test_reference_specs_read(tmp_path):
     assert info["specs"]["latent_dim"] == 10 and json.loads(json.dumps(info["specs"]))
 
 
-# --- --images files ------------------------------------------------------------------------------------------
+# --- --images files
+# ------------------------------------------------------------------------------------------
 
 
 def _save_npy(path: Path, arr, allow_pickle: bool = False) -> Path:
@@ -436,17 +484,20 @@ def _save_npy(path: Path, arr, allow_pickle: bool = False) -> Path:
     return path
 
 
-@pytest.mark.parametrize("arr", [
-    pytest.param(lambda: np.full((2, 64, 64), 0.7, np.float32), id="float-0.7"),
-    pytest.param(lambda: np.full((2, 64, 64), -1, np.int8), id="int8-negative"),
-    pytest.param(lambda: np.full((2, 64, 64), 7, np.uint8), id="uint8-7"),
-    pytest.param(lambda: np.full((2, 64, 64), np.nan), id="nan"),
-    pytest.param(lambda: np.zeros((2, 32, 32), np.uint8), id="32x32"),
-    pytest.param(lambda: np.zeros((2, 3, 64, 64), np.uint8), id="3-channels"),
-    pytest.param(lambda: np.zeros((0, 64, 64), np.uint8), id="no-images"),
-    pytest.param(lambda: np.zeros((64, 64), np.uint8), id="one-2d-image"),
-    pytest.param(lambda: np.zeros((2, 64, 64), "U1"), id="strings"),
-])
+@pytest.mark.parametrize(
+    "arr",
+    [
+        pytest.param(lambda: np.full((2, 64, 64), 0.7, np.float32), id="float-0.7"),
+        pytest.param(lambda: np.full((2, 64, 64), -1, np.int8), id="int8-negative"),
+        pytest.param(lambda: np.full((2, 64, 64), 7, np.uint8), id="uint8-7"),
+        pytest.param(lambda: np.full((2, 64, 64), np.nan), id="nan"),
+        pytest.param(lambda: np.zeros((2, 32, 32), np.uint8), id="32x32"),
+        pytest.param(lambda: np.zeros((2, 3, 64, 64), np.uint8), id="3-channels"),
+        pytest.param(lambda: np.zeros((0, 64, 64), np.uint8), id="no-images"),
+        pytest.param(lambda: np.zeros((64, 64), np.uint8), id="one-2d-image"),
+        pytest.param(lambda: np.zeros((2, 64, 64), "U1"), id="strings"),
+    ],
+)
 def test_bad_npy_images_refused(tmp_path, arr):
     p = _save_npy(tmp_path / "x.npy", arr())
     refused(lambda: load_images(p), p)
@@ -473,7 +524,7 @@ def test_npz_as_images_refused(tmp_path):
 
 
 def test_binary_npy_images_of_any_numeric_dtype_accepted(tmp_path):
-    x = (np.random.default_rng(0).random((3, 1, 64, 64)) > 0.5)
+    x = np.random.default_rng(0).random((3, 1, 64, 64)) > 0.5
     for dtype in (np.bool_, np.uint8, np.int64, np.float32):
         p = _save_npy(tmp_path / "x.npy", x.astype(dtype))
         assert torch.equal(load_images(p), torch.from_numpy(x.astype(np.uint8)))
@@ -486,13 +537,21 @@ def _png(path: Path, arr: np.ndarray, fmt: str = "PNG") -> Path:
     return path
 
 
-@pytest.mark.parametrize("make", [
-    pytest.param(lambda: np.random.default_rng(0).integers(0, 256, (700, 700, 3), dtype=np.uint8), id="700x700-photo"),
-    pytest.param(lambda: np.zeros((10, 10), np.uint8), id="tiny"),
-    pytest.param(lambda: np.random.default_rng(0).integers(0, 256, (662, 662), dtype=np.uint8), id="662-grey-photo"),
-    pytest.param(lambda: np.zeros((662, 662), np.uint8), id="ink-in-padding"),
-    pytest.param(lambda: np.full((662, 662), 128, np.uint8), id="mid-grey"),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        pytest.param(
+            lambda: np.random.default_rng(0).integers(0, 256, (700, 700, 3), dtype=np.uint8),
+            id="700x700-photo",
+        ),
+        pytest.param(lambda: np.zeros((10, 10), np.uint8), id="tiny"),
+        pytest.param(
+            lambda: np.random.default_rng(0).integers(0, 256, (662, 662), dtype=np.uint8), id="662-grey-photo"
+        ),
+        pytest.param(lambda: np.zeros((662, 662), np.uint8), id="ink-in-padding"),
+        pytest.param(lambda: np.full((662, 662), 128, np.uint8), id="mid-grey"),
+    ],
+)
 def test_png_that_is_not_the_grid_refused(tmp_path, make):
     p = _png(tmp_path / "grid.png", make())
     refused(lambda: load_images(p), p, "10x10 grid")
@@ -518,7 +577,8 @@ def test_reference_grid_loads():
     assert x.shape == (100, 1, 64, 64) and x.dtype == torch.uint8 and int(x.max()) == 1
 
 
-# --- seeded replay of mutated files (the fuzz target's corpus, without atheris) -----------------------------------
+# --- seeded replay of mutated files (the fuzz target's corpus, without atheris)
+# -----------------------------------
 
 
 def test_mutated_files_load_cleanly_or_are_refused(tmp_path):

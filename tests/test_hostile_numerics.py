@@ -80,8 +80,11 @@ def noise(shape, seed):
 # --------------------------------------------------------------------------- categorical256
 
 
-@given(base=st.one_of(st.sampled_from([-BOUND, BOUND]), st.floats(-BOUND, BOUND)),
-       spread=st.floats(0.0, 40.0), seed=st.integers(0, 2**31 - 1))
+@given(
+    base=st.one_of(st.sampled_from([-BOUND, BOUND]), st.floats(-BOUND, BOUND)),
+    spread=st.floats(0.0, 40.0),
+    seed=st.integers(0, 2**31 - 1),
+)
 def test_categorical_logits_near_bound(base, spread, seed):
     x = (base + spread * noise((2, 256, 3), seed)).clamp(-BOUND, BOUND).float()
     t = torch.randint(0, 256, (2, 3), generator=torch.Generator().manual_seed(seed + 1), dtype=torch.uint8)
@@ -97,7 +100,9 @@ def test_categorical_all_logits_equal(value):
     assert_grad(g, reference("categorical256", x, torch.zeros(1, 4, dtype=torch.uint8))[1])
 
 
-@given(base=st.sampled_from([-BOUND, BOUND, 0.0]), spread=st.floats(0.0, 40.0), seed=st.integers(0, 2**31 - 1))
+@given(
+    base=st.sampled_from([-BOUND, BOUND, 0.0]), spread=st.floats(0.0, 40.0), seed=st.integers(0, 2**31 - 1)
+)
 def test_categorical_softmax_rows_sum_to_one(base, spread, seed):
     # d nll / d x = softmax - onehot: each pixel's row sums to 0 (issue: 4.7e-4 near +-1e4).
     x = (base + spread * noise((1, 256, 5), seed)).clamp(-BOUND, BOUND).float()
@@ -140,8 +145,9 @@ def test_bernoulli_soft_target_at_logit_bound(x, t):
     check_against_reference("bernoulli", logits, target)
 
 
-@given(x=st.lists(st.floats(-BOUND, BOUND, width=32), min_size=1, max_size=40),
-       t=st.floats(0.0, 1.0, width=32))
+@given(
+    x=st.lists(st.floats(-BOUND, BOUND, width=32), min_size=1, max_size=40), t=st.floats(0.0, 1.0, width=32)
+)
 def test_bernoulli_random_in_contract(x, t):
     logits = f32(x).view(1, -1)
     target = torch.full_like(logits, t)
@@ -167,8 +173,9 @@ def test_continuous_bernoulli_at_series_cut(eta):
     check_against_reference("continuous_bernoulli", logits, target)
 
 
-@given(eta=st.lists(st.floats(-BOUND, BOUND, width=32), min_size=1, max_size=30),
-       x=st.floats(0.0, 1.0, width=32))
+@given(
+    eta=st.lists(st.floats(-BOUND, BOUND, width=32), min_size=1, max_size=30), x=st.floats(0.0, 1.0, width=32)
+)
 def test_continuous_bernoulli_random_in_contract(eta, x):
     logits = f32(eta).view(1, -1)
     check_against_reference("continuous_bernoulli", logits, torch.full_like(logits, x))
@@ -246,8 +253,9 @@ def check_dg_truth(means, log_scales, levels, rtol=RTOL, gtol=GTOL):
     p = f32([[[m], [s]] for m, s, _ in cases])
     t = torch.tensor([[[lv]] for _, _, lv in cases], dtype=torch.uint8)
     got, g = fused("discretized_gaussian", p, t)
-    for i, (nll, dm, dls) in enumerate(dg_truth(lv, float(p[i, 0]), float(p[i, 1])) for i, (_, _, lv) in
-                                       enumerate(cases)):
+    for i, (nll, dm, dls) in enumerate(
+        dg_truth(lv, float(p[i, 0]), float(p[i, 1])) for i, (_, _, lv) in enumerate(cases)
+    ):
         assert abs(got[i].item() - nll) <= rtol * abs(nll) + 1e-7, (cases[i], got[i].item(), nll)
         scale = max(abs(dm), abs(dls), 1.0)
         assert abs(g[i, 0, 0].item() - dm) <= gtol * scale, (cases[i], g[i, 0, 0].item(), dm)
@@ -269,18 +277,30 @@ def test_discretized_gaussian_narrow(log_scale, mean):
     check_dg_truth([mean], [log_scale], [0, 1, 127, 128, 254, 255])
 
 
-@given(means=st.lists(st.one_of(st.floats(-1.25, 1.25, width=32), st.floats(-BOUND, BOUND, width=32)),
-                      min_size=1, max_size=4),
-       log_scale=st.one_of(st.floats(-30.0, 10.0, width=32), st.floats(10.0, BOUND, width=32)),
-       level=st.integers(0, 255))
+@given(
+    means=st.lists(
+        st.one_of(st.floats(-1.25, 1.25, width=32), st.floats(-BOUND, BOUND, width=32)),
+        min_size=1,
+        max_size=4,
+    ),
+    log_scale=st.one_of(st.floats(-30.0, 10.0, width=32), st.floats(10.0, BOUND, width=32)),
+    level=st.integers(0, 255),
+)
 def test_discretized_gaussian_random_in_contract(means, log_scale, level):
     check_dg_truth(means, [log_scale], [level, 255 - level])
 
 
 @pytest.mark.parametrize(
     "mean,log_scale",
-    [(0.3, 35.0), (0.3, 5.0), (0.01, math.log(4 / 255) + 1e-3), (0.01, math.log(4 / 255) - 1e-3),
-     (2.0, -1.0), (0.2, -3.0), (0.0, -6.0)],
+    [
+        (0.3, 35.0),
+        (0.3, 5.0),
+        (0.01, math.log(4 / 255) + 1e-3),
+        (0.01, math.log(4 / 255) - 1e-3),
+        (2.0, -1.0),
+        (0.2, -3.0),
+        (0.0, -6.0),
+    ],
 )
 def test_discretized_gaussian_gradcheck_across_branches(mean, log_scale):
     # float64 gradcheck on both sides of the narrow-bin / tail switch (delta = 1/4, |c| delta = 1/4).
@@ -348,32 +368,65 @@ def _edge_report() -> None:
         if name == "continuous_bernoulli":
             scale = ref.continuous_bernoulli_nll(p.double().reshape(-1, 1), t.reshape(-1, 1)).abs()
             scale = scale.view(p.shape[0], -1).sum(1)
-        rows.append((label, ((got - want).abs() / scale).max().item(),
-                     (g - gw).abs().max().item() / max(gw.abs().max().item(), 1.0)))
+        rows.append(
+            (
+                label,
+                ((got - want).abs() / scale).max().item(),
+                (g - gw).abs().max().item() / max(gw.abs().max().item(), 1.0),
+            )
+        )
 
     t = torch.randint(0, 256, (8, 64), generator=gen(2), dtype=torch.uint8)
     near = 20 * torch.randn(8, 256, 64, generator=gen(1)).abs()
     vs_reference("categorical256, logits in [1e4 - 60, 1e4]", "categorical256", (BOUND - near).float(), t)
     vs_reference("categorical256, logits in [-1e4, -1e4 + 60]", "categorical256", (near - BOUND).float(), t)
-    vs_reference("categorical256, logits uniform in [-1e4, 1e4]", "categorical256",
-                 BOUND * (2 * torch.rand(8, 256, 64, generator=gen(3)) - 1), t)
+    vs_reference(
+        "categorical256, logits uniform in [-1e4, 1e4]",
+        "categorical256",
+        BOUND * (2 * torch.rand(8, 256, 64, generator=gen(3)) - 1),
+        t,
+    )
     lead = torch.zeros(1, 256, 16)
     lead[:, 7] = 20.0
-    vs_reference("categorical256, target leads by 20 (nll 5e-7)", "categorical256", lead,
-                 torch.full((1, 16), 7, dtype=torch.uint8))
+    vs_reference(
+        "categorical256, target leads by 20 (nll 5e-7)",
+        "categorical256",
+        lead,
+        torch.full((1, 16), 7, dtype=torch.uint8),
+    )
     soft = torch.rand(16, 512, generator=gen(5))
-    vs_reference("bernoulli, logits uniform in [-1e4, 1e4], soft targets", "bernoulli",
-                 BOUND * (2 * torch.rand(16, 512, generator=gen(4)) - 1), soft)
-    vs_reference("bernoulli, x = 1e4, t = 1 - 2^-24", "bernoulli", torch.full((1, 8), BOUND),
-                 torch.full((1, 8), 1 - 2.0**-24))
-    vs_reference("continuous_bernoulli, eta uniform in [-1e4, 1e4]", "continuous_bernoulli",
-                 BOUND * (2 * torch.rand(16, 512, generator=gen(6)) - 1), soft)
-    vs_reference("continuous_bernoulli, eta ~ 1e-3 N(0, 1)", "continuous_bernoulli",
-                 1e-3 * torch.randn(16, 512, generator=gen(8)), soft)
+    vs_reference(
+        "bernoulli, logits uniform in [-1e4, 1e4], soft targets",
+        "bernoulli",
+        BOUND * (2 * torch.rand(16, 512, generator=gen(4)) - 1),
+        soft,
+    )
+    vs_reference(
+        "bernoulli, x = 1e4, t = 1 - 2^-24",
+        "bernoulli",
+        torch.full((1, 8), BOUND),
+        torch.full((1, 8), 1 - 2.0**-24),
+    )
+    vs_reference(
+        "continuous_bernoulli, eta uniform in [-1e4, 1e4]",
+        "continuous_bernoulli",
+        BOUND * (2 * torch.rand(16, 512, generator=gen(6)) - 1),
+        soft,
+    )
+    vs_reference(
+        "continuous_bernoulli, eta ~ 1e-3 N(0, 1)",
+        "continuous_bernoulli",
+        1e-3 * torch.randn(16, 512, generator=gen(8)),
+        soft,
+    )
     t3 = torch.randint(0, 256, (1, 3, 8, 8), generator=gen(3), dtype=torch.uint8)
     for base in (BOUND, 0.0):
-        vs_reference(f"logistic_mixture K=10, logits {base:g} + 5 N(0, 1)", "logistic_mixture",
-                     mixture_params(10, 8, 3, logit_base=base, logit_spread=5.0), t3)
+        vs_reference(
+            f"logistic_mixture K=10, logits {base:g} + 5 N(0, 1)",
+            "logistic_mixture",
+            mixture_params(10, 8, 3, logit_base=base, logit_spread=5.0),
+            t3,
+        )
 
     def vs_mpmath(label, means, log_scales):
         cases = [(m, s, lv) for m in means for s in log_scales for lv in (0, 1, 100, 128, 200, 254, 255)]
@@ -388,14 +441,29 @@ def _edge_report() -> None:
         rows.append((label, e, ge))
 
     vs_mpmath("discretized_gaussian, log-scale 30", [0.0, 0.5, -1.0], [30.0])
-    vs_mpmath("discretized_gaussian, log-scales 33, 80, 700, 1e4", [0.0, 0.5, -1.0, BOUND], [33.0, 80.0, 700.0, BOUND])
-    vs_mpmath("discretized_gaussian, log-scale -30, means 0, 1/255, 30, -1e4", [0.0, 1 / 255, 30.0, -BOUND], [-30.0])
-    vs_mpmath("discretized_gaussian, log-scales -13..5, means in [-1, 1]", [-1.0, -0.3, 0.0, 0.2, 0.9],
-              [-13.0, -7.0, -4.0, 0.0, 5.0])
-    for label, pairs in (("gaussian KL, mu 0, logvar +-1e-12, 1e-9, 1e-7, 3e-3", [(0.0, v) for v in
-                                                                            (1e-12, -1e-12, 1e-9, 1e-7, 3e-3)]),
-                         ("gaussian KL, mu +-1e4, logvar -1e4, -80, 88", [(m, v) for m in (BOUND, -BOUND)
-                                                                         for v in (-BOUND, -80.0, 88.0)])):
+    vs_mpmath(
+        "discretized_gaussian, log-scales 33, 80, 700, 1e4",
+        [0.0, 0.5, -1.0, BOUND],
+        [33.0, 80.0, 700.0, BOUND],
+    )
+    vs_mpmath(
+        "discretized_gaussian, log-scale -30, means 0, 1/255, 30, -1e4", [0.0, 1 / 255, 30.0, -BOUND], [-30.0]
+    )
+    vs_mpmath(
+        "discretized_gaussian, log-scales -13..5, means in [-1, 1]",
+        [-1.0, -0.3, 0.0, 0.2, 0.9],
+        [-13.0, -7.0, -4.0, 0.0, 5.0],
+    )
+    for label, pairs in (
+        (
+            "gaussian KL, mu 0, logvar +-1e-12, 1e-9, 1e-7, 3e-3",
+            [(0.0, v) for v in (1e-12, -1e-12, 1e-9, 1e-7, 3e-3)],
+        ),
+        (
+            "gaussian KL, mu +-1e4, logvar -1e4, -80, 88",
+            [(m, v) for m in (BOUND, -BOUND) for v in (-BOUND, -80.0, 88.0)],
+        ),
+    ):
         e = 0.0
         for mu, lv in pairs:
             m, v = f32([[mu]]), f32([[lv]])

@@ -29,7 +29,9 @@ DATA = binary_images(64)
 
 
 def _run(out, steps=8, model_seed=0, data=DATA, budget=None, **kw):
-    return train(tiny_config(out, steps=steps, **kw), model=tiny_model(model_seed), dataset=data, budget=budget)
+    return train(
+        tiny_config(out, steps=steps, **kw), model=tiny_model(model_seed), dataset=data, budget=budget
+    )
 
 
 def _same_run(a, b) -> None:
@@ -37,14 +39,21 @@ def _same_run(a, b) -> None:
     for (k, va), vb in zip(a.model.state_dict().items(), b.model.state_dict().values()):
         assert torch.equal(va, vb), k
     assert a.criterion.state_dict() == b.criterion.state_dict()
-    assert without_wall(read_jsonl(a.out_dir / "metrics.jsonl")) == without_wall(read_jsonl(b.out_dir / "metrics.jsonl"))
+    assert without_wall(read_jsonl(a.out_dir / "metrics.jsonl")) == without_wall(
+        read_jsonl(b.out_dir / "metrics.jsonl")
+    )
 
 
 # ---- resume with changed settings: applied or refused, never both ---------------------------------------
 
 REFUSED = [
-    ("seed", 3, {}), ("batch_size", 4, {}), ("log_every", 4, {}), ("likelihood", "continuous_bernoulli", {}),
-    ("controller_lr", 0.5, {}), ("target_bits", 9.0, {}), ("beta", 2.0, {}),
+    ("seed", 3, {}),
+    ("batch_size", 4, {}),
+    ("log_every", 4, {}),
+    ("likelihood", "continuous_bernoulli", {}),
+    ("controller_lr", 0.5, {}),
+    ("target_bits", 9.0, {}),
+    ("beta", 2.0, {}),
     ("capacity_bits", 9.0, {"controller": "capacity", "target_bits": None}),
     ("gamma", 5.0, {"controller": "capacity", "target_bits": None}),
     ("capacity_steps", 3, {"controller": "capacity", "target_bits": None}),
@@ -142,8 +151,12 @@ def test_controller_state_with_a_bad_field_is_refused(name, field, bad):
     fresh = CONTROLLERS[name]()
     before = fresh.state_dict()
     # Valid values among them: a running figure not measured yet (None) or of either sign, a flag's True.
-    if (field in ("last_rate_nats", "c_ema", "rate_ema") and (bad is None or bad == -1.0)
-            or field == "per_dim" and bad is True):
+    if (
+        field in ("last_rate_nats", "c_ema", "rate_ema")
+        and (bad is None or bad == -1.0)
+        or field == "per_dim"
+        and bad is True
+    ):
         return
     with pytest.raises(InputError, match=rf"{name} state.*{field}"):
         fresh.load_state_dict({**state, field: bad})
@@ -153,9 +166,13 @@ def test_controller_state_with_a_bad_field_is_refused(name, field, bad):
 @pytest.mark.parametrize("change", ["missing", "unknown", "type", "not a dict", "limits"])
 def test_controller_state_of_the_wrong_shape_is_refused(change):
     state = TargetRate(5.0).state_dict()
-    bad = {"missing": {k: v for k, v in state.items() if k != "rate_ema"}, "unknown": {**state, "extra": 1.0},
-           "type": {**state, "type": "GECO"}, "not a dict": [1.0, 2.0],
-           "limits": {**state, "beta_": 10.0, "beta_max": 5.0}}[change]
+    bad = {
+        "missing": {k: v for k, v in state.items() if k != "rate_ema"},
+        "unknown": {**state, "extra": 1.0},
+        "type": {**state, "type": "GECO"},
+        "not a dict": [1.0, 2.0],
+        "limits": {**state, "beta_": 10.0, "beta_max": 5.0},
+    }[change]
     with pytest.raises(InputError):
         TargetRate(5.0).load_state_dict(bad)
 
@@ -203,8 +220,13 @@ def test_crashed_run_resumed_gives_the_uninterrupted_records(tmp_path):
     # With the budget given, the first read is the layout check, then 8 a step: fail in the sixth step,
     # after the checkpoint of step 3 and the record of step 4.
     with pytest.raises(RuntimeError, match="disk gone"):
-        _run(tmp_path / "b", steps=8, checkpoint_every=3, data=_Faulty(DATA, 1 + 8 * 5 + 3, _crash),
-             budget=data_budget(DATA))
+        _run(
+            tmp_path / "b",
+            steps=8,
+            checkpoint_every=3,
+            data=_Faulty(DATA, 1 + 8 * 5 + 3, _crash),
+            budget=data_budget(DATA),
+        )
     assert [r["step"] for r in read_jsonl(tmp_path / "b" / "metrics.jsonl")] == [2, 4]
     _same_run(straight, _run(tmp_path / "b", steps=8, resume="auto"))
 
@@ -228,8 +250,12 @@ def test_an_applications_own_signal_handler_stays_in_charge(tmp_path):
     seen = []
     old = signal.signal(signal.SIGTERM, lambda signum, frame: seen.append(signum))
     try:
-        r = _run(tmp_path, steps=4, data=_Faulty(DATA, 1 + 8 + 3, lambda: os.kill(os.getpid(), signal.SIGTERM)),
-                 budget=data_budget(DATA))
+        r = _run(
+            tmp_path,
+            steps=4,
+            data=_Faulty(DATA, 1 + 8 + 3, lambda: os.kill(os.getpid(), signal.SIGTERM)),
+            budget=data_budget(DATA),
+        )
     finally:
         signal.signal(signal.SIGTERM, old)
     assert seen == [signal.SIGTERM] and r.step == 4  # the run went on; the application decided
@@ -291,7 +317,9 @@ def test_default_model_on_images_it_cannot_read_is_refused(tmp_path):
 def test_target_rate_with_an_unknown_budget_is_refused(tmp_path):
     unknown = Budget(None, None, None, 64, None, "64 images of a stream", None, "not computed")
     with pytest.raises(InputError, match="budget H\\(X\\) of 64 images of a stream is unknown.*target_bits"):
-        train(tiny_config(tmp_path, steps=2, target_bits=None), model=tiny_model(), dataset=DATA, budget=unknown)
+        train(
+            tiny_config(tmp_path, steps=2, target_bits=None), model=tiny_model(), dataset=DATA, budget=unknown
+        )
 
 
 # ---- models and their declared output --------------------------------------------------------------------
@@ -322,16 +350,28 @@ class _Dict(TinyVAE):
 MODELS = {
     "undeclared": (lambda: _Undeclared(), {}, "declare what _Undeclared's decoder returns"),
     "tanh declared probs": (lambda: _Tanh(decoder_output="probs"), {}, "declared 'probs'.*tanh output"),
-    "too few channels for categorical256": (lambda: TinyVAE(), {"likelihood": "categorical256"},
-                                            "likelihood 'categorical256' \\(logits\\) needs float \\[B, 256, H, W\\]"),
-    "2C channels missing for discretized_gaussian": (lambda: TinyVAE(decoder_output="params"),
-                                                     {"likelihood": "discretized_gaussian"}, "needs float \\[B, 2, H, W\\]"),
+    "too few channels for categorical256": (
+        lambda: TinyVAE(),
+        {"likelihood": "categorical256"},
+        "likelihood 'categorical256' \\(logits\\) needs float \\[B, 256, H, W\\]",
+    ),
+    "2C channels missing for discretized_gaussian": (
+        lambda: TinyVAE(decoder_output="params"),
+        {"likelihood": "discretized_gaussian"},
+        "needs float \\[B, 2, H, W\\]",
+    ),
     "a pair": (lambda: _Pair(), {}, "returned a tuple of 2; expected \\(decoder output, mu, logvar\\)"),
     "a dict": (lambda: _Dict(), {}, "returned a dict"),
-    "declared kind unknown to the likelihood": (lambda: TinyVAE(decoder_output="mean"), {},
-                                                "decoder_output 'mean' does not fit likelihood 'bernoulli'"),
-    "config and model disagree": (lambda: TinyVAE(decoder_output="probs"), {"decoder_output": "logits"},
-                                  "decoder_output is 'logits' but the model declares 'probs'"),
+    "declared kind unknown to the likelihood": (
+        lambda: TinyVAE(decoder_output="mean"),
+        {},
+        "decoder_output 'mean' does not fit likelihood 'bernoulli'",
+    ),
+    "config and model disagree": (
+        lambda: TinyVAE(decoder_output="probs"),
+        {"decoder_output": "logits"},
+        "decoder_output is 'logits' but the model declares 'probs'",
+    ),
 }
 
 
@@ -368,11 +408,14 @@ def test_bad_setting_is_refused_naming_it(tmp_path, case):
         tiny_config(tmp_path, **kw)
 
 
-@pytest.mark.parametrize("argv,match", [
-    (["--resume", "--overwrite"], "give one"),
-    (["--likelihood", "poisson"], "invalid choice"),
-    (["--scale", "-1"], "scale"),
-])
+@pytest.mark.parametrize(
+    "argv,match",
+    [
+        (["--resume", "--overwrite"], "give one"),
+        (["--likelihood", "poisson"], "invalid choice"),
+        (["--scale", "-1"], "scale"),
+    ],
+)
 def test_cli_refuses_conflicting_run_flags(tmp_path, capsys, argv, match):
     from elbits.cli import main
 
@@ -389,20 +432,38 @@ def test_cli_refuses_conflicting_run_flags(tmp_path, capsys, argv, match):
 def test_cli_train_into_a_run_is_refused_in_one_line(tmp_path, capsys):
     from elbits.cli import main
 
-    args = ["train", "--out", str(tmp_path), "--steps", "1", "--batch-size", "8", "--train-size", "16",
-            "--z-dim", "2", "--no-progress", "--no-tensorboard"]
+    args = [
+        "train",
+        "--out",
+        str(tmp_path),
+        "--steps",
+        "1",
+        "--batch-size",
+        "8",
+        "--train-size",
+        "16",
+        "--z-dim",
+        "2",
+        "--no-progress",
+        "--no-tensorboard",
+    ]
     assert main(args) == 0
     capsys.readouterr()
     with pytest.raises(SystemExit) as e:
         raise SystemExit(main(args))
     assert e.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith("elbits train: error:") and "holds a run" in err[-1] and "--overwrite" in err[-1]
+    assert (
+        err[-1].startswith("elbits train: error:") and "holds a run" in err[-1] and "--overwrite" in err[-1]
+    )
 
 
 def test_config_defaults_for_old_checkpoints():
     # A checkpoint from before the likelihood settings reads as the Bernoulli logits run it was.
-    old = {k: v for k, v in TrainConfig().to_dict().items()
-           if k not in ("likelihood", "decoder_output", "mixture_components", "scale", "discretize", "overwrite")}
+    old = {
+        k: v
+        for k, v in TrainConfig().to_dict().items()
+        if k not in ("likelihood", "decoder_output", "mixture_components", "scale", "discretize", "overwrite")
+    }
     cfg = TrainConfig.from_dict(old)
     assert cfg.likelihood == "bernoulli" and cfg.decoder_output is None

@@ -11,8 +11,12 @@ from elbits import units
 
 def batch(b=4, seed=0):
     g = torch.Generator().manual_seed(seed)
-    return (torch.randn(b, 1, 8, 8, generator=g), (torch.rand(b, 1, 8, 8, generator=g) < 0.5).to(torch.uint8),
-            torch.randn(b, 5, generator=g), torch.randn(b, 5, generator=g))
+    return (
+        torch.randn(b, 1, 8, 8, generator=g),
+        (torch.rand(b, 1, 8, 8, generator=g) < 0.5).to(torch.uint8),
+        torch.randn(b, 5, generator=g),
+        torch.randn(b, 5, generator=g),
+    )
 
 
 @pytest.mark.parametrize("reduction", ["mean", "sum"])

@@ -13,8 +13,15 @@ from elbits.meter import RateDistortionMeter
 from elbits.terms import ELBOTerms
 from elbits.units import LN2, Quantity
 
-REQUIRED = ["rate_nats", "rate_bits", "distortion_nats", "distortion_bits", "distortion_bits_per_dim",
-            "samples", "active_units"]
+REQUIRED = [
+    "rate_nats",
+    "rate_bits",
+    "distortion_nats",
+    "distortion_bits",
+    "distortion_bits_per_dim",
+    "samples",
+    "active_units",
+]
 
 
 def _batches(seed: int = 0, n_batches: int = 4, b: int = 6, z: int = 5, dims: int = 64):
@@ -46,7 +53,9 @@ def test_sums_match_hand_computation():
     assert s["rate_bits"] == pytest.approx(kl.sum(1).mean().item() / LN2, rel=1e-12)
     assert m.kl_per_dim_bits.tolist() == pytest.approx((kl.mean(0) / LN2).tolist(), rel=1e-12)
     assert s["active_units"] == 4.0
-    assert m.rate_bits == pytest.approx(s["rate_bits"]) and m.distortion_bits == pytest.approx(s["distortion_bits"])
+    assert m.rate_bits == pytest.approx(s["rate_bits"]) and m.distortion_bits == pytest.approx(
+        s["distortion_bits"]
+    )
     assert m.rate.bits == pytest.approx(s["rate_bits"])
 
 

@@ -24,8 +24,12 @@ def test_shapes_and_modes():
 def test_state_dict_keys_match_checkpoint_layout(tmp_path):
     m = BurgessVAE()
     keys = set(m.state_dict())
-    assert {"encoder.conv_64.weight", "encoder.mu_logvar_gen.weight", "decoder.convT_64.weight",
-            "decoder.convT3.weight"} <= keys
+    assert {
+        "encoder.conv_64.weight",
+        "encoder.mu_logvar_gen.weight",
+        "decoder.convT_64.weight",
+        "decoder.convT3.weight",
+    } <= keys
     torch.save(m.state_dict(), tmp_path / "model.pt")
     loaded = load_disentangling_vae(tmp_path)
     assert not loaded.training

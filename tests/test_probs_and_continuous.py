@@ -47,9 +47,12 @@ def on_range(levels, lo, hi, dtype=torch.float32):
 
 @settings(max_examples=30)
 @given(
-    b=st.integers(1, 4), n=st.integers(1, 50), spread=st.floats(0.1, 15.0),
+    b=st.integers(1, 4),
+    n=st.integers(1, 50),
+    spread=st.floats(0.1, 15.0),
     dtype=st.sampled_from([torch.float32, torch.float64]),
-    tkind=st.sampled_from(["soft", "uint8", "bool"]), seed=st.integers(0, 2**16),
+    tkind=st.sampled_from(["soft", "uint8", "bool"]),
+    seed=st.integers(0, 2**16),
 )
 def test_probs_equal_binary_cross_entropy(b, n, spread, dtype, tkind, seed):
     g = gen(seed)
@@ -115,10 +118,15 @@ def test_probs_functorch_transforms_match_reference():
         return ref.elbo_terms(a, t, m, v, input="probs").nelbo.sum()
 
     tangents = tuple(torch.randn_like(x) for x in (p, mu, lv))
-    torch.testing.assert_close(torch.func.jvp(f, (p, mu, lv), tangents), torch.func.jvp(g, (p, mu, lv), tangents))
-    torch.testing.assert_close(torch.func.grad(f, argnums=(0, 1, 2))(p, mu, lv),
-                               torch.func.grad(g, argnums=(0, 1, 2))(p, mu, lv))
-    torch.testing.assert_close(torch.func.hessian(f, argnums=2)(p, mu, lv), torch.func.hessian(g, argnums=2)(p, mu, lv))
+    torch.testing.assert_close(
+        torch.func.jvp(f, (p, mu, lv), tangents), torch.func.jvp(g, (p, mu, lv), tangents)
+    )
+    torch.testing.assert_close(
+        torch.func.grad(f, argnums=(0, 1, 2))(p, mu, lv), torch.func.grad(g, argnums=(0, 1, 2))(p, mu, lv)
+    )
+    torch.testing.assert_close(
+        torch.func.hessian(f, argnums=2)(p, mu, lv), torch.func.hessian(g, argnums=2)(p, mu, lv)
+    )
     per = torch.func.vmap(lambda a, m, v: probs_nelbo(a[None], t[:1], m[None], v[None]))(p, mu, lv)
     torch.testing.assert_close(per[:, 0], probs_nelbo(p, t[:1].expand_as(t), mu, lv))
 
@@ -150,8 +158,9 @@ def test_probs_through_elboloss():
     mu, lv = latents(4)
     crit = elbits.ELBOLoss(input="probs", beta=2.0, reduction="sum")
     want = ref.elbo_terms(torch.sigmoid(x), t, mu, lv, input="probs")
-    assert crit(torch.sigmoid(x), t, mu, lv).item() == pytest.approx((want.recon + 2 * want.kl_total).sum().item(),
-                                                                     rel=1e-6)
+    assert crit(torch.sigmoid(x), t, mu, lv).item() == pytest.approx(
+        (want.recon + 2 * want.kl_total).sum().item(), rel=1e-6
+    )
     assert "input='probs'" in repr(crit)
 
 
@@ -166,8 +175,10 @@ def test_hostile_probs_out_of_range(value):
         elbits.elbo_terms(p, torch.zeros(2, 3), *latents(2), input="probs")
 
 
-@pytest.mark.parametrize("target", [torch.full((2, 3), 1.5), torch.full((2, 3), math.nan),
-                                    torch.full((2, 3), 2, dtype=torch.uint8)])
+@pytest.mark.parametrize(
+    "target",
+    [torch.full((2, 3), 1.5), torch.full((2, 3), math.nan), torch.full((2, 3), 2, dtype=torch.uint8)],
+)
 def test_hostile_probs_target_out_of_range(target):
     with pytest.raises(InputError, match="target has"):
         elbits.elbo_terms(torch.full((2, 3), 0.5), target, *latents(2), input="probs")
@@ -226,16 +237,22 @@ def scale_kwargs(kind, mean, seed=0):
     if kind == "scalar":
         return {"scale": torch.tensor(0.2, dtype=mean.dtype)}
     if kind == "channel":
-        return {"scale": 0.1 + torch.rand(1, mean.shape[1], *([1] * (mean.dim() - 2)), generator=g).to(mean.dtype)}
+        return {
+            "scale": 0.1 + torch.rand(1, mean.shape[1], *([1] * (mean.dim() - 2)), generator=g).to(mean.dtype)
+        }
     return {"log_scale": (torch.randn(mean.shape, generator=g) - 1.0).to(mean.dtype)}
 
 
 @settings(max_examples=30)
 @given(
-    b=st.integers(1, 3), c=st.integers(1, 3), n=st.integers(1, 20),
+    b=st.integers(1, 3),
+    c=st.integers(1, 3),
+    n=st.integers(1, 20),
     kind=st.sampled_from(["float", "scalar", "channel", "subpixel"]),
-    likelihood=st.sampled_from(["gaussian", "laplace"]), dtype=st.sampled_from([torch.float32, torch.float64]),
-    spread=st.floats(0.01, 10.0), seed=st.integers(0, 2**16),
+    likelihood=st.sampled_from(["gaussian", "laplace"]),
+    dtype=st.sampled_from([torch.float32, torch.float64]),
+    spread=st.floats(0.01, 10.0),
+    seed=st.integers(0, 2**16),
 )
 def test_density_matches_torch_distributions(b, c, n, kind, likelihood, dtype, spread, seed):
     g = gen(seed)
@@ -280,7 +297,7 @@ def test_density_gradcheck(likelihood, kind):
     g = gen(8)
     mean = torch.randn(2, 2, 3, generator=g, dtype=torch.float64).requires_grad_(True)
     target = torch.randn(2, 2, 3, generator=g, dtype=torch.float64)
-    (name, s), = scale_kwargs(kind, mean).items()
+    ((name, s),) = scale_kwargs(kind, mean).items()
     s = s.detach().requires_grad_(True)
     mu, lv = (x.double().requires_grad_(True) for x in latents(2))
 
@@ -299,12 +316,19 @@ def test_density_gradcheck(likelihood, kind):
 @pytest.mark.parametrize("tkind", ["uint8", "int64", "float32", "float64"])
 def test_discretized_matches_reference(likelihood, rng, tkind):
     levels, mean = image((3, 2, 5, 5), *rng)
-    kinds = {"uint8": levels, "int64": levels.long(), "float32": on_range(levels, *rng, torch.float32),
-             "float64": on_range(levels, *rng, torch.float64)}
+    kinds = {
+        "uint8": levels,
+        "int64": levels.long(),
+        "float32": on_range(levels, *rng, torch.float32),
+        "float64": on_range(levels, *rng, torch.float64),
+    }
     target = kinds[tkind]
     width = rng[1] - rng[0]
     # scales >= 5% of the range: the float64 reference's erfc differences underflow beyond ~26 sigma
-    for kw in ({"scale": 0.05 * width}, {"log_scale": torch.log(width * (0.05 + 0.2 * torch.rand(3, 2, 5, 5)))}):
+    for kw in (
+        {"scale": 0.05 * width},
+        {"log_scale": torch.log(width * (0.05 + 0.2 * torch.rand(3, 2, 5, 5)))},
+    ):
         mu, lv = latents(3)
         terms = elbits.elbo_terms(mean, target, mu, lv, likelihood, discretize=rng, **kw)
         want = ref.elbo_terms(mean, target, mu, lv, likelihood, discretize=rng, **kw)
@@ -314,9 +338,14 @@ def test_discretized_matches_reference(likelihood, rng, tkind):
 
 @settings(max_examples=30)
 @given(
-    b=st.integers(1, 3), n=st.integers(1, 30), rng=st.sampled_from(RANGES),
-    likelihood=st.sampled_from(["gaussian", "laplace"]), frac=st.floats(0.05, 0.5),
-    per_subpixel=st.booleans(), dtype=st.sampled_from([torch.float32, torch.float64]), seed=st.integers(0, 2**16),
+    b=st.integers(1, 3),
+    n=st.integers(1, 30),
+    rng=st.sampled_from(RANGES),
+    likelihood=st.sampled_from(["gaussian", "laplace"]),
+    frac=st.floats(0.05, 0.5),
+    per_subpixel=st.booleans(),
+    dtype=st.sampled_from([torch.float32, torch.float64]),
+    seed=st.integers(0, 2**16),
 )
 def test_discretized_hypothesis(b, n, rng, likelihood, frac, per_subpixel, dtype, seed):
     # scales from 5% of the range up (where the float64 CDF-difference reference keeps its digits)
@@ -337,19 +366,32 @@ def test_discretized_hypothesis(b, n, rng, likelihood, frac, per_subpixel, dtype
 def test_discretized_is_the_same_in_every_unit(likelihood):
     levels, mean01 = image((2, 1, 6, 6), 0.0, 1.0, seed=3)
     mu, lv = latents(2)
-    got = [elbits.elbo_terms(mean01 * (hi - lo) + lo, levels, mu, lv, likelihood, scale=0.07 * (hi - lo),
-                             discretize=(lo, hi)).recon for lo, hi in RANGES]
+    got = [
+        elbits.elbo_terms(
+            mean01 * (hi - lo) + lo, levels, mu, lv, likelihood, scale=0.07 * (hi - lo), discretize=(lo, hi)
+        ).recon
+        for lo, hi in RANGES
+    ]
     for other in got[1:]:
         torch.testing.assert_close(other, got[0], rtol=2e-5, atol=1e-3)
 
 
 @pytest.mark.parametrize("likelihood", ["gaussian", "laplace"])
-@pytest.mark.parametrize("mean, scale", [(0.5, 0.1), (0.0, 0.003), (1.0, 2.0), (0.3, 1e-4), (-3.0, 0.2), (0.77, 40.0)])
+@pytest.mark.parametrize(
+    "mean, scale", [(0.5, 0.1), (0.0, 0.003), (1.0, 2.0), (0.3, 1e-4), (-3.0, 0.2), (0.77, 40.0)]
+)
 def test_discretized_probabilities_sum_to_one(likelihood, mean, scale):
     every = torch.arange(256).view(256, 1)
     mu, lv = latents(256)
-    recon = elbits.elbo_terms(torch.full((256, 1), mean, dtype=torch.float64), every, mu.double(), lv.double(),
-                              likelihood, scale=scale, discretize=(0, 1)).recon
+    recon = elbits.elbo_terms(
+        torch.full((256, 1), mean, dtype=torch.float64),
+        every,
+        mu.double(),
+        lv.double(),
+        likelihood,
+        scale=scale,
+        discretize=(0, 1),
+    ).recon
     assert torch.logsumexp(-recon, 0).item() == pytest.approx(0.0, abs=1e-9)
 
 
@@ -375,8 +417,12 @@ def test_discretized_laplace_float32_in_the_tails(scales_away, log_b):
     levels = torch.arange(256).view(1, 256)
     mean = torch.full((1, 256), 127.5) + torch.linspace(-1, 1, 256).view(1, 256) * scales_away * b
     got = -discretized_laplace_logp(levels, mean, torch.tensor(log_b), 0.0, 255.0)
-    want = torch.stack([ref.discretized_laplace_nll(mean[:, i : i + 1].double(), levels[:, i : i + 1], b, 0.0, 255.0)[0]
-                        for i in range(256)])
+    want = torch.stack(
+        [
+            ref.discretized_laplace_nll(mean[:, i : i + 1].double(), levels[:, i : i + 1], b, 0.0, 255.0)[0]
+            for i in range(256)
+        ]
+    )
     assert torch.isfinite(got).all()
     ok = want < 650  # the reference's exponentials reach float64's subnormals (e^-708) beyond
     assert ok.sum() >= 2
@@ -481,8 +527,14 @@ def test_hostile_scale_value(value):
         cont("laplace", scale=value)
 
 
-@pytest.mark.parametrize("name, value", [("scale", torch.tensor([0.1, -0.1]).view(1, 2, 1, 1)[:, :1] * -1),
-                                         ("scale", torch.tensor(math.nan)), ("log_scale", torch.tensor(math.inf))])
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("scale", torch.tensor([0.1, -0.1]).view(1, 2, 1, 1)[:, :1] * -1),
+        ("scale", torch.tensor(math.nan)),
+        ("log_scale", torch.tensor(math.inf)),
+    ],
+)
 def test_hostile_scale_tensor_values(name, value):
     with pytest.raises(InputError, match="scale"):
         cont(**{name: value})
@@ -516,20 +568,32 @@ def test_hostile_discretize(value):
         cont(scale=0.1, discretize=value)
 
 
-@pytest.mark.parametrize("target, match", [
-    (torch.full((2, 1, 3, 3), 0.5), "off the 256-level grid"),
-    (torch.full((2, 1, 3, 3), 1.01), "outside discretize"),
-    (torch.full((2, 1, 3, 3), math.nan), "outside discretize"),
-    (torch.full((2, 1, 3, 3), 256), "levels outside 0..255"),
-    (torch.full((2, 1, 3, 3), -1), "levels outside 0..255"),
-])
+@pytest.mark.parametrize(
+    "target, match",
+    [
+        (torch.full((2, 1, 3, 3), 0.5), "off the 256-level grid"),
+        (torch.full((2, 1, 3, 3), 1.01), "outside discretize"),
+        (torch.full((2, 1, 3, 3), math.nan), "outside discretize"),
+        (torch.full((2, 1, 3, 3), 256), "levels outside 0..255"),
+        (torch.full((2, 1, 3, 3), -1), "levels outside 0..255"),
+    ],
+)
 def test_hostile_discretized_targets(target, match):
     with pytest.raises(InputError, match=match):
         cont("laplace", scale=0.1, discretize=(0, 1), target=target)
 
 
-@pytest.mark.parametrize("dtype, discretize", [(torch.uint8, None), (torch.bool, None), (torch.int64, None),
-                                               (torch.float16, (0, 1)), (torch.bfloat16, (0, 1)), (torch.bool, (0, 1))])
+@pytest.mark.parametrize(
+    "dtype, discretize",
+    [
+        (torch.uint8, None),
+        (torch.bool, None),
+        (torch.int64, None),
+        (torch.float16, (0, 1)),
+        (torch.bfloat16, (0, 1)),
+        (torch.bool, (0, 1)),
+    ],
+)
 def test_hostile_target_dtype(dtype, discretize):
     # a density needs float data; 8-bit levels need uint8/int64 or floats that hold them exactly
     with pytest.raises(TypeError, match="target must have dtype"):
@@ -567,8 +631,9 @@ def test_hostile_mean_shape_mismatch():
 # ============================================================== ELBOLoss constructor settings
 
 
-@pytest.mark.parametrize("beta", [math.inf, -math.inf, math.nan, -1.0, -1e-12, "1", None, True, [1.0],
-                                  torch.tensor([1.0, 2.0])])
+@pytest.mark.parametrize(
+    "beta", [math.inf, -math.inf, math.nan, -1.0, -1e-12, "1", None, True, [1.0], torch.tensor([1.0, 2.0])]
+)
 def test_hostile_elboloss_beta(beta):
     with pytest.raises(InputError, match="beta must be a finite number >= 0"):
         elbits.ELBOLoss(beta=beta)
@@ -579,20 +644,23 @@ def test_elboloss_beta_accepts_numbers(beta):
     assert elbits.ELBOLoss(beta=beta).beta == float(beta)
 
 
-@pytest.mark.parametrize("kw, match", [
-    ({"reduction": "none"}, "reduction must be"),
-    ({"reduction": None}, "reduction must be"),
-    ({"check_every": 0}, "check_every must be"),
-    ({"check_every": 2.5}, "check_every must be"),
-    ({"check_every": True}, "check_every must be"),
-    ({"likelihood": "gauss"}, "likelihood must be one of"),
-    ({"likelihood": None}, "likelihood must be one of"),
-    ({"check_finite": "yes"}, "check_finite must be True or False"),
-    ({"inplace_grad": 1}, "inplace_grad must be True or False"),
-    ({"likelihood": "gaussian", "scale": -1.0}, "scale"),
-    ({"likelihood": "laplace", "scale": 0.1, "log_scale": torch.zeros(())}, "exactly one of"),
-    ({"likelihood": "laplace", "discretize": (1, 0)}, "discretize must be"),
-])
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        ({"reduction": "none"}, "reduction must be"),
+        ({"reduction": None}, "reduction must be"),
+        ({"check_every": 0}, "check_every must be"),
+        ({"check_every": 2.5}, "check_every must be"),
+        ({"check_every": True}, "check_every must be"),
+        ({"likelihood": "gauss"}, "likelihood must be one of"),
+        ({"likelihood": None}, "likelihood must be one of"),
+        ({"check_finite": "yes"}, "check_finite must be True or False"),
+        ({"inplace_grad": 1}, "inplace_grad must be True or False"),
+        ({"likelihood": "gaussian", "scale": -1.0}, "scale"),
+        ({"likelihood": "laplace", "scale": 0.1, "log_scale": torch.zeros(())}, "exactly one of"),
+        ({"likelihood": "laplace", "discretize": (1, 0)}, "discretize must be"),
+    ],
+)
 def test_hostile_elboloss_settings(kw, match):
     with pytest.raises(InputError, match=match):
         elbits.ELBOLoss(**kw)

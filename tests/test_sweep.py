@@ -12,9 +12,35 @@ from elbits.sweep import CSV_FIELDS, read_csv
 
 def test_sweep_two_betas_writes_csv_and_plots(tmp_path, capsys):
     out = tmp_path / "sw"
-    rc = main(["sweep", "--betas", "1,4", "--steps", "3", "--batch-size", "16", "--train-size", "128",
-               "--eval-images", "64", "--samples", "1", "--mi-points", "32", "--mi-samples", "2", "--log-every", "1",
-               "--out", str(out), "--no-progress", "--no-tensorboard", "--device", "cpu"])
+    rc = main(
+        [
+            "sweep",
+            "--betas",
+            "1,4",
+            "--steps",
+            "3",
+            "--batch-size",
+            "16",
+            "--train-size",
+            "128",
+            "--eval-images",
+            "64",
+            "--samples",
+            "1",
+            "--mi-points",
+            "32",
+            "--mi-samples",
+            "2",
+            "--log-every",
+            "1",
+            "--out",
+            str(out),
+            "--no-progress",
+            "--no-tensorboard",
+            "--device",
+            "cpu",
+        ]
+    )
     assert rc == 0
     printed = json.loads(capsys.readouterr().out.splitlines()[-2])
     assert [p["label"] for p in printed["points"]] == ["beta=1", "beta=4"]

@@ -36,10 +36,18 @@ def test_extension_imports_without_torch():
 class ConvVAE(torch.nn.Module):
     def __init__(self, z=4):
         super().__init__()
-        self.enc = torch.nn.Sequential(torch.nn.Conv2d(1, 8, 4, 2, 1), torch.nn.ReLU(), torch.nn.Flatten(),
-                                       torch.nn.Linear(8 * 8 * 8, 2 * z))
-        self.dec = torch.nn.Sequential(torch.nn.Linear(z, 8 * 8 * 8), torch.nn.ReLU(),
-                                       torch.nn.Unflatten(1, (8, 8, 8)), torch.nn.ConvTranspose2d(8, 1, 4, 2, 1))
+        self.enc = torch.nn.Sequential(
+            torch.nn.Conv2d(1, 8, 4, 2, 1),
+            torch.nn.ReLU(),
+            torch.nn.Flatten(),
+            torch.nn.Linear(8 * 8 * 8, 2 * z),
+        )
+        self.dec = torch.nn.Sequential(
+            torch.nn.Linear(z, 8 * 8 * 8),
+            torch.nn.ReLU(),
+            torch.nn.Unflatten(1, (8, 8, 8)),
+            torch.nn.ConvTranspose2d(8, 1, 4, 2, 1),
+        )
 
     def forward(self, x):
         mu, logvar = self.enc(x).chunk(2, dim=1)

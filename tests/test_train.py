@@ -41,9 +41,14 @@ def test_resume_matches_uninterrupted(tmp_path):
     assert a.keys() == b.keys()
     for k in a:
         assert torch.equal(a[k], b[k]), k
-    assert straight.criterion.state_dict()["controller_state._extra_state"] == \
-        resumed.criterion.state_dict()["controller_state._extra_state"]
-    ha, hb = _strip(read_jsonl(tmp_path / "a" / "metrics.jsonl")), _strip(read_jsonl(tmp_path / "b" / "metrics.jsonl"))
+    assert (
+        straight.criterion.state_dict()["controller_state._extra_state"]
+        == resumed.criterion.state_dict()["controller_state._extra_state"]
+    )
+    ha, hb = (
+        _strip(read_jsonl(tmp_path / "a" / "metrics.jsonl")),
+        _strip(read_jsonl(tmp_path / "b" / "metrics.jsonl")),
+    )
     assert [r["step"] for r in ha] == [2, 4, 6, 8]
     assert ha == hb
     oa = load_checkpoint(tmp_path / "a" / "checkpoint.pt")["optimizer"]["state"]
@@ -68,8 +73,16 @@ def test_checkpoint_contents_and_resume_checks(tmp_path):
     for key in ("rate_bits", "distortion_bits", "bound_slack_bits", "beta", "capacity_bits", "loss_nats"):
         assert key in rec
     with pytest.raises(ValueError, match="batch_size"):
-        train(TrainConfig(steps=4, out_dir=str(tmp_path), resume="auto", controller="capacity",
-                          capacity_bits=5.0, **{**TINY, "batch_size": 8}))
+        train(
+            TrainConfig(
+                steps=4,
+                out_dir=str(tmp_path),
+                resume="auto",
+                controller="capacity",
+                capacity_bits=5.0,
+                **{**TINY, "batch_size": 8},
+            )
+        )
 
 
 def test_index_stream_is_sampler_order_and_resumable():
@@ -106,9 +119,21 @@ def test_user_model_and_dataset(tmp_path):
     data = [((torch.rand(1, 8, 8, generator=g) < 0.3).float(), 0) for _ in range(64)]
     torch.manual_seed(0)
     model = _TinyVAE()
-    r = train(TrainConfig(steps=10, batch_size=8, log_every=5, out_dir=str(tmp_path), progress=False,
-                          tensorboard=False, controller="geco", target_bits=30.0, decoder_output="logits"),
-              model=model, dataset=data)
+    r = train(
+        TrainConfig(
+            steps=10,
+            batch_size=8,
+            log_every=5,
+            out_dir=str(tmp_path),
+            progress=False,
+            tensorboard=False,
+            controller="geco",
+            target_bits=30.0,
+            decoder_output="logits",
+        ),
+        model=model,
+        dataset=data,
+    )
     assert r.model is model and r.step == 10
     # The budget comes from these 64 images themselves (all distinct: log2 64), not from dSprites.
     assert r.budget.empirical_bits == pytest.approx(6.0) and r.budget.factor_bits is None
@@ -138,8 +163,28 @@ def test_config_validation():
 def test_cli_train(tmp_path, capsys):
     from elbits.cli import main
 
-    rc = main(["train", "--out", str(tmp_path), "--steps", "3", "--batch-size", "16", "--train-size", "128",
-               "--z-dim", "3", "--log-every", "1", "--no-progress", "--controller", "fixed", "--beta", "4"])
+    rc = main(
+        [
+            "train",
+            "--out",
+            str(tmp_path),
+            "--steps",
+            "3",
+            "--batch-size",
+            "16",
+            "--train-size",
+            "128",
+            "--z-dim",
+            "3",
+            "--log-every",
+            "1",
+            "--no-progress",
+            "--controller",
+            "fixed",
+            "--beta",
+            "4",
+        ]
+    )
     assert rc == 0
     out = capsys.readouterr().out
     first = json.loads(out.splitlines()[0])
@@ -155,16 +200,39 @@ def _free_port() -> int:
 
 def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
     # The torchrun path: the environment torchrun sets, and train() initialises gloo itself.
-    os.environ.update({"RANK": str(rank), "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank),
-                       "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
+    os.environ.update(
+        {
+            "RANK": str(rank),
+            "WORLD_SIZE": str(world),
+            "LOCAL_RANK": str(rank),
+            "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": str(port),
+        }
+    )
     torch.set_num_threads(1)
-    r = train(TrainConfig(steps=4, out_dir=os.path.join(out, "run"), controller="target-rate", target_bits=5.0,
-                          device="cpu", **TINY))
+    r = train(
+        TrainConfig(
+            steps=4,
+            out_dir=os.path.join(out, "run"),
+            controller="target-rate",
+            target_bits=5.0,
+            device="cpu",
+            **TINY,
+        )
+    )
     assert not torch.distributed.is_initialized()  # train() destroyed the group it made
     params = torch.cat([p.detach().flatten() for p in r.model.parameters()])
     with open(os.path.join(out, f"rank{rank}.json"), "w") as f:
-        json.dump({"final": r.final, "history": r.history, "beta": r.criterion.beta,
-                   "params": params[:50].tolist(), "meter_local": r.meter.count}, f)
+        json.dump(
+            {
+                "final": r.final,
+                "history": r.history,
+                "beta": r.criterion.beta,
+                "params": params[:50].tolist(),
+                "meter_local": r.meter.count,
+            },
+            f,
+        )
 
 
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed unavailable")

@@ -32,12 +32,19 @@ def _levels_images(b: int, c: int, side: int, g: torch.Generator) -> torch.Tenso
 
 # (likelihood, kind, channels, settings): each head a decoder can feed, and its float64 reference below.
 HEADS = [
-    ("bernoulli", "logits", 1, {}), ("bernoulli", "probs", 1, {}), ("continuous_bernoulli", "logits", 3, {}),
-    ("categorical256", "logits", 1, {}), ("categorical256", "logits", 3, {}),
-    ("categorical256_inplace", "logits", 3, {}), ("logistic_mixture", "params", 1, {"components": 2}),
-    ("logistic_mixture", "params", 3, {"components": 2}), ("discretized_gaussian", "params", 3, {}),
-    ("gaussian", "params", 3, {}), ("gaussian", "mean", 1, {"scale": 0.2}),
-    ("gaussian", "mean", 3, {"scale": 0.2, "discretize": True}), ("laplace", "params", 1, {"discretize": True}),
+    ("bernoulli", "logits", 1, {}),
+    ("bernoulli", "probs", 1, {}),
+    ("continuous_bernoulli", "logits", 3, {}),
+    ("categorical256", "logits", 1, {}),
+    ("categorical256", "logits", 3, {}),
+    ("categorical256_inplace", "logits", 3, {}),
+    ("logistic_mixture", "params", 1, {"components": 2}),
+    ("logistic_mixture", "params", 3, {"components": 2}),
+    ("discretized_gaussian", "params", 3, {}),
+    ("gaussian", "params", 3, {}),
+    ("gaussian", "mean", 1, {"scale": 0.2}),
+    ("gaussian", "mean", 3, {"scale": 0.2, "discretize": True}),
+    ("laplace", "params", 1, {"discretize": True}),
     ("laplace", "mean", 3, {"scale": 0.1}),
 ]
 
@@ -71,8 +78,11 @@ def test_head_reads_the_documented_layout(name, kind, channels, settings):
     head = Head(name, kind, channels, **settings)
     g = torch.Generator().manual_seed(1)
     b, side = 3, 4
-    x = (_levels_images(b, channels, side, g) if head.eight_bit or name in ("gaussian", "laplace")
-         else (torch.rand(b, channels, side, side, generator=g) < 0.5).float())
+    x = (
+        _levels_images(b, channels, side, g)
+        if head.eight_bit or name in ("gaussian", "laplace")
+        else (torch.rand(b, channels, side, side, generator=g) < 0.5).float()
+    )
     out = torch.randn(b, head.out_channels, side, side, generator=g)
     if name.startswith("gaussian") or name.startswith("laplace"):
         out[:, :channels] = out[:, :channels].sigmoid()  # means in the data's range, log-scales as drawn
@@ -96,26 +106,47 @@ def test_mean_images_are_the_decoders_means():
     eta = torch.tensor([-3.0, -1e-4, 0.0, 0.7, 5.0]).view(1, 5, 1, 1)
     xs = torch.linspace(0, 1, 20001, dtype=torch.float64)
     lam = torch.sigmoid(eta.double().flatten())[:, None]
-    dens = lam ** xs * (1 - lam) ** (1 - xs)
+    dens = lam**xs * (1 - lam) ** (1 - xs)
     numeric = torch.trapezoid(xs * dens, xs) / torch.trapezoid(dens, xs)
     got = Head("continuous_bernoulli", "logits", 5).mean_image(eta).flatten().double()
     assert got == pytest.approx(numeric, abs=1e-5)
 
 
-@pytest.mark.parametrize("likelihood,settings", [
-    ("bernoulli", {}), ("continuous_bernoulli", {}), ("categorical256", {}), ("categorical256_inplace", {}),
-    ("logistic_mixture", {"mixture_components": 2}), ("discretized_gaussian", {}), ("gaussian", {}),
-    ("gaussian", {"scale": 0.3, "discretize": True}), ("laplace", {"discretize": True}),
-])
+@pytest.mark.parametrize(
+    "likelihood,settings",
+    [
+        ("bernoulli", {}),
+        ("continuous_bernoulli", {}),
+        ("categorical256", {}),
+        ("categorical256_inplace", {}),
+        ("logistic_mixture", {"mixture_components": 2}),
+        ("discretized_gaussian", {}),
+        ("gaussian", {}),
+        ("gaussian", {"scale": 0.3, "discretize": True}),
+        ("laplace", {"discretize": True}),
+    ],
+)
 def test_every_likelihood_trains_the_default_model(tmp_path, likelihood, settings):
-    r = train(TrainConfig(steps=2, batch_size=8, train_size=16, z_dim=2, log_every=1, likelihood=likelihood,
-                          out_dir=str(tmp_path), **settings, **QUIET))
+    r = train(
+        TrainConfig(
+            steps=2,
+            batch_size=8,
+            train_size=16,
+            z_dim=2,
+            log_every=1,
+            likelihood=likelihood,
+            out_dir=str(tmp_path),
+            **settings,
+            **QUIET,
+        )
+    )
     assert r.model.decoder.convT3.out_channels == r.head.out_channels
     assert all(math.isfinite(r.final[k]) for k in ("rate_bits", "distortion_bits"))
     # dSprites is binary, on the 8-bit grid too: the bound exists exactly where D is a code length.
     assert ("bound_slack_bits" in r.final) == r.head.code_length(2)
-    assert ("bound_slack_bits" in r.final) == (likelihood not in ("continuous_bernoulli", "gaussian")
-                                                or settings.get("discretize", False))
+    assert ("bound_slack_bits" in r.final) == (
+        likelihood not in ("continuous_bernoulli", "gaussian") or settings.get("discretize", False)
+    )
     assert r.history[-1]["step"] == 2 and r.final["dims"] == 64 * 64
 
 
@@ -123,8 +154,12 @@ def test_colour_images_train_the_default_model_with_256_levels_per_subpixel(tmp_
     from elbits.data.colour_sprites import ColourSpritesDataset, colour_sprites
 
     data = ColourSpritesDataset(colour_sprites(colours=2, scales=(0,), positions=2))  # 24 RGB images
-    r = train(TrainConfig(steps=1, batch_size=4, z_dim=2, likelihood="categorical256", out_dir=str(tmp_path),
-                          **QUIET), dataset=data)
+    r = train(
+        TrainConfig(
+            steps=1, batch_size=4, z_dim=2, likelihood="categorical256", out_dir=str(tmp_path), **QUIET
+        ),
+        dataset=data,
+    )
     assert r.model.decoder.convT3.out_channels == 256 * 3
     assert r.budget.factor_bits is None and r.budget.levels == 256
     assert r.budget.empirical_bits == pytest.approx(math.log2(24))  # all distinct
@@ -161,9 +196,13 @@ def test_budget_of_images_off_any_grid_has_no_marginals():
 
 def test_report_of_custom_data_states_its_own_budget(tmp_path):
     data = binary_images(32)
-    cfg = TrainConfig(steps=2, batch_size=8, log_every=1, out_dir=str(tmp_path), controller="target-rate", **QUIET)
+    cfg = TrainConfig(
+        steps=2, batch_size=8, log_every=1, out_dir=str(tmp_path), controller="target-rate", **QUIET
+    )
     r = train(cfg, model=tiny_model(), dataset=data)
-    assert r.budget.factor_bits is None and r.criterion.controller.target_bits == pytest.approx(5.0)  # log2 32
+    assert r.budget.factor_bits is None and r.criterion.controller.target_bits == pytest.approx(
+        5.0
+    )  # log2 32
     s = build_summary(r, cfg)
     md, table = render(s), terminal_table(s, "report.md")
     for text in (md, table):
@@ -174,8 +213,9 @@ def test_report_of_custom_data_states_its_own_budget(tmp_path):
 
 def test_report_of_a_density_decoder_has_no_bound(tmp_path):
     data = binary_images(16)
-    cfg = TrainConfig(steps=2, batch_size=8, log_every=1, out_dir=str(tmp_path), likelihood="gaussian",
-                      scale=0.5, **QUIET)
+    cfg = TrainConfig(
+        steps=2, batch_size=8, log_every=1, out_dir=str(tmp_path), likelihood="gaussian", scale=0.5, **QUIET
+    )
     r = train(cfg, model=tiny_model(decoder_output="mean"), dataset=data)
     assert "bound_slack_bits" not in r.final
     s = build_summary(r, cfg)
@@ -213,8 +253,11 @@ def test_every_evaluation_pass_runs_in_eval_mode(tmp_path, split):
     torch.manual_seed(0)
     model = _Recorder(split)
     data = binary_images(32)
-    r = train(TrainConfig(steps=3, batch_size=8, log_every=1, out_dir=str(tmp_path), **QUIET), model=model,
-              dataset=data)
+    r = train(
+        TrainConfig(steps=3, batch_size=8, log_every=1, out_dir=str(tmp_path), **QUIET),
+        model=model,
+        dataset=data,
+    )
     assert model.training  # restored after the final pass
     assert model.modes[:3] == [True] * 3 and not any(model.modes[3:])  # 3 steps trained, the final pass not
     stats = model.body[1].running_mean.clone()
@@ -236,8 +279,11 @@ def test_a_probabilities_decoder_is_read_as_probabilities(tmp_path):
     torch.manual_seed(0)
     model = _SigmoidVAE(decoder_output="probs")
     data = binary_images(16)
-    r = train(TrainConfig(steps=2, batch_size=8, log_every=1, out_dir=str(tmp_path), **QUIET), model=model,
-              dataset=data)
+    r = train(
+        TrainConfig(steps=2, batch_size=8, log_every=1, out_dir=str(tmp_path), **QUIET),
+        model=model,
+        dataset=data,
+    )
     assert r.head.kind == "probs"
     # The final D against float64 BCE of the same decoded probabilities (evaluate's seeded z).
     x = torch.stack([d[0] for d in data])
@@ -268,6 +314,17 @@ class _PyTorchVAEStyle(nn.Module):
 
 def test_pytorch_vae_style_model_trains_as_a_gaussian_mean(tmp_path):
     torch.manual_seed(0)
-    r = train(TrainConfig(steps=2, batch_size=8, log_every=1, likelihood="gaussian", scale=0.5,
-                          out_dir=str(tmp_path), **QUIET), model=_PyTorchVAEStyle(), dataset=binary_images(16))
+    r = train(
+        TrainConfig(
+            steps=2,
+            batch_size=8,
+            log_every=1,
+            likelihood="gaussian",
+            scale=0.5,
+            out_dir=str(tmp_path),
+            **QUIET,
+        ),
+        model=_PyTorchVAEStyle(),
+        dataset=binary_images(16),
+    )
     assert r.head.kind == "mean" and r.step == 2 and math.isfinite(r.final["distortion_bits"])

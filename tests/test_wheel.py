@@ -43,12 +43,35 @@ def test_manylinux_wheel_is_clean_and_works_in_a_fresh_venv(tmp_path):
     py = venv / "bin" / "python"
     venv_log = open(tmp_path / "venv.log", "w+")  # noqa: SIM115 (read and closed below)
     venv_job = subprocess.Popen(
-        [sys.executable, "-c", "import subprocess as s, sys; s.run([sys.executable, '-m', 'venv', sys.argv[1]], "
-         "check=True); s.run([sys.argv[2], '-m', 'pip', 'install', '-q', sys.argv[3]], check=True)",
-         str(venv), str(py), TORCH_SPEC], stdout=venv_log, stderr=subprocess.STDOUT)
+        [
+            sys.executable,
+            "-c",
+            "import subprocess as s, sys; s.run([sys.executable, '-m', 'venv', sys.argv[1]], "
+            "check=True); s.run([sys.argv[2], '-m', 'pip', 'install', '-q', sys.argv[3]], check=True)",
+            str(venv),
+            str(py),
+            TORCH_SPEC,
+        ],
+        stdout=venv_log,
+        stderr=subprocess.STDOUT,
+    )
     raw, repaired = tmp_path / "raw", tmp_path / "dist"
-    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", raw, "-C",
-         f"build-dir={tmp_path / 'build'}", ROOT], env=env)
+    run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "-q",
+            "-w",
+            raw,
+            "-C",
+            f"build-dir={tmp_path / 'build'}",
+            ROOT,
+        ],
+        env=env,
+    )
     (wheel,) = raw.glob("elbits-*.whl")
     assert platform_tag(wheel) == "linux_x86_64"  # what package indexes refuse
     run([BIN / "auditwheel", "repair", "-w", repaired, wheel], env=env)

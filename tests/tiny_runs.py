@@ -19,8 +19,14 @@ def binary_images(n: int = 64, side: int = 8, seed: int = 0, channels: int = 1) 
 class TinyVAE(nn.Module):
     """encode/decode/forward over flattened ``[C, side, side]`` images; ``out_channels`` per pixel."""
 
-    def __init__(self, side: int = 8, channels: int = 1, out_channels: int = 1, z: int = 2,
-                 decoder_output: str = "logits") -> None:
+    def __init__(
+        self,
+        side: int = 8,
+        channels: int = 1,
+        out_channels: int = 1,
+        z: int = 2,
+        decoder_output: str = "logits",
+    ) -> None:
         super().__init__()
         self.shape = (out_channels, side, side)
         self.enc = nn.Linear(channels * side * side, 2 * z)
@@ -48,8 +54,17 @@ def tiny_model(seed: int = 0, **kw) -> TinyVAE:
 
 def tiny_config(out_dir, **kw) -> TrainConfig:
     """A few steps of 8 images, a record every 2 steps, target-rate (a controller with state)."""
-    base = dict(steps=8, batch_size=8, log_every=2, controller="target-rate", target_bits=4.0, controller_lr=0.05,
-                out_dir=str(out_dir), eval_at_end=False, **QUIET)
+    base = dict(
+        steps=8,
+        batch_size=8,
+        log_every=2,
+        controller="target-rate",
+        target_bits=4.0,
+        controller_lr=0.05,
+        out_dir=str(out_dir),
+        eval_at_end=False,
+        **QUIET,
+    )
     return TrainConfig(**{**base, **kw})
 
 

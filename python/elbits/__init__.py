@@ -19,7 +19,23 @@ from .units import Quantity
 __version__ = "0.1.0"
 
 __all__ = [
-    "ELBOLoss", "ELBOTerms", "Quantity", "RateDistortionMeter", "analysis", "calibrate", "check_device_errors", "data",
-    "elbo_terms", "entropy", "evaluate", "likelihood_logprobs",
-    "models", "reference", "release_buffers", "report", "train", "units", "__version__",
+    "ELBOLoss",
+    "ELBOTerms",
+    "Quantity",
+    "RateDistortionMeter",
+    "analysis",
+    "calibrate",
+    "check_device_errors",
+    "data",
+    "elbo_terms",
+    "entropy",
+    "evaluate",
+    "likelihood_logprobs",
+    "models",
+    "reference",
+    "release_buffers",
+    "report",
+    "train",
+    "units",
+    "__version__",
 ]

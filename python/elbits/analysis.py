@@ -72,15 +72,18 @@ def log_aggregate(
     Chunked over components (and over z when ``M * chunk * Z`` exceeds ``max_elements``), with a running
     logsumexp, so memory stays bounded for N up to the whole dSprites grid. With ``own`` (``[M]`` indices
     of the component each z was drawn from), also returns the leave-one-out value (that component
-    dropped, ``- log(N - 1)``); else ``None``. ``device``: where to compute (default: the CPU); results on the CPU.
+    dropped, ``- log(N - 1)``); else ``None``. ``device``: where to compute (default: the CPU); results on the
+    CPU.
     """
     dev = torch.device(device) if device is not None else torch.device("cpu")
     z, mu, logvar = _f64(z, dev), _f64(mu, dev), _f64(logvar, dev)
     m, zd = z.shape
     n = mu.shape[0]
     if mu.shape != logvar.shape or mu.shape[1] != zd:
-        raise ValueError(f"z [M, Z] and mu, logvar [N, Z] expected, got {tuple(z.shape)}, "
-                         f"{tuple(mu.shape)}, {tuple(logvar.shape)}")
+        raise ValueError(
+            f"z [M, Z] and mu, logvar [N, Z] expected, got {tuple(z.shape)}, "
+            f"{tuple(mu.shape)}, {tuple(logvar.shape)}"
+        )
     own_t = None if own is None else torch.as_tensor(own, dtype=torch.int64).to(dev)
     chunk = max(1, min(chunk, n))
     zb = max(1, min(m, max_elements // chunk))
@@ -140,8 +143,10 @@ class Surgery:
     points: int
     samples_per_point: int
     marginal_kl_per_dim_bits: tuple[float, ...]
-    estimator: str = ("stratified: z ~ q(z|x_m) for `points` images x_m, `samples_per_point` each; "
-                      "log q(z) by logsumexp over all `components` posteriors (float64)")
+    estimator: str = (
+        "stratified: z ~ q(z|x_m) for `points` images x_m, `samples_per_point` each; "
+        "log q(z) by logsumexp over all `components` posteriors (float64)"
+    )
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -149,9 +154,11 @@ class Surgery:
         return d
 
     def __str__(self) -> str:
-        return (f"R = {self.rate_bits:.3f} bits = I(X;Z) {self.mi_bits:.3f} (+-{self.mi_stderr_bits:.3f}) "
-                f"+ KL(q(z)||p(z)) {self.marginal_kl_bits:.3f} bits; log2 N = {self.log_n_bits:.3f} "
-                f"(N = {self.components}, {self.points} x {self.samples_per_point} z samples)")
+        return (
+            f"R = {self.rate_bits:.3f} bits = I(X;Z) {self.mi_bits:.3f} (+-{self.mi_stderr_bits:.3f}) "
+            f"+ KL(q(z)||p(z)) {self.marginal_kl_bits:.3f} bits; log2 N = {self.log_n_bits:.3f} "
+            f"(N = {self.components}, {self.points} x {self.samples_per_point} z samples)"
+        )
 
 
 def elbo_surgery(
@@ -173,7 +180,9 @@ def elbo_surgery(
     """
     mu, logvar = _f64(mu), _f64(logvar)
     if mu.dim() != 2 or mu.shape != logvar.shape:
-        raise ValueError(f"mu and logvar must both be [N, Z], got {tuple(mu.shape)} and {tuple(logvar.shape)}")
+        raise ValueError(
+            f"mu and logvar must both be [N, Z], got {tuple(mu.shape)} and {tuple(logvar.shape)}"
+        )
     n, zd = mu.shape
     if n < 1 or samples < 1:
         raise ValueError("need at least one image and one sample")
@@ -196,10 +205,15 @@ def elbo_surgery(
     kl_mc = float((log_q - log_prior).mean())
     dims: list[float] = []
     if per_dim:
-        sub = torch.arange(n) if n <= per_dim_components else torch.randperm(n, generator=g)[:per_dim_components]
+        sub = (
+            torch.arange(n)
+            if n <= per_dim_components
+            else torch.randperm(n, generator=g)[:per_dim_components]
+        )
         for j in range(zd):
-            lq, _ = log_aggregate(z[:, j : j + 1], mu[sub, j : j + 1], logvar[sub, j : j + 1], chunk=16384,
-                                  device=device)
+            lq, _ = log_aggregate(
+                z[:, j : j + 1], mu[sub, j : j + 1], logvar[sub, j : j + 1], chunk=16384, device=device
+            )
             lp = -0.5 * (LOG_2PI + z[:, j] ** 2)
             dims.append(float((lq - lp).mean()) * BITS_PER_NAT)
     return Surgery(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -20,12 +20,16 @@ _BERNOULLI_TARGETS = (torch.float32, torch.float64, torch.float16, torch.bfloat1
 Likelihood = Callable[..., ELBOTerms]
 
 
-def _bernoulli(logits, target, mu, logvar, check_finite: bool, recon_grad_hint: float | None = None) -> ELBOTerms:
+def _bernoulli(
+    logits, target, mu, logvar, check_finite: bool, recon_grad_hint: float | None = None
+) -> ELBOTerms:
     logits, target, mu, logvar, batch, dims = v.check_inputs(
         "logits", logits, target, mu, logvar, _BERNOULLI_TARGETS, same_shape=True
     )
     compute_grad, prescale = grad_args(recon_grad_hint, batch, logits, mu, logvar)
-    recon, kl, _, _ = call_op(bernoulli_elbo, logits, target, mu, logvar, prescale, compute_grad, check_finite)
+    recon, kl, _, _ = call_op(
+        bernoulli_elbo, logits, target, mu, logvar, prescale, compute_grad, check_finite
+    )
     return ELBOTerms(recon, kl, dims)
 
 
@@ -62,14 +66,17 @@ def resolve_likelihood(likelihood: str, inplace_grad: bool = False, input: str =
     if input == "probs":
         if likelihood != "bernoulli":
             raise InputError(
-                f"input='probs' is for likelihood 'bernoulli' (a decoder that ends in a sigmoid), not {likelihood!r}"
+                "input='probs' is for likelihood 'bernoulli' (a decoder that ends in a sigmoid), not "
+                f"{likelihood!r}"
             )
         if inplace_grad:
             raise InputError("inplace_grad=True is for logits (categorical256), not input='probs'")
         return bernoulli_probs_terms
     if inplace_grad:
         if likelihood not in _INPLACE:
-            raise InputError(f"inplace_grad=True is available for likelihood {sorted(_INPLACE)}, not {likelihood!r}")
+            raise InputError(
+                f"inplace_grad=True is available for likelihood {sorted(_INPLACE)}, not {likelihood!r}"
+            )
         return LIKELIHOODS["categorical256_inplace"]
     return LIKELIHOODS[likelihood]
 
@@ -79,7 +86,11 @@ def likelihood_settings(likelihood: str, scale=None, log_scale=None, discretize=
     continuous ones); an :class:`InputError` for a setting it has no use for."""
     if likelihood in CONTINUOUS:
         return {"scale": scale, "log_scale": log_scale, "discretize": discretize}
-    given = [n for n, val in (("scale", scale), ("log_scale", log_scale), ("discretize", discretize)) if val is not None]
+    given = [
+        n
+        for n, val in (("scale", scale), ("log_scale", log_scale), ("discretize", discretize))
+        if val is not None
+    ]
     if given:
         raise InputError(f"{', '.join(given)} is for likelihoods {list(CONTINUOUS)}, not {likelihood!r}")
     return {}

@@ -83,7 +83,9 @@ def bernoulli_case(batch: int, z: int = 10, side: int = 64, seed: int = 0) -> Ca
 
     n = batch * side * side
     # one pass: read logits (4 B) and target (1 B), write the logits' gradient (4 B)
-    return Case(f"bernoulli+kl {batch}x1x{side}x{side}", make, _fused_loss("bernoulli"), _bernoulli_reference, 9 * n)
+    return Case(
+        f"bernoulli+kl {batch}x1x{side}x{side}", make, _fused_loss("bernoulli"), _bernoulli_reference, 9 * n
+    )
 
 
 def _categorical_reference(params, target, mu, logvar):
@@ -115,11 +117,22 @@ def colour_case(likelihood: str, batch: int, side: int = 32, k: int = 10, z: int
         n_params *= d
     if likelihood == "categorical256":
         # forward reads the logits, backward reads them again and writes the gradient
-        return Case(f"categorical256 {batch}x3x{side}x{side}", make, _fused_loss(likelihood),
-                    _categorical_reference, 3 * 4 * n_params, fused_inplace=_fused_loss("categorical256_inplace"))
+        return Case(
+            f"categorical256 {batch}x3x{side}x{side}",
+            make,
+            _fused_loss(likelihood),
+            _categorical_reference,
+            3 * 4 * n_params,
+            fused_inplace=_fused_loss("categorical256_inplace"),
+        )
     # read the parameters, write their gradient
-    return Case(f"logistic mixture K={k} {batch}x3x{side}x{side}", make, _fused_loss(likelihood),
-                _mixture_reference, 2 * 4 * n_params)
+    return Case(
+        f"logistic mixture K={k} {batch}x3x{side}x{side}",
+        make,
+        _fused_loss(likelihood),
+        _mixture_reference,
+        2 * 4 * n_params,
+    )
 
 
 CASES: dict[str, Callable[[], Case]] = {
@@ -228,8 +241,13 @@ class Result:
     vs_eager: float | None = None
 
 
-def measure(case: Case, impls: tuple[str, ...] = IMPLS, rounds: int = 30, warmup: int = 3,
-            device: str | torch.device = "cpu") -> list[Result]:
+def measure(
+    case: Case,
+    impls: tuple[str, ...] = IMPLS,
+    rounds: int = 30,
+    warmup: int = 3,
+    device: str | torch.device = "cpu",
+) -> list[Result]:
     """Median fwd+bwd time of each impl, rounds interleaved so machine noise hits all alike.
     On a GPU each round ends with a synchronize, so it times the kernels, not their launch."""
     inputs = to_device(case.make_inputs(), device)

@@ -131,7 +131,9 @@ def dag_entropy(cpts: Mapping[str, Union[CPT, tuple[np.ndarray, Sequence[str]], 
         c = norm[n]
         want = tuple(sizes[p] for p in c.parents) + (sizes[n],)
         if c.table.shape != want:
-            raise ValueError(f"table of {n!r} has shape {c.table.shape}, expected {want} (parents {c.parents})")
+            raise ValueError(
+                f"table of {n!r} has shape {c.table.shape}, expected {want} (parents {c.parents})"
+            )
         _check_prob(c.table, f"P({n} | {', '.join(c.parents) or '-'})", axis=-1)
     axis = {n: i for i, n in enumerate(order)}
     joint = np.ones([1] * len(order))
@@ -150,7 +152,9 @@ def dag_entropy(cpts: Mapping[str, Union[CPT, tuple[np.ndarray, Sequence[str]], 
         keep = sorted(axis[p] for p in norm[n].parents)
         fam = sorted(keep + [axis[n]])
         h_fam = _h(joint.sum(axis=tuple(a for a in range(len(order)) if a not in fam)).ravel())
-        h_pa = _h(joint.sum(axis=tuple(a for a in range(len(order)) if a not in keep)).ravel()) if keep else 0.0
+        h_pa = (
+            _h(joint.sum(axis=tuple(a for a in range(len(order)) if a not in keep)).ravel()) if keep else 0.0
+        )
         terms[n] = _nats(h_fam - h_pa, "sample")
     return DagEntropy(_nats(sum(t.nats for t in terms.values()), "sample"), terms)
 
@@ -211,7 +215,8 @@ def _merge(keys: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray
 
 
 class ImageCounter:
-    """Streaming de-duplication of images by a 128-bit BLAKE2b hash of their bytes (16 bytes per distinct image)."""
+    """Streaming de-duplication of images by a 128-bit BLAKE2b hash of their bytes (16 bytes per distinct
+    image)."""
 
     def __init__(self, compact_every: int = 1 << 20) -> None:
         self.keys = np.zeros(0, dtype="V16")
@@ -326,7 +331,9 @@ def marginal_pixel_entropy(images: Images, levels: int = 0) -> MarginalPixelEntr
     return hist.result()
 
 
-def total_correlation(marginal: Union[MarginalPixelEntropy, Quantity], joint: Union[EmpiricalEntropy, Quantity]):
+def total_correlation(
+    marginal: Union[MarginalPixelEntropy, Quantity], joint: Union[EmpiricalEntropy, Quantity]
+):
     """Sum_i H(X_i) - H(X), nats per image: the dependence among pixels a per-pixel loss cannot see."""
     m = marginal.total if isinstance(marginal, MarginalPixelEntropy) else marginal
     j = joint.entropy if isinstance(joint, EmpiricalEntropy) else joint
@@ -353,7 +360,12 @@ class ColourBounds:
 
     @property
     def tightest(self) -> str:
-        vals = {"log2_n": self.log2_n.bits, "png": self.png.bits, "lzma": self.lzma.bits, "raw": self.raw.bits}
+        vals = {
+            "log2_n": self.log2_n.bits,
+            "png": self.png.bits,
+            "lzma": self.lzma.bits,
+            "raw": self.raw.bits,
+        }
         return min(vals, key=lambda k: vals[k])
 
     @property

@@ -67,7 +67,9 @@ def load_model(path: PathLike, device: Union[str, torch.device] = "cpu") -> tupl
         state: Any = load_checkpoint(p, require=("model",))
     else:
         state = load_torch_file(p, "an elbits checkpoint or a disentangling-vae model.pt")
-        if isinstance(state, dict) and "format" in state:  # an elbits checkpoint of format 1 (a bare torch zip)
+        if (
+            isinstance(state, dict) and "format" in state
+        ):  # an elbits checkpoint of format 1 (a bare torch zip)
             if state["format"] != 1:
                 raise InputError(f"{p}: elbits checkpoint format {state['format']!r} without its header line")
             state = validate_state(state, p, require=("model",))
@@ -75,8 +77,12 @@ def load_model(path: PathLike, device: Union[str, torch.device] = "cpu") -> tupl
     if isinstance(state, dict) and "format" in state:
         model = burgess_from_state_dict(state["model"], str(p))
         config = state.get("config", {})
-        info.update(kind="elbits", step=int(state.get("step", 0)), config=config if isinstance(config, dict) else {},
-                    z_dim=int(model.z_dim))
+        info.update(
+            kind="elbits",
+            step=int(state.get("step", 0)),
+            config=config if isinstance(config, dict) else {},
+            z_dim=int(model.z_dim),
+        )
     else:
         model = burgess_from_state_dict(state, str(p))
         info.update(kind="disentangling-vae", z_dim=int(model.z_dim))
@@ -112,20 +118,27 @@ def load_images(path: PathLike) -> torch.Tensor:
         if len(shape) == 4 and shape[1] == 1:
             shape = (shape[0], *shape[2:])
         if head.dtype.kind not in "biuf" or len(shape) != 3 or shape[1:] != (64, 64) or shape[0] < 1:
-            raise InputError(f"{p}: {list(head.shape)} {head.dtype}; expected images [N, 64, 64] or "
-                             "[N, 1, 64, 64] (N >= 1) of 0/1 values")
+            raise InputError(
+                f"{p}: {list(head.shape)} {head.dtype}; expected images [N, 64, 64] or "
+                "[N, 1, 64, 64] (N >= 1) of 0/1 values"
+            )
         arr = load_npy(p, head).reshape(shape)
         bad = first_non_binary(arr)
         if bad is not None:
-            raise InputError(f"{p}: pixel value {bad!r} ({arr.dtype}); expected every pixel 0 or 1 (binary dSprites)")
+            raise InputError(
+                f"{p}: pixel value {bad!r} ({arr.dtype}); expected every pixel 0 or 1 (binary dSprites)"
+            )
     else:
-        raise InputError(f"{p}: not a .npy array or a PNG grid ({describe_start(lead)}); expected uint8 0/1 "
-                         "images [N, 64, 64] in a .npy, or the 10x10 reference PNG grid")
+        raise InputError(
+            f"{p}: not a .npy array or a PNG grid ({describe_start(lead)}); expected uint8 0/1 "
+            "images [N, 64, 64] in a .npy, or the 10x10 reference PNG grid"
+        )
     return torch.from_numpy(np.array(arr, dtype=np.uint8)).unsqueeze(1)  # a copy: arr may map the file
 
 
 def procedural_set(limit: Optional[int] = 16384, seed: int = 0) -> ds.ProceduralDSprites:
-    """``limit`` images of the procedural grid drawn without replacement (seeded, sorted); ``None``: all 737,280."""
+    """``limit`` images of the procedural grid drawn without replacement (seeded, sorted); ``None``: all
+    737,280."""
     return ds.ProceduralDSprites(ds.seeded_subset(ds.NUM_IMAGES, limit, seed), cache=False)
 
 
@@ -171,21 +184,34 @@ class Evaluation:
     def to_dict(self) -> dict[str, Any]:
         s, sg = self.scalars, self.surgery
         return {
-            "source": self.source, "images": self.images, "distortion_samples": self.samples,
+            "source": self.source,
+            "images": self.images,
+            "distortion_samples": self.samples,
             "distortion_images": self.distortion_images or self.images,
-            "rate_bits": s["rate_bits"], "distortion_bits": s["distortion_bits"],
-            "distortion_mu_bits": self.distortion_mu_bits, "nelbo_bits": s["nelbo_bits"],
+            "rate_bits": s["rate_bits"],
+            "distortion_bits": s["distortion_bits"],
+            "distortion_mu_bits": self.distortion_mu_bits,
+            "nelbo_bits": s["nelbo_bits"],
             "distortion_std_bits": s["distortion_std_bits"],
-            "kl_per_dim_bits": self.kl_per_dim_bits, "active_units": int(s["active_units"]),
+            "kl_per_dim_bits": self.kl_per_dim_bits,
+            "active_units": int(s["active_units"]),
             "active_threshold_bits": s["active_threshold_nats"] * BITS_PER_NAT,
-            "mi_bits": sg.mi_bits, "mi_stderr_bits": sg.mi_stderr_bits, "marginal_kl_bits": sg.marginal_kl_bits,
-            "marginal_kl_mc_bits": sg.marginal_kl_mc_bits, "mi_loo_bits": sg.mi_loo_bits,
-            "marginal_kl_per_dim_bits": list(sg.marginal_kl_per_dim_bits), "log_n_bits": sg.log_n_bits,
-            "mi_points": sg.points, "mi_samples_per_point": sg.samples_per_point, "mi_estimator": sg.estimator,
+            "mi_bits": sg.mi_bits,
+            "mi_stderr_bits": sg.mi_stderr_bits,
+            "marginal_kl_bits": sg.marginal_kl_bits,
+            "marginal_kl_mc_bits": sg.marginal_kl_mc_bits,
+            "mi_loo_bits": sg.mi_loo_bits,
+            "marginal_kl_per_dim_bits": list(sg.marginal_kl_per_dim_bits),
+            "log_n_bits": sg.log_n_bits,
+            "mi_points": sg.points,
+            "mi_samples_per_point": sg.samples_per_point,
+            "mi_estimator": sg.estimator,
             **self.entropy,
-            "bound_bits": s.get("bound_bits"), "bound_slack_bits": s.get("bound_slack_bits"),
+            "bound_bits": s.get("bound_bits"),
+            "bound_slack_bits": s.get("bound_slack_bits"),
             "rate_over_factor_entropy": s["rate_bits"] / self.entropy["factor_bits"],
-            "seconds": round(self.seconds, 2), "model": self.model,
+            "seconds": round(self.seconds, 2),
+            "model": self.model,
         }
 
 
@@ -208,7 +234,8 @@ def evaluate_model(
     """Evaluate ``model`` (``encode``/``decode``, Bernoulli logits, or probabilities where the model declares
     ``decoder_output = "probs"``, as :mod:`elbits.models`' adapters do) on ``images``.
 
-    ``images``: a ``[N, 1, 64, 64]`` / ``[N, 64, 64]`` tensor in {0, 1}, or a dataset with an ``images(items)``
+    ``images``: a ``[N, 1, 64, 64]`` / ``[N, 64, 64]`` tensor in {0, 1}, or a dataset with an
+    ``images(items)``
     batch read (dSprites). D averages ``samples`` posterior draws per image (seeded); the surgery samples
     z at ``mi_points`` images, ``mi_samples`` each, against all N posteriors. ``distortion_images``: decode
     (D and D at z = mu) only a seeded random subset of this many images (an estimate of the same means);
@@ -220,7 +247,9 @@ def evaluate_model(
     if kind not in ("logits", "probs"):
         from .errors import InputError
 
-        raise InputError(f"evaluate reads Bernoulli logits or probabilities; this model's decoder_output is {kind!r}")
+        raise InputError(
+            f"evaluate reads Bernoulli logits or probabilities; this model's decoder_output is {kind!r}"
+        )
     as_probs: dict[str, Any] = {"input": "probs"} if kind == "probs" else {}
     t0 = time.perf_counter()
     data = images if hasattr(images, "images") else _TensorImages(torch.as_tensor(images))
@@ -290,12 +319,23 @@ def evaluate_model(
     h_bits = emp.entropy.bits
     scalars = _merge_scalars(rate_meter.scalars(reduce=False), meter.scalars(reduce=False), h_bits)
     surgery = elbo_surgery(mu_all, lv_all, points=mi_points, samples=mi_samples, seed=seed, device=device)
-    ent = {"h_bits": h_bits, "distinct_images": int(emp.distinct),
-           "factor_bits": E.factor_entropy(ds.SIZES).bits, "marginal_sum_bits": marg.total.bits}
+    ent = {
+        "h_bits": h_bits,
+        "distinct_images": int(emp.distinct),
+        "factor_bits": E.factor_entropy(ds.SIZES).bits,
+        "marginal_sum_bits": marg.total.bits,
+    }
     return Evaluation(
-        source=source or f"{n} images", images=n, samples=samples, scalars=scalars,
-        distortion_mu_bits=recon_mu_sum / n_decoded * BITS_PER_NAT, distortion_images=n_decoded, surgery=surgery, entropy=ent,
-        seconds=time.perf_counter() - t0, posteriors=(mu_all, lv_all) if keep_posteriors else None,
+        source=source or f"{n} images",
+        images=n,
+        samples=samples,
+        scalars=scalars,
+        distortion_mu_bits=recon_mu_sum / n_decoded * BITS_PER_NAT,
+        distortion_images=n_decoded,
+        surgery=surgery,
+        entropy=ent,
+        seconds=time.perf_counter() - t0,
+        posteriors=(mu_all, lv_all) if keep_posteriors else None,
     )
 
 
@@ -306,11 +346,18 @@ def _merge_scalars(rate: dict[str, float], dist: dict[str, float], h_bits: float
         out[k] = dist[k]
     out["distortion_samples_images"] = dist["samples"]
     r, d, dims = out["rate_bits"], out["distortion_bits"], out["dims"]
-    out.update(nelbo_bits=r + d, nelbo_nats=(r + d) * NATS_PER_BIT, nelbo_bits_per_dim=(r + d) / dims,
-               budget_bits=h_bits, budget_nats=h_bits * NATS_PER_BIT, bound_bits=h_bits - d,
-               bound_nats=(h_bits - d) * NATS_PER_BIT, bound_slack_bits=r - (h_bits - d),
-               bound_slack_nats=(r - (h_bits - d)) * NATS_PER_BIT,
-               rate_over_budget=r / h_bits if h_bits > 0 else math.nan)
+    out.update(
+        nelbo_bits=r + d,
+        nelbo_nats=(r + d) * NATS_PER_BIT,
+        nelbo_bits_per_dim=(r + d) / dims,
+        budget_bits=h_bits,
+        budget_nats=h_bits * NATS_PER_BIT,
+        bound_bits=h_bits - d,
+        bound_nats=(h_bits - d) * NATS_PER_BIT,
+        bound_slack_bits=r - (h_bits - d),
+        bound_slack_nats=(r - (h_bits - d)) * NATS_PER_BIT,
+        rate_over_budget=r / h_bits if h_bits > 0 else math.nan,
+    )
     return out
 
 
@@ -333,8 +380,9 @@ def evaluate_checkpoint(
         source = f"{len(data)} images from {Path(images).name}"
     else:
         data = procedural_set(limit, data_seed)
-        source = (f"{len(data)} procedural dSprites images"
-                  + (" (the whole grid)" if len(data) == ds.NUM_IMAGES else f" (random subset, seed {data_seed})"))
+        source = f"{len(data)} procedural dSprites images" + (
+            " (the whole grid)" if len(data) == ds.NUM_IMAGES else f" (random subset, seed {data_seed})"
+        )
     ev = evaluate_model(model, data, device=dev, source=source, **kw)
     ev.model = info
     return ev
@@ -353,11 +401,13 @@ def format_text(ev: Evaluation) -> str:
         f"({d['rate_over_factor_entropy']:.2f} x the factor entropy)",
         f"distortion D (z ~ q(z|x), {ev.samples} samples)  {d['distortion_bits']:8.3f} bits/image "
         f"(at z = mu: {d['distortion_mu_bits']:.3f})",
-        f"negative ELBO R + D         {d['nelbo_bits']:8.3f} bits/image; bound H - D = {d['bound_bits']:.3f}, "
+        f"negative ELBO R + D         {d['nelbo_bits']:8.3f} bits/image; bound H - D = "
+        f"{d['bound_bits']:.3f}, "
         f"slack R - (H - D) = {d['bound_slack_bits']:.3f}",
         f"KL per dimension (bits): {kl}",
         f"active units: {d['active_units']} (KL > {d['active_threshold_bits']:.4f} bits)",
-        f"ELBO surgery: I(X;Z) = {sg.mi_bits:.3f} +- {sg.mi_stderr_bits:.3f} bits (<= log2 N = {sg.log_n_bits:.3f}), "
+        f"ELBO surgery: I(X;Z) = {sg.mi_bits:.3f} +- {sg.mi_stderr_bits:.3f} bits (<= log2 N = "
+        f"{sg.log_n_bits:.3f}), "
         f"KL(q(z)||p(z)) = R - I = {sg.marginal_kl_bits:.3f} bits (direct MC {sg.marginal_kl_mc_bits:.3f})",
         f"  leave-one-out I (upper bound for a larger set) = {_fmt(sg.mi_loo_bits)} bits; "
         f"{sg.points} points x {sg.samples_per_point} z samples against {sg.components} posteriors",
@@ -385,9 +435,21 @@ def plot_evaluation(ev: Evaluation, path: PathLike) -> Path:
     ax.set_ylabel("KL(q(z_j|x)||N(0,1)), bits per image")
     ax.set_title(f"R = {d['rate_bits']:.1f} bits, {d['active_units']} active units", fontsize=10)
     ax2.bar([0], [sg.mi_bits], color="C2", width=0.5, label=f"I(X;Z) = {sg.mi_bits:.2f}")
-    ax2.bar([0], [sg.marginal_kl_bits], bottom=[sg.mi_bits], color="C1", width=0.5,
-            label=f"KL(q(z)||p(z)) = {sg.marginal_kl_bits:.2f}")
-    ax2.bar([1], [d["distortion_bits"]], color="C7", width=0.5, label=f"D (z sampled) = {d['distortion_bits']:.1f}")
+    ax2.bar(
+        [0],
+        [sg.marginal_kl_bits],
+        bottom=[sg.mi_bits],
+        color="C1",
+        width=0.5,
+        label=f"KL(q(z)||p(z)) = {sg.marginal_kl_bits:.2f}",
+    )
+    ax2.bar(
+        [1],
+        [d["distortion_bits"]],
+        color="C7",
+        width=0.5,
+        label=f"D (z sampled) = {d['distortion_bits']:.1f}",
+    )
     ax2.axhline(d["factor_bits"], color="0.3", ls="-.", lw=1, label=f"factor entropy {d['factor_bits']:.2f}")
     ax2.axhline(d["h_bits"], color="C3", ls="--", lw=1, label=f"H(X) of these images {d['h_bits']:.2f}")
     if abs(sg.log_n_bits - d["h_bits"]) > 0.05:
@@ -405,9 +467,24 @@ def plot_evaluation(ev: Evaluation, path: PathLike) -> Path:
     return path
 
 
-CSV_KEYS = ("rate_bits", "distortion_bits", "distortion_mu_bits", "distortion_samples", "distortion_images",
-            "mi_bits", "mi_stderr_bits", "marginal_kl_bits", "marginal_kl_mc_bits", "log_n_bits", "h_bits",
-            "factor_bits", "marginal_sum_bits", "active_units", "images", "seconds")
+CSV_KEYS = (
+    "rate_bits",
+    "distortion_bits",
+    "distortion_mu_bits",
+    "distortion_samples",
+    "distortion_images",
+    "mi_bits",
+    "mi_stderr_bits",
+    "marginal_kl_bits",
+    "marginal_kl_mc_bits",
+    "log_n_bits",
+    "h_bits",
+    "factor_bits",
+    "marginal_sum_bits",
+    "active_units",
+    "images",
+    "seconds",
+)
 
 
 def append_csv(result: dict[str, Any], path: PathLike, label: str) -> Path:
@@ -423,8 +500,14 @@ def append_csv(result: dict[str, Any], path: PathLike, label: str) -> Path:
         if new:
             w.writerow(["run", "source", *CSV_KEYS, "kl_per_dim_bits"])
         vals = [result.get(k, result["images"] if k == "distortion_images" else "") for k in CSV_KEYS]
-        w.writerow([label, result["source"], *(f"{v:.6g}" if isinstance(v, float) else v for v in vals),
-                    " ".join(f"{v:.4g}" for v in result["kl_per_dim_bits"])])
+        w.writerow(
+            [
+                label,
+                result["source"],
+                *(f"{v:.6g}" if isinstance(v, float) else v for v in vals),
+                " ".join(f"{v:.4g}" for v in result["kl_per_dim_bits"]),
+            ]
+        )
     return path
 
 
@@ -432,5 +515,16 @@ def _fmt(v: float) -> str:
     return f"{v:.3f}" if math.isfinite(v) and abs(v) < 1e6 else f"{v:.3g}"
 
 
-__all__ = ["CSV_KEYS", "Evaluation", "append_csv", "evaluate_checkpoint", "evaluate_model", "format_text", "load_images", "load_model",
-           "pick_device", "plot_evaluation", "procedural_set"]
+__all__ = [
+    "CSV_KEYS",
+    "Evaluation",
+    "append_csv",
+    "evaluate_checkpoint",
+    "evaluate_model",
+    "format_text",
+    "load_images",
+    "load_model",
+    "pick_device",
+    "plot_evaluation",
+    "procedural_set",
+]

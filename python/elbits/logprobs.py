@@ -29,8 +29,10 @@ def discrete_likelihood(likelihood: str) -> str:
     name = likelihood.removesuffix("_inplace") if isinstance(likelihood, str) else likelihood
     if name in _DENSITIES:
         raise InputError(
-            f"likelihood {likelihood!r} is a density over real values, not a probability mass over levels: its NLL "
-            "is no code length and cannot drive an entropy coder; use one of " + ", ".join(DISCRETE)
+            f"likelihood {likelihood!r} is a density over real values, not a probability mass over levels: "
+            "its NLL "
+            "is no code length and cannot drive an entropy coder; use one of "
+            + ", ".join(DISCRETE)
             + " (for 8-bit data, the discretized Gaussian is the code-length version of a Gaussian decoder)"
         )
     if name not in DISCRETE:
@@ -76,18 +78,26 @@ def likelihood_logprobs(
 
 def _mixture_logprobs(p: torch.Tensor, context: Optional[torch.Tensor], levels: torch.Tensor) -> torch.Tensor:
     if p.dim() != 4 or p.shape[1] % 10 and p.shape[1] % 3:
-        raise InputError(f"logistic_mixture params must be [B, 10K, H, W] or [B, 3K, H, W], got {list(p.shape)}")
+        raise InputError(
+            f"logistic_mixture params must be [B, 10K, H, W] or [B, 3K, H, W], got {list(p.shape)}"
+        )
     chans = 3 if p.shape[1] % 10 == 0 else 1
     _k, logit, means, log_scales, coeffs = ref._mixture_split(p, chans)
     if coeffs is not None:
         if context is None:
-            raise InputError("logistic_mixture with 3 channels needs context: the levels of the earlier channels")
+            raise InputError(
+                "logistic_mixture with 3 channels needs context: the levels of the earlier channels"
+            )
         x = ref.image_levels(context).to(p.dtype) / 127.5 - 1.0
         coupling = torch.tanh(coeffs)
         x0, x1 = x[:, 0].unsqueeze(1), x[:, 1].unsqueeze(1)
         means = torch.stack(
-            [means[:, 0], means[:, 1] + coupling[:, 0] * x0,
-             means[:, 2] + coupling[:, 1] * x0 + coupling[:, 2] * x1], dim=1
+            [
+                means[:, 0],
+                means[:, 1] + coupling[:, 0] * x0,
+                means[:, 2] + coupling[:, 1] * x0 + coupling[:, 2] * x1,
+            ],
+            dim=1,
         )
     # [B, C, K, H, W, 256]: every component's bin masses per channel
     lp = ref.discretized_logistic_logp(levels, means[..., None], torch.clamp(log_scales, min=-7.0)[..., None])

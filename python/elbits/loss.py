@@ -136,13 +136,21 @@ class ELBOLoss(nn.Module):
                 raise InputError("give either beta or controller, not both (the controller sets beta)")
             for attr in ("beta", "loss", "step", "state_dict", "load_state_dict"):
                 if not hasattr(controller, attr):
-                    raise TypeError(f"controller must have .{attr} (see elbits.calibrate), got {controller!r}")
+                    raise TypeError(
+                        f"controller must have .{attr} (see elbits.calibrate), got {controller!r}"
+                    )
             self.controller_state = _ControllerState(controller)
             self.beta = float(controller.beta)
 
     def forward(
-        self, logits: torch.Tensor, target: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, *,
-        scale: Union[float, torch.Tensor, None] = None, log_scale: Optional[torch.Tensor] = None,
+        self,
+        logits: torch.Tensor,
+        target: torch.Tensor,
+        mu: torch.Tensor,
+        logvar: torch.Tensor,
+        *,
+        scale: Union[float, torch.Tensor, None] = None,
+        log_scale: Optional[torch.Tensor] = None,
     ) -> torch.Tensor:
         """``logits``: the decoder output (logits; probabilities with ``input="probs"``; the mean
         for gaussian/laplace). ``scale``/``log_scale`` given here (e.g. the decoder's per-subpixel
@@ -153,8 +161,17 @@ class ELBOLoss(nn.Module):
         if scale is None and log_scale is None:
             scale, log_scale = self.scale, self.log_scale
         terms = elbo_terms(
-            logits, target, mu, logvar, self.likelihood, check_finite=self.check_finite, recon_grad_hint=hint,
-            inplace_grad=self.inplace_grad, input=self.input, scale=scale, log_scale=log_scale,
+            logits,
+            target,
+            mu,
+            logvar,
+            self.likelihood,
+            check_finite=self.check_finite,
+            recon_grad_hint=hint,
+            inplace_grad=self.inplace_grad,
+            input=self.input,
+            scale=scale,
+            log_scale=log_scale,
             discretize=self.discretize,
         )
         self.last = terms.detach()

@@ -27,8 +27,12 @@ class RateDistortionMeter:
     sums first, so every process reports the global figures (call them on every rank).
     """
 
-    def __init__(self, budget: Union[Quantity, float, None] = None, active_threshold: float = 0.01,
-                 distributed: bool = True) -> None:
+    def __init__(
+        self,
+        budget: Union[Quantity, float, None] = None,
+        active_threshold: float = 0.01,
+        distributed: bool = True,
+    ) -> None:
         self.budget_nats: Optional[float] = (
             None if budget is None else (budget.nats if isinstance(budget, Quantity) else float(budget))
         )
@@ -50,7 +54,9 @@ class RateDistortionMeter:
         recon = terms.recon.detach().to(torch.float64).cpu()
         kl = terms.kl.detach().to(torch.float64).cpu()
         if kl.dim() != 2 or recon.shape != kl.shape[:1]:
-            raise ValueError(f"expected recon [B] and kl [B, Z], got {tuple(recon.shape)} and {tuple(kl.shape)}")
+            raise ValueError(
+                f"expected recon [B] and kl [B, Z], got {tuple(recon.shape)} and {tuple(kl.shape)}"
+            )
         if self.dims and terms.dims != self.dims:
             raise ValueError(f"dims changed from {self.dims} to {terms.dims} between batches")
         if self.kl_sum is not None and kl.shape[1] != self.kl_sum.numel():
@@ -65,7 +71,12 @@ class RateDistortionMeter:
     # -- global sums ---------------------------------------------------------------------------------
     def _global(self, reduce: bool = True) -> tuple[int, int, float, float, torch.Tensor]:
         kl = self.kl_sum if self.kl_sum is not None else torch.zeros(0, dtype=torch.float64)
-        if not (reduce and self.distributed and torch.distributed.is_available() and torch.distributed.is_initialized()):
+        if not (
+            reduce
+            and self.distributed
+            and torch.distributed.is_available()
+            and torch.distributed.is_initialized()
+        ):
             return self.count, self.dims, self.recon_sum, self.recon_sq_sum, kl
         import torch.distributed as dist
 
@@ -74,8 +85,9 @@ class RateDistortionMeter:
         dist.all_reduce(z, op=dist.ReduceOp.MAX)
         zn, dims = int(z[0]), int(z[1])
         local_kl = kl if kl.numel() == zn else torch.zeros(zn, dtype=torch.float64)
-        buf = torch.cat([torch.tensor([self.count, self.recon_sum, self.recon_sq_sum], dtype=torch.float64),
-                         local_kl])
+        buf = torch.cat(
+            [torch.tensor([self.count, self.recon_sum, self.recon_sq_sum], dtype=torch.float64), local_kl]
+        )
         if dist.get_backend() == "nccl" and torch.cuda.is_available():
             dev = torch.device("cuda", torch.cuda.current_device())
             buf = buf.to(dev)
@@ -87,7 +99,8 @@ class RateDistortionMeter:
 
     # -- per-sample figures --------------------------------------------------------------------------
     def compute(self, reduce: bool = True) -> dict[str, Any]:
-        """Per-sample figures (global under DDP unless ``reduce=False``): nats, plus ``kl_per_dim_nats`` ``[Z]``."""
+        """Per-sample figures (global under DDP unless ``reduce=False``): nats, plus ``kl_per_dim_nats``
+        ``[Z]``."""
         n, dims, rs, rsq, kl = self._global(reduce)
         if n == 0:
             raise RuntimeError("RateDistortionMeter has seen no samples")
@@ -95,8 +108,14 @@ class RateDistortionMeter:
         d = rs / n
         r = float(kl_dim.sum())
         var = max(rsq / n - d * d, 0.0)
-        return {"samples": n, "dims": dims, "rate_nats": r, "distortion_nats": d,
-                "distortion_std_nats": var ** 0.5, "kl_per_dim_nats": kl_dim}
+        return {
+            "samples": n,
+            "dims": dims,
+            "rate_nats": r,
+            "distortion_nats": d,
+            "distortion_std_nats": var**0.5,
+            "kl_per_dim_nats": kl_dim,
+        }
 
     def scalars(self, reduce: bool = True) -> dict[str, float]:
         """Flat dict of floats with unit-bearing names (``rate_bits``, ``distortion_bits_per_dim``, ...), and
@@ -125,16 +144,18 @@ class RateDistortionMeter:
             out[f"kl_{i}_bits"] = nats_to_bits(v)
         if self.budget_nats is not None:
             h = self.budget_nats
-            out.update({
-                "budget_nats": h,
-                "budget_bits": nats_to_bits(h),
-                "rate_over_budget": r / h if h > 0 else float("nan"),
-                # H - D <= R: the rate any decoder with this distortion needs at least.
-                "bound_nats": h - d,
-                "bound_bits": nats_to_bits(h - d),
-                "bound_slack_nats": r - (h - d),
-                "bound_slack_bits": nats_to_bits(r - (h - d)),
-            })
+            out.update(
+                {
+                    "budget_nats": h,
+                    "budget_bits": nats_to_bits(h),
+                    "rate_over_budget": r / h if h > 0 else float("nan"),
+                    # H - D <= R: the rate any decoder with this distortion needs at least.
+                    "bound_nats": h - d,
+                    "bound_bits": nats_to_bits(h - d),
+                    "bound_slack_nats": r - (h - d),
+                    "bound_slack_bits": nats_to_bits(r - (h - d)),
+                }
+            )
         return out
 
     # -- convenience properties (global under DDP) ---------------------------------------------------
@@ -168,10 +189,15 @@ class RateDistortionMeter:
     # -- checkpointing -------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """Local (this process's) sums; restore with :meth:`load_state_dict`."""
-        return {"count": self.count, "dims": self.dims, "recon_sum": self.recon_sum,
-                "recon_sq_sum": self.recon_sq_sum,
-                "kl_sum": None if self.kl_sum is None else self.kl_sum.clone(),
-                "budget_nats": self.budget_nats, "active_threshold": self.active_threshold}
+        return {
+            "count": self.count,
+            "dims": self.dims,
+            "recon_sum": self.recon_sum,
+            "recon_sq_sum": self.recon_sq_sum,
+            "kl_sum": None if self.kl_sum is None else self.kl_sum.clone(),
+            "budget_nats": self.budget_nats,
+            "active_threshold": self.active_threshold,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.count = int(state["count"])
@@ -187,5 +213,7 @@ class RateDistortionMeter:
         if self.count == 0:
             return "RateDistortionMeter(empty)"
         s = self.scalars(reduce=False)  # a repr must never block on a collective
-        return (f"RateDistortionMeter(local n={int(s['samples'])}, R={s['rate_bits']:.3f} bits, "
-                f"D={s['distortion_bits']:.3f} bits, active={int(s['active_units'])})")
+        return (
+            f"RateDistortionMeter(local n={int(s['samples'])}, R={s['rate_bits']:.3f} bits, "
+            f"D={s['distortion_bits']:.3f} bits, active={int(s['active_units'])})"
+        )

@@ -15,7 +15,9 @@ import torch.nn.functional as F
 from .terms import ELBOTerms
 
 
-def bernoulli_nll(logits: torch.Tensor, target: torch.Tensor, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+def bernoulli_nll(
+    logits: torch.Tensor, target: torch.Tensor, dtype: torch.dtype = torch.float64
+) -> torch.Tensor:
     """``[B]`` Bernoulli NLL summed over each sample's elements, nats (binary cross-entropy with logits).
 
     Written as ``x ([x > 0] - t) + log1p(exp(-|x|))``: ``F.binary_cross_entropy_with_logits`` adds
@@ -52,7 +54,9 @@ def elbo_terms(
     """Reference :class:`ELBOTerms` in ``dtype`` (float64 by default); the keywords as
     :func:`elbits.elbo_terms`."""
     if input == "probs":
-        return ELBOTerms(bernoulli_probs_nll(logits, target, dtype), gaussian_kl(mu, logvar, dtype), logits[0].numel())
+        return ELBOTerms(
+            bernoulli_probs_nll(logits, target, dtype), gaussian_kl(mu, logvar, dtype), logits[0].numel()
+        )
     if likelihood in ("gaussian", "laplace"):
         sc = continuous_scale(scale, log_scale, dtype)
         if discretize is None:
@@ -86,12 +90,16 @@ def image_levels(target: torch.Tensor) -> torch.Tensor:
     return target.long()
 
 
-def categorical256_nll(logits: torch.Tensor, target: torch.Tensor, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+def categorical256_nll(
+    logits: torch.Tensor, target: torch.Tensor, dtype: torch.dtype = torch.float64
+) -> torch.Tensor:
     """``[B]`` cross-entropy of levels ``[B, *spatial]`` under logits ``[B, 256, *spatial]``, nats."""
     return F.cross_entropy(logits.to(dtype), target.long(), reduction="none").flatten(1).sum(1)
 
 
-def discretized_logistic_logp(level: torch.Tensor, mean: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
+def discretized_logistic_logp(
+    level: torch.Tensor, mean: torch.Tensor, log_scale: torch.Tensor
+) -> torch.Tensor:
     """log P(bin of ``level``) under a logistic(mean, exp(log_scale)) on [-1, 1] data, elementwise.
 
     Interior bins use sigmoid(a) - sigmoid(b) = sigmoid(a) sigmoid(-b) (1 - exp(-(a - b))), in log
@@ -118,10 +126,18 @@ def _mixture_split(params: torch.Tensor, chans: int):
     k = params.shape[1] // per
     nb = 3 * k if chans == 3 else 2 * k
     rest = params[:, k:].reshape(params.shape[0], chans, nb, *params.shape[2:])
-    return k, params[:, :k], rest[:, :, :k], rest[:, :, k : 2 * k], (rest[:, :, 2 * k :] if chans == 3 else None)
+    return (
+        k,
+        params[:, :k],
+        rest[:, :, :k],
+        rest[:, :, k : 2 * k],
+        (rest[:, :, 2 * k :] if chans == 3 else None),
+    )
 
 
-def logistic_mixture_nll(params: torch.Tensor, target: torch.Tensor, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+def logistic_mixture_nll(
+    params: torch.Tensor, target: torch.Tensor, dtype: torch.dtype = torch.float64
+) -> torch.Tensor:
     """``[B]`` NLL of the PixelCNN++ discretized logistic mixture, nats (exact bins, see
     :func:`discretized_logistic_logp`). params ``[B, 10K, H, W]`` (3 channels) / ``[B, 3K, H, W]`` (1)."""
     lv = image_levels(target)
@@ -150,7 +166,11 @@ def pixelcnn_pp_nll(params: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     if coeffs is not None:
         c = torch.tanh(coeffs)
         means = torch.stack(
-            [means[:, 0], means[:, 1] + c[:, 0] * x[:, 0], means[:, 2] + c[:, 1] * x[:, 0] + c[:, 2] * x[:, 1]],
+            [
+                means[:, 0],
+                means[:, 1] + c[:, 0] * x[:, 0],
+                means[:, 2] + c[:, 1] * x[:, 0] + c[:, 2] * x[:, 1],
+            ],
             dim=1,
         )
     log_scales = torch.clamp(log_scales, min=-7.0)
@@ -165,13 +185,17 @@ def pixelcnn_pp_nll(params: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     cdf_delta = cdf_plus - cdf_min
     mid_in = inv * centered
     log_pdf_mid = mid_in - log_scales - 2.0 * F.softplus(mid_in)
-    inner = torch.where(cdf_delta > 1e-5, torch.log(torch.clamp(cdf_delta, min=1e-12)), log_pdf_mid - math.log(127.5))
+    inner = torch.where(
+        cdf_delta > 1e-5, torch.log(torch.clamp(cdf_delta, min=1e-12)), log_pdf_mid - math.log(127.5)
+    )
     log_probs = torch.where(x < -0.999, log_cdf_plus, torch.where(x > 0.999, log_one_minus_cdf_min, inner))
     log_probs = log_probs.sum(1) + F.log_softmax(logit, dim=1)
     return -torch.logsumexp(log_probs, dim=1).flatten(1).sum(1)
 
 
-def discretized_gaussian_logp(level: torch.Tensor, mean: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
+def discretized_gaussian_logp(
+    level: torch.Tensor, mean: torch.Tensor, log_scale: torch.Tensor
+) -> torch.Tensor:
     """log P(bin of ``level``) under N(mean, exp(log_scale)^2) on [-1, 1] data, elementwise.
 
     Interior bins whose centre is within one sigma of the mean: ``(erf(a/sqrt2) - erf(b/sqrt2)) / 2``,
@@ -197,11 +221,16 @@ def discretized_gaussian_logp(level: torch.Tensor, mean: torch.Tensor, log_scale
     tail = lhi + torch.log(-torch.expm1(torch.special.log_ndtr(lo) - lhi))
     near = torch.log(0.5 * (torch.erf(ac * math.sqrt(0.5)) - torch.erf(bc * math.sqrt(0.5))))
     mid = torch.where(central, near, tail)
-    return torch.where(level == 0, torch.special.log_ndtr(a), torch.where(level == 255, torch.special.log_ndtr(-b), mid))
+    return torch.where(
+        level == 0, torch.special.log_ndtr(a), torch.where(level == 255, torch.special.log_ndtr(-b), mid)
+    )
 
 
-def discretized_gaussian_nll(params: torch.Tensor, target: torch.Tensor, dtype: torch.dtype = torch.float64) -> torch.Tensor:
-    """``[B]`` NLL, params ``[B, 2C, *spatial]`` = C means | C log-scales, target levels ``[B, C, *spatial]``."""
+def discretized_gaussian_nll(
+    params: torch.Tensor, target: torch.Tensor, dtype: torch.dtype = torch.float64
+) -> torch.Tensor:
+    """``[B]`` NLL, params ``[B, 2C, *spatial]`` = C means | C log-scales, target levels ``[B, C,
+    *spatial]``."""
     lv = image_levels(target)
     chans = lv.shape[1]
     p = params.to(dtype)
@@ -209,15 +238,20 @@ def discretized_gaussian_nll(params: torch.Tensor, target: torch.Tensor, dtype: 
 
 
 def continuous_bernoulli_log_norm(logits: torch.Tensor) -> torch.Tensor:
-    """log C(lambda), lambda = sigmoid(logits): C = 2 artanh(1 - 2 lambda) / (1 - 2 lambda) = eta / tanh(eta / 2)."""
+    """log C(lambda), lambda = sigmoid(logits): C = 2 artanh(1 - 2 lambda) / (1 - 2 lambda) = eta / tanh(eta /
+    2)."""
     eta = logits
     small = eta.abs() < 1e-3
     safe = torch.where(small, torch.ones_like(eta), eta)
     e2 = eta * eta
-    return torch.where(small, math.log(2.0) + e2 / 12.0 - 7.0 * e2 * e2 / 1440.0, torch.log(safe / torch.tanh(safe / 2.0)))
+    return torch.where(
+        small, math.log(2.0) + e2 / 12.0 - 7.0 * e2 * e2 / 1440.0, torch.log(safe / torch.tanh(safe / 2.0))
+    )
 
 
-def continuous_bernoulli_nll(logits: torch.Tensor, target: torch.Tensor, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+def continuous_bernoulli_nll(
+    logits: torch.Tensor, target: torch.Tensor, dtype: torch.dtype = torch.float64
+) -> torch.Tensor:
     """``[B]`` continuous Bernoulli NLL (Loaiza-Ganem & Cunningham 2019), nats per sample. uint8
     targets are levels / 255."""
     x = logits.to(dtype)
@@ -243,7 +277,9 @@ COLOUR_REFERENCES = {
 # plain CDF differences, independent of the log-space formulas elbits uses.
 
 
-def bernoulli_probs_nll(probs: torch.Tensor, target: torch.Tensor, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+def bernoulli_probs_nll(
+    probs: torch.Tensor, target: torch.Tensor, dtype: torch.dtype = torch.float64
+) -> torch.Tensor:
     """``[B]`` ``F.binary_cross_entropy`` of probabilities (its logs clamped at -100), nats per sample."""
     return F.binary_cross_entropy(probs.to(dtype), target.to(dtype), reduction="none").flatten(1).sum(1)
 
@@ -255,14 +291,18 @@ def continuous_scale(scale=None, log_scale=None, dtype: torch.dtype = torch.floa
     return scale.to(dtype) if isinstance(scale, torch.Tensor) else float(scale)
 
 
-def gaussian_nll(mean: torch.Tensor, target: torch.Tensor, scale, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+def gaussian_nll(
+    mean: torch.Tensor, target: torch.Tensor, scale, dtype: torch.dtype = torch.float64
+) -> torch.Tensor:
     """``[B]`` -sum log N(target; mean, scale^2) (``torch.distributions.Normal``), nats per sample."""
     m = mean.to(dtype)
     s = torch.as_tensor(scale, dtype=dtype).expand(m.shape)
     return -torch.distributions.Normal(m, s).log_prob(target.to(dtype)).flatten(1).sum(1)
 
 
-def laplace_nll(mean: torch.Tensor, target: torch.Tensor, scale, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+def laplace_nll(
+    mean: torch.Tensor, target: torch.Tensor, scale, dtype: torch.dtype = torch.float64
+) -> torch.Tensor:
     """``[B]`` -sum log Laplace(target; mean, scale) (``torch.distributions.Laplace``), nats per sample."""
     m = mean.to(dtype)
     s = torch.as_tensor(scale, dtype=dtype).expand(m.shape)
@@ -297,7 +337,9 @@ def discretized_laplace_nll(mean, levels, scale, lo: float, hi: float, dtype: to
     return -torch.log(p).flatten(1).sum(1)
 
 
-def discretized_gaussian_range_nll(mean, levels, scale, lo: float, hi: float, dtype: torch.dtype = torch.float64):
+def discretized_gaussian_range_nll(
+    mean, levels, scale, lo: float, hi: float, dtype: torch.dtype = torch.float64
+):
     """``[B]`` -sum log P(bin) under N(mean, scale^2) on 256 levels over [lo, hi], the edge bins open:
     erfc differences in ``dtype``, taken in the lower tail (reflected) so they do not cancel."""
     m = mean.to(dtype)

@@ -16,10 +16,10 @@ import csv
 import dataclasses
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional, Union
+from typing import Any, Optional, Union
 
 import numpy as np
 
@@ -28,10 +28,30 @@ from .evaluate import Evaluation, evaluate_model
 from .train import Budget, TrainConfig, build_dataset, data_budget, train
 
 CSV_FIELDS = (
-    "label", "controller", "beta", "target_bits", "final_beta", "steps", "train_size", "rate_bits",
-    "distortion_bits", "distortion_mu_bits", "nelbo_bits", "mi_bits", "mi_stderr_bits", "marginal_kl_bits",
-    "log_n_bits", "active_units", "h_bits", "factor_bits", "marginal_sum_bits", "bound_slack_bits", "eval_images",
-    "distortion_samples", "train_s", "eval_s",
+    "label",
+    "controller",
+    "beta",
+    "target_bits",
+    "final_beta",
+    "steps",
+    "train_size",
+    "rate_bits",
+    "distortion_bits",
+    "distortion_mu_bits",
+    "nelbo_bits",
+    "mi_bits",
+    "mi_stderr_bits",
+    "marginal_kl_bits",
+    "log_n_bits",
+    "active_units",
+    "h_bits",
+    "factor_bits",
+    "marginal_sum_bits",
+    "bound_slack_bits",
+    "eval_images",
+    "distortion_samples",
+    "train_s",
+    "eval_s",
 )
 
 
@@ -118,8 +138,11 @@ def run_sweep(
     dataset: Any = build_dataset(base.npz, base.train_size, base.data_seed)
     budget = data_budget(dataset)
     n = len(dataset)
-    positions = (np.arange(n) if eval_images is None or n <= eval_images
-                 else np.unique(np.linspace(0, n - 1, eval_images).round().astype(np.int64)))
+    positions = (
+        np.arange(n)
+        if eval_images is None or n <= eval_images
+        else np.unique(np.linspace(0, n - 1, eval_images).round().astype(np.int64))
+    )
     eval_set = _Subset(dataset, positions)
     runs: list[tuple[Optional[float], Optional[float]]] = [(float(b), None) for b in betas]
     runs += [(None, float(t)) for t in targets]
@@ -127,9 +150,13 @@ def run_sweep(
     for beta, target in runs:
         label = _label(beta, target)
         cfg = dataclasses.replace(
-            base, controller="fixed" if target is None else "target-rate",
-            beta=beta if beta is not None else base.beta, target_bits=target,
-            out_dir=str(out / label.replace("=", "_").replace("*", "")), eval_at_end=False, resume=None,
+            base,
+            controller="fixed" if target is None else "target-rate",
+            beta=beta if beta is not None else base.beta,
+            target_bits=target,
+            out_dir=str(out / label.replace("=", "_").replace("*", "")),
+            eval_at_end=False,
+            resume=None,
         )
         model = None
         if init is not None:
@@ -137,13 +164,23 @@ def run_sweep(
 
             model = load_model(init)[0].train()
         res = train(cfg, model=model, dataset=dataset, budget=budget)
-        ev = evaluate_model(res.model, eval_set, samples=samples, seed=base.seed, mi_points=mi_points,
-                            mi_samples=mi_samples, source=f"{len(eval_set)} training images")
+        ev = evaluate_model(
+            res.model,
+            eval_set,
+            samples=samples,
+            seed=base.seed,
+            mi_points=mi_points,
+            mi_samples=mi_samples,
+            source=f"{len(eval_set)} training images",
+        )
         p = _point(label, cfg, res.criterion.beta, n, ev, budget, res.seconds)
         points.append(p)
         if log is not None:
-            log(f"{label}: R = {p.rate_bits:.2f} bits, D = {p.distortion_bits:.1f} bits, I(X;Z) = {p.mi_bits:.2f}, "
-                f"KL(q(z)||p) = {p.marginal_kl_bits:.2f} (train {p.train_s:.0f} s, eval {p.eval_s:.0f} s)")
+            log(
+                f"{label}: R = {p.rate_bits:.2f} bits, D = {p.distortion_bits:.1f} bits, I(X;Z) = "
+                f"{p.mi_bits:.2f}, "
+                f"KL(q(z)||p) = {p.marginal_kl_bits:.2f} (train {p.train_s:.0f} s, eval {p.eval_s:.0f} s)"
+            )
     csv_path = write_csv(points, out / "sweep.csv")
     plots = plot_sweep(points, budget, out) if plot else []
     return SweepResult(points, budget, out, csv_path, plots, time.perf_counter() - t_all)
@@ -164,20 +201,38 @@ class _Subset:
         return fetch(self.dataset, self.positions[np.asarray(items, dtype=np.int64)])
 
 
-def _point(label: str, cfg: TrainConfig, final_beta: float, n: int, ev: Evaluation, budget: Budget,
-           train_s: float) -> SweepPoint:
+def _point(
+    label: str, cfg: TrainConfig, final_beta: float, n: int, ev: Evaluation, budget: Budget, train_s: float
+) -> SweepPoint:
     d = ev.to_dict()
     h = budget.bits
     marg = budget.marginal_sum_bits if budget.marginal_sum_bits is not None else d["marginal_sum_bits"]
     return SweepPoint(
-        label=label, controller=cfg.controller, beta=float(cfg.beta), target_bits=cfg.target_bits,
-        final_beta=float(final_beta), steps=cfg.steps, train_size=n, rate_bits=d["rate_bits"],
-        distortion_bits=d["distortion_bits"], distortion_mu_bits=d["distortion_mu_bits"], nelbo_bits=d["nelbo_bits"],
-        mi_bits=d["mi_bits"], mi_stderr_bits=d["mi_stderr_bits"], marginal_kl_bits=d["marginal_kl_bits"],
-        log_n_bits=d["log_n_bits"], active_units=d["active_units"], h_bits=h, factor_bits=_factor_bits(budget),
-        marginal_sum_bits=float(marg), bound_slack_bits=d["rate_bits"] - (h - d["distortion_bits"]),
-        eval_images=ev.images, distortion_samples=ev.samples, train_s=round(train_s, 1),
-        eval_s=round(ev.seconds, 1), kl_per_dim_bits=tuple(d["kl_per_dim_bits"]),
+        label=label,
+        controller=cfg.controller,
+        beta=float(cfg.beta),
+        target_bits=cfg.target_bits,
+        final_beta=float(final_beta),
+        steps=cfg.steps,
+        train_size=n,
+        rate_bits=d["rate_bits"],
+        distortion_bits=d["distortion_bits"],
+        distortion_mu_bits=d["distortion_mu_bits"],
+        nelbo_bits=d["nelbo_bits"],
+        mi_bits=d["mi_bits"],
+        mi_stderr_bits=d["mi_stderr_bits"],
+        marginal_kl_bits=d["marginal_kl_bits"],
+        log_n_bits=d["log_n_bits"],
+        active_units=d["active_units"],
+        h_bits=h,
+        factor_bits=_factor_bits(budget),
+        marginal_sum_bits=float(marg),
+        bound_slack_bits=d["rate_bits"] - (h - d["distortion_bits"]),
+        eval_images=ev.images,
+        distortion_samples=ev.samples,
+        train_s=round(train_s, 1),
+        eval_s=round(ev.seconds, 1),
+        kl_per_dim_bits=tuple(d["kl_per_dim_bits"]),
     )
 
 
@@ -187,8 +242,12 @@ def write_csv(points: Sequence[SweepPoint], path: Union[str, Path]) -> Path:
         w = csv.DictWriter(f, fieldnames=list(CSV_FIELDS))
         w.writeheader()
         for p in points:
-            w.writerow({k: ("" if v is None else (f"{v:.6g}" if isinstance(v, float) else v))
-                        for k, v in p.row().items()})
+            w.writerow(
+                {
+                    k: ("" if v is None else (f"{v:.6g}" if isinstance(v, float) else v))
+                    for k, v in p.row().items()
+                }
+            )
     return path
 
 
@@ -223,7 +282,8 @@ def _factor_bits(budget: Budget) -> float:
 
 
 def plot_sweep(points: Sequence[SweepPoint], budget: Budget, out_dir: Union[str, Path]) -> list[Path]:
-    """``sweep_rd.png`` (the R-D plane with bounds, frontier and slopes) and ``sweep_split.png`` (R, I(X;Z) and
+    """``sweep_rd.png`` (the R-D plane with bounds, frontier and slopes) and ``sweep_split.png`` (R, I(X;Z)
+    and
     KL(q(z)||p(z)) per run against H(X) and log2 N)."""
     out = Path(out_dir)
     h, fac = budget.bits, _factor_bits(budget)
@@ -239,33 +299,48 @@ def plot_sweep(points: Sequence[SweepPoint], budget: Budget, out_dir: Union[str,
     bound = h - rr
     ok = bound > 0
     d_lo = max(0.5, min(float(d.min()) * 0.5, h * 0.1))
-    ax.fill_between(rr[ok], d_lo, np.maximum(bound[ok], d_lo), color="C3", alpha=0.15,
-                    label=f"impossible: D + R < H(X) = {h:.2f} bits")
+    ax.fill_between(
+        rr[ok],
+        d_lo,
+        np.maximum(bound[ok], d_lo),
+        color="C3",
+        alpha=0.15,
+        label=f"impossible: D + R < H(X) = {h:.2f} bits",
+    )
     ax.plot(rr[ok], bound[ok], color="C3", lw=1)
     chord = marg * (1 - np.clip(rr, 0, h) / h)
-    ax.plot(rr[chord > 0], chord[chord > 0], color="0.4", ls="--", lw=1, label="chord (0, Σ H(X_i)) to (H, 0)")
+    ax.plot(
+        rr[chord > 0], chord[chord > 0], color="0.4", ls="--", lw=1, label="chord (0, Σ H(X_i)) to (H, 0)"
+    )
     ax.scatter([0], [marg], color="k", marker="s", zorder=5, label=f"rate 0: D = Σ H(X_i) = {marg:.0f} bits")
     ax.axvline(fac, color="0.5", ls=":", lw=1, label=f"factor entropy {fac:.2f} bits")
-    fr = calibrate.empirical_frontier([(p.rate_bits, p.distortion_bits) for p in points],
-                                      labels=[p.label for p in points])
+    fr = calibrate.empirical_frontier(
+        [(p.rate_bits, p.distortion_bits) for p in points], labels=[p.label for p in points]
+    )
     ax.plot(fr.rate_bits, fr.distortion_bits, color="C0", lw=1.5, zorder=3, label="empirical frontier (hull)")
     for i, s in enumerate(fr.slopes):
         xm = 0.5 * (fr.rate_bits[i] + fr.rate_bits[i + 1])
         ym = math.sqrt(fr.distortion_bits[i] * fr.distortion_bits[i + 1])
-        ax.annotate(f"-dD/dR = {s:.2f}", (xm, ym), fontsize=7, color="C0", xytext=(4, 4), textcoords="offset points")
+        ax.annotate(
+            f"-dD/dR = {s:.2f}", (xm, ym), fontsize=7, color="C0", xytext=(4, 4), textcoords="offset points"
+        )
     ax.scatter(r, d, color="C0", s=30, zorder=4, label="R = KL(q(z|x)||p), measured")
-    ax.scatter(mi, d, facecolors="none", edgecolors="C2", s=30, zorder=4,
-               label="I(X;Z) (rate minus KL(q(z)||p(z)))")
+    ax.scatter(
+        mi, d, facecolors="none", edgecolors="C2", s=30, zorder=4, label="I(X;Z) (rate minus KL(q(z)||p(z)))"
+    )
     for p in points:
         ax.plot([p.mi_bits, p.rate_bits], [p.distortion_bits] * 2, color="C2", lw=0.6, zorder=2)
-        ax.annotate(p.label, (p.rate_bits, p.distortion_bits), fontsize=7, xytext=(4, -10),
-                    textcoords="offset points")
+        ax.annotate(
+            p.label, (p.rate_bits, p.distortion_bits), fontsize=7, xytext=(4, -10), textcoords="offset points"
+        )
     ax.set_yscale("log")
     ax.set_xlim(0, r_max)
     ax.set_ylim(d_lo, max(marg, float(d.max())) * 1.5)
     ax.set_xlabel("rate, bits per image")
     ax.set_ylabel("distortion D (z ~ q(z|x)), bits per image (log)")
-    ax.set_title(f"rate-distortion sweep: {points[0].train_size} training images, {points[0].steps} steps each")
+    ax.set_title(
+        f"rate-distortion sweep: {points[0].train_size} training images, {points[0].steps} steps each"
+    )
     ax.legend(fontsize=7, loc="upper right")
     fig.tight_layout()
     p1 = out / "sweep_rd.png"
@@ -278,11 +353,22 @@ def plot_sweep(points: Sequence[SweepPoint], budget: Budget, out_dir: Union[str,
     ax.bar(x, mi, color="C2", label="I(X;Z): bits about the image")
     ax.bar(x, mk, bottom=mi, color="C1", alpha=0.8, label="KL(q(z)||p(z)): prior mismatch")
     for i, p in enumerate(points):
-        ax.annotate(f"R={p.rate_bits:.1f}", (i, p.rate_bits), ha="center", fontsize=7, xytext=(0, 3),
-                    textcoords="offset points")
+        ax.annotate(
+            f"R={p.rate_bits:.1f}",
+            (i, p.rate_bits),
+            ha="center",
+            fontsize=7,
+            xytext=(0, 3),
+            textcoords="offset points",
+        )
     ax.axhline(h, color="C3", ls="--", lw=1, label=f"H(X) of the training set = {h:.2f} bits")
-    ax.axhline(points[0].log_n_bits, color="k", ls=":", lw=1,
-               label=f"log2 N of the evaluated set = {points[0].log_n_bits:.2f}")
+    ax.axhline(
+        points[0].log_n_bits,
+        color="k",
+        ls=":",
+        lw=1,
+        label=f"log2 N of the evaluated set = {points[0].log_n_bits:.2f}",
+    )
     ax.axhline(fac, color="0.5", ls="-.", lw=1, label=f"factor entropy {fac:.2f}")
     ax.set_xticks(x)
     ax.set_xticklabels([p.label for p in points], fontsize=8)

@@ -1,4 +1,5 @@
-"""Reading torch files a user gives: never code, checksums verified where the format has them, one-line errors.
+"""Reading torch files a user gives: never code, checksums verified where the format has them, one-line
+errors.
 
 ``torch.load(weights_only=True)`` unpickles only tensors and plain containers, but it neither checks a zip
 file's CRC-32s (flipped bytes load as finite garbage) nor explains its failures in one line. Here a
@@ -42,8 +43,10 @@ def verify_zip(path: Path, what: str) -> None:
                 raise InputError(f"{path}: a zip archive but not a torch file (no data.pkl); expected {what}")
             odd = [i.filename for i in infos if i.compress_type != zipfile.ZIP_STORED or i.flag_bits & 0x1]
             if odd or sum(i.file_size for i in infos) > path.stat().st_size:
-                raise InputError(f"{path}: not a torch file (compressed, encrypted or oversized members such as "
-                                 f"{(odd or [infos[0].filename])[0]}); expected {what}")
+                raise InputError(
+                    f"{path}: not a torch file (compressed, encrypted or oversized members such as "
+                    f"{(odd or [infos[0].filename])[0]}); expected {what}"
+                )
             bad = zf.testzip()
     except InputError:
         raise
@@ -53,8 +56,9 @@ def verify_zip(path: Path, what: str) -> None:
         raise InputError(f"{path}: member {bad} fails its CRC-32 check: the file is corrupt; expected {what}")
 
 
-def load_torch_file(path: PathLike, what: str, map_location: Union[str, torch.device] = "cpu", *,
-                    require_zip: bool = False) -> Any:
+def load_torch_file(
+    path: PathLike, what: str, map_location: Union[str, torch.device] = "cpu", *, require_zip: bool = False
+) -> Any:
     """``torch.load(path, weights_only=True)`` of a file the user named, ``what`` it should hold saying
     what was expected in errors.
 
@@ -73,8 +77,10 @@ def load_torch_file(path: PathLike, what: str, map_location: Union[str, torch.de
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError:
-        raise InputError(f"{path}: not {what}: it holds Python objects other than tensors and plain values, "
-                         "which elbits never unpickles") from None
+        raise InputError(
+            f"{path}: not {what}: it holds Python objects other than tensors and plain values, "
+            "which elbits never unpickles"
+        ) from None
     except Exception as e:  # noqa: BLE001 - any failure to parse the user's bytes is a bad file, said in one line
         raise InputError(f"{path}: unreadable as {what} ({_reason(e)})") from None
 
@@ -90,7 +96,9 @@ def check_state_dict(model: nn.Module, state: Any, where: str) -> Mapping[str, t
     if not isinstance(state, Mapping) or not all(
         isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
     ):
-        raise InputError(f"{where}: expected a state_dict (parameter names -> tensors), got {type(state).__name__}")
+        raise InputError(
+            f"{where}: expected a state_dict (parameter names -> tensors), got {type(state).__name__}"
+        )
     want = model.state_dict()
     problems = []
     missing = [k for k in want if k not in state]
@@ -100,18 +108,29 @@ def check_state_dict(model: nn.Module, state: Any, where: str) -> Mapping[str, t
     if unexpected:
         problems.append(f"unexpected {_listing(unexpected)}")
     shared = [k for k in want if k in state]
-    wrong = [f"{k} is {list(state[k].shape)} (expected {list(want[k].shape)})" for k in shared
-             if state[k].shape != want[k].shape]
+    wrong = [
+        f"{k} is {list(state[k].shape)} (expected {list(want[k].shape)})"
+        for k in shared
+        if state[k].shape != want[k].shape
+    ]
     if wrong:
         problems.append(_listing(wrong))
-    kinds = [f"{k} is {state[k].dtype}{'' if state[k].layout == torch.strided else ' ' + str(state[k].layout)}"
-             for k in shared if state[k].layout != torch.strided or state[k].is_meta
-             or state[k].is_floating_point() != want[k].is_floating_point()]
+    kinds = [
+        f"{k} is {state[k].dtype}{'' if state[k].layout == torch.strided else ' ' + str(state[k].layout)}"
+        for k in shared
+        if state[k].layout != torch.strided
+        or state[k].is_meta
+        or state[k].is_floating_point() != want[k].is_floating_point()
+    ]
     if kinds:
         problems.append(_listing(kinds) + " (expected dense tensors of the model's kinds)")
     if problems:
-        raise InputError(f"{where}: the state_dict does not fit {type(model).__name__}: " + "; ".join(problems))
-    nonfinite = [k for k in shared if state[k].is_floating_point() and not bool(torch.isfinite(state[k]).all())]
+        raise InputError(
+            f"{where}: the state_dict does not fit {type(model).__name__}: " + "; ".join(problems)
+        )
+    nonfinite = [
+        k for k in shared if state[k].is_floating_point() and not bool(torch.isfinite(state[k]).all())
+    ]
     if nonfinite:
         raise InputError(f"{where}: non-finite (NaN or infinite) weights in {_listing(nonfinite)}")
     return state

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Mapping
-from typing import Any, Callable, ClassVar, Optional
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar, Optional
 
 import torch
 
@@ -151,7 +151,9 @@ class Controller:
         """
         name = type(self).__name__
         if not isinstance(state, Mapping):
-            raise InputError(f"{name}.load_state_dict takes the dict state_dict() gives, got {type(state).__name__}")
+            raise InputError(
+                f"{name}.load_state_dict takes the dict state_dict() gives, got {type(state).__name__}"
+            )
         if state.get("type") != name:
             raise InputError(f"state is for {state.get('type')!r}, not {name}")
         missing = [k for k in self._state if k not in state]
@@ -199,8 +201,14 @@ class CapacityAnnealing(Controller):
     """
 
     _state = ("beta_", "steps", "c_max_nats", "anneal_steps", "gamma", "last_rate_nats")
-    _checks = {"beta_": _finite, "steps": _count, "c_max_nats": _positive, "anneal_steps": _steps,
-               "gamma": _positive, "last_rate_nats": _optional(_finite)}
+    _checks = {
+        "beta_": _finite,
+        "steps": _count,
+        "c_max_nats": _positive,
+        "anneal_steps": _steps,
+        "gamma": _positive,
+        "last_rate_nats": _optional(_finite),
+    }
 
     def __init__(
         self,
@@ -219,7 +227,9 @@ class CapacityAnnealing(Controller):
 
     def _consistent(self, values: dict[str, Any], where: str) -> None:
         if abs(values["beta_"]) != values["gamma"]:
-            raise InputError(f"{where}beta_ must be +gamma or -gamma ({values['gamma']}), got {values['beta_']}")
+            raise InputError(
+                f"{where}beta_ must be +gamma or -gamma ({values['gamma']}), got {values['beta_']}"
+            )
 
     @classmethod
     def burgess_dsprites(cls) -> CapacityAnnealing:
@@ -264,9 +274,18 @@ class GECO(Controller):
     _state = (
         "beta_", "steps", "target", "per_dim", "lr", "ema", "lambda_", "c_ema", "lambda_min", "lambda_max",
     )  # fmt: skip
-    _checks = {"beta_": _positive, "steps": _count, "target": _positive, "per_dim": _flag, "lr": _positive,
-               "ema": _fraction, "lambda_": _positive, "c_ema": _optional(_finite), "lambda_min": _positive,
-               "lambda_max": _positive}
+    _checks = {
+        "beta_": _positive,
+        "steps": _count,
+        "target": _positive,
+        "per_dim": _flag,
+        "lr": _positive,
+        "ema": _fraction,
+        "lambda_": _positive,
+        "c_ema": _optional(_finite),
+        "lambda_min": _positive,
+        "lambda_max": _positive,
+    }
 
     def __init__(
         self,
@@ -292,7 +311,9 @@ class GECO(Controller):
             _positive("lambda_min", lambda_min),
             _positive("lambda_max", lambda_max),
         )
-        _ordered("", "lambda_min", "lambda_max", {"lambda_min": self.lambda_min, "lambda_max": self.lambda_max})
+        _ordered(
+            "", "lambda_min", "lambda_max", {"lambda_min": self.lambda_min, "lambda_max": self.lambda_max}
+        )
         self.lambda_ = min(max(_positive("lambda_init", lambda_init), self.lambda_min), self.lambda_max)
         self.c_ema: Optional[float] = None
         super().__init__(1.0 / self.lambda_)
@@ -301,7 +322,9 @@ class GECO(Controller):
         _ordered(where, "lambda_min", "lambda_", values)
         _ordered(where, "lambda_", "lambda_max", values)
         if not math.isclose(values["beta_"], 1.0 / values["lambda_"], rel_tol=1e-12):
-            raise InputError(f"{where}beta_ must be 1 / lambda_ = {1.0 / values['lambda_']}, got {values['beta_']}")
+            raise InputError(
+                f"{where}beta_ must be 1 / lambda_ = {1.0 / values['lambda_']}, got {values['beta_']}"
+            )
 
     def constraint(self, obs: Observation) -> float:
         """Relative violation D / target - 1 of one observation (> 0: distortion too high)."""
@@ -325,8 +348,16 @@ class TargetRate(Controller):
     """
 
     _state = ("beta_", "steps", "target_nats", "lr", "ema", "rate_ema", "beta_min", "beta_max")
-    _checks = {"beta_": _positive, "steps": _count, "target_nats": _positive, "lr": _positive, "ema": _fraction,
-               "rate_ema": _optional(_finite), "beta_min": _positive, "beta_max": _positive}
+    _checks = {
+        "beta_": _positive,
+        "steps": _count,
+        "target_nats": _positive,
+        "lr": _positive,
+        "ema": _fraction,
+        "rate_ema": _optional(_finite),
+        "beta_min": _positive,
+        "beta_max": _positive,
+    }
 
     def __init__(
         self,

@@ -69,7 +69,8 @@ def exchange_theory(joint_entropy: Any, marginal_entropy_sum: Any) -> ExchangeTh
     # Subadditivity: a violation means the two numbers are in different units or per different things.
     if s < h * (1 - 1e-9):
         raise ValueError(
-            f"sum_i H(X_i) = {s:.6g} bits < H(X) = {h:.6g} bits violates subadditivity: check units (bits, per sample)"
+            f"sum_i H(X_i) = {s:.6g} bits < H(X) = {h:.6g} bits violates subadditivity: check units (bits, "
+            "per sample)"
         )
     return ExchangeTheory(h, s)
 

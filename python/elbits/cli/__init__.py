@@ -36,7 +36,8 @@ class Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
-        prog="elbits", description="VAE loss terms in nats and bits: fused kernels, entropy budgets, calibration."
+        prog="elbits",
+        description="VAE loss terms in nats and bits: fused kernels, entropy budgets, calibration.",
     )
     debug_help = "show the traceback of a user error instead of its one-line message"
     parser.add_argument("--debug", action="store_true", help=debug_help)
@@ -49,8 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _command_parser(parser: argparse.ArgumentParser,
-                    command: Optional[str]) -> Optional[argparse.ArgumentParser]:
+def _command_parser(
+    parser: argparse.ArgumentParser, command: Optional[str]
+) -> Optional[argparse.ArgumentParser]:
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction) and command in action.choices:
             return action.choices[command]
@@ -68,8 +70,13 @@ def _fail(prog: str, message: str) -> int:
 
 def _is_user_path(err: OSError, args: argparse.Namespace, cmd: argparse.ArgumentParser) -> bool:
     """Whether ``err`` is about a path the user named (or a file inside such a folder)."""
-    given = [os.path.abspath(v) for a in cmd._actions if getattr(a.type, "__name__", None) in PATH_TYPES
-             for v in [getattr(args, a.dest, None)] if isinstance(v, str) and v]
+    given = [
+        os.path.abspath(v)
+        for a in cmd._actions
+        if getattr(a.type, "__name__", None) in PATH_TYPES
+        for v in [getattr(args, a.dest, None)]
+        if isinstance(v, str) and v
+    ]
     for name in (err.filename, err.filename2):
         if isinstance(name, (str, os.PathLike)):
             p = os.path.abspath(os.fspath(name))

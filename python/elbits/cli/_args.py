@@ -11,7 +11,7 @@ import argparse
 import math
 import os
 import tempfile
-from typing import Callable
+from collections.abc import Callable
 
 #: Seeds go to torch.manual_seed (at most 2**64 - 1) and numpy's default_rng (>= 0).
 SEED_MAX = 2**63 - 1
@@ -196,8 +196,10 @@ def checkpoint(*names: str, auto: bool = False) -> Callable[[str], str]:
         if os.path.isdir(text):
             found = [n for n in names if os.path.isfile(os.path.join(text, n))]
             if not found:
-                raise _fail(f"{text!r} is a folder without {' or '.join(names)}; expected a checkpoint file "
-                            "or a folder holding one")
+                raise _fail(
+                    f"{text!r} is a folder without {' or '.join(names)}; expected a checkpoint file "
+                    "or a folder holding one"
+                )
             readable_file(os.path.join(text, found[0]))
         else:
             readable_file(text)
@@ -223,16 +225,20 @@ def device(allow_auto: bool = True) -> Callable[[str], str]:
         if dev.type == "cpu":
             return text
         if dev.type != "cuda":
-            raise _fail(f"device {text!r} is not supported (elbits has CPU and CUDA kernels); "
-                        f"expected {expected}")
+            raise _fail(
+                f"device {text!r} is not supported (elbits has CPU and CUDA kernels); expected {expected}"
+            )
         if not torch.cuda.is_available():
             build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
-            raise _fail(f"{text!r}: no CUDA device on this machine (torch {torch.__version__}, {build}); "
-                        "use --device cpu")
+            raise _fail(
+                f"{text!r}: no CUDA device on this machine (torch {torch.__version__}, {build}); "
+                "use --device cpu"
+            )
         n = torch.cuda.device_count()
         if dev.index is not None and dev.index >= n:
-            raise _fail(f"{text!r} does not exist: this machine has {n} CUDA device(s), "
-                        f"cuda:0 to cuda:{n - 1}")
+            raise _fail(
+                f"{text!r} does not exist: this machine has {n} CUDA device(s), cuda:0 to cuda:{n - 1}"
+            )
         return text
 
     parse.__name__ = "device"

@@ -15,10 +15,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     from ..benchmarking import CASES, DEFAULT_CASES
 
     p = sub.add_parser("bench", help="time fused vs eager vs torch.compile (fwd+bwd) and print ratios")
-    p.add_argument("cases", nargs="*", metavar="CASE", help=f"cases to run (default: {', '.join(DEFAULT_CASES)}); all: {', '.join(CASES)}")
-    p.add_argument("--rounds", type=positive_int, default=30, help="interleaved timing rounds per case (default 30)")
-    p.add_argument("--device", type=device(allow_auto=False), default="cpu",
-                   help="torch device to run on: cpu, cuda or cuda:N (default cpu)")
+    p.add_argument(
+        "cases",
+        nargs="*",
+        metavar="CASE",
+        help=f"cases to run (default: {', '.join(DEFAULT_CASES)}); all: {', '.join(CASES)}",
+    )
+    p.add_argument(
+        "--rounds", type=positive_int, default=30, help="interleaved timing rounds per case (default 30)"
+    )
+    p.add_argument(
+        "--device",
+        type=device(allow_auto=False),
+        default="cpu",
+        help="torch device to run on: cpu, cuda or cuda:N (default cpu)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.set_defaults(func=run, check=check)
 
@@ -66,7 +77,9 @@ def run(args: argparse.Namespace) -> int:
     names = args.cases or list(DEFAULT_CASES)
     results = [r for name in names for r in measure(CASES[name](), rounds=args.rounds, device=args.device)]
     if args.json:
-        print(json.dumps({"machine": machine(args.device), "results": [asdict(r) for r in results]}, indent=2))
+        print(
+            json.dumps({"machine": machine(args.device), "results": [asdict(r) for r in results]}, indent=2)
+        )
         return 0
     m = machine(args.device)
     print(f"{m['cpu']} ({m['cores']} cores), torch {m['torch']}, {m['threads']} threads,")
@@ -78,7 +91,8 @@ def run(args: argparse.Namespace) -> int:
     for r in results:
         vc = f"{r.vs_compile:.2f}" if r.vs_compile is not None else "-"
         ve = f"{r.vs_eager:.2f}" if r.vs_eager is not None else "-"
-        line = f"{r.case:<36}{r.impl:<9}{r.median_ms:>10.3f}{vc:>10}{ve:>8}{r.allocated_mb:>10.1f}{r.gb_per_s:>8.1f}"
+        line = f"{r.case:<36}{r.impl:<9}{r.median_ms:>10.3f}{vc:>10}{ve:>8}"
+        line += f"{r.allocated_mb:>10.1f}{r.gb_per_s:>8.1f}"
         if gpu and r.kernel_ms is not None:
             line += f"{r.kernel_ms:>10.3f}{r.gb_per_s * r.median_ms / r.kernel_ms:>8.0f}"
         print(line)

@@ -1,4 +1,5 @@
-"""``elbits demo``: train a beta-VAE on procedural dSprites on the CPU in minutes and write a report of its rate
+"""``elbits demo``: train a beta-VAE on procedural dSprites on the CPU in minutes and write a report of its
+rate
 and distortion in bits against the data's budget (report.md and PNG plots)."""
 
 from __future__ import annotations
@@ -16,9 +17,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     from .train import add_train_arguments
 
-    p = sub.add_parser("demo", help="train a beta-VAE on dSprites for a few CPU minutes and write a report",
-                       description=__doc__)
-    p.add_argument("--out", type=output_dir, default="elbits-report", help="report folder (default %(default)s)")
+    p = sub.add_parser(
+        "demo",
+        help="train a beta-VAE on dSprites for a few CPU minutes and write a report",
+        description=__doc__,
+    )
+    p.add_argument(
+        "--out", type=output_dir, default="elbits-report", help="report folder (default %(default)s)"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar, no summary")
     add_train_arguments(p, {**TrainConfig().to_dict(), **DEMO_DEFAULTS})
     p.set_defaults(func=run, check=check)
@@ -38,7 +44,9 @@ def run(args: argparse.Namespace) -> int:
 
     kw = config_kwargs(args)
     kw["progress"] = kw["progress"] and not args.quiet
-    command = "elbits demo" + (" " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 and sys.argv[1] == "demo" else "")
+    command = "elbits demo" + (
+        " " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 and sys.argv[1] == "demo" else ""
+    )
     try:
         run_demo(args.out, command=command, quiet=args.quiet, **kw)
     except TrainingInterrupted as e:

@@ -16,13 +16,25 @@ from ._args import positive_int, readable_file
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("entropy", help="entropy table of a data set (factor, empirical H(X), pixel marginals)")
+    p = sub.add_parser(
+        "entropy", help="entropy table of a data set (factor, empirical H(X), pixel marginals)"
+    )
     p.add_argument("dataset", choices=["dsprites"], help="data set (dsprites: procedural unless --npz)")
-    p.add_argument("--npz", type=readable_file, default=None,
-                   help="path of the real dsprites_ndarray_...npz (never downloaded)")
-    p.add_argument("--limit", type=positive_int, default=None,
-                   help="use N evenly spaced images instead of all (at most the set's size)")
-    p.add_argument("--batch", type=positive_int, default=8192, help="images per rendered/read batch (default 8192)")
+    p.add_argument(
+        "--npz",
+        type=readable_file,
+        default=None,
+        help="path of the real dsprites_ndarray_...npz (never downloaded)",
+    )
+    p.add_argument(
+        "--limit",
+        type=positive_int,
+        default=None,
+        help="use N evenly spaced images instead of all (at most the set's size)",
+    )
+    p.add_argument(
+        "--batch", type=positive_int, default=8192, help="images per rendered/read batch (default 8192)"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -39,8 +51,14 @@ def run(args: argparse.Namespace) -> int:
         data = ds.NpzDSprites(args.npz)
         n_all = len(data)
     if args.limit is not None and args.limit > n_all:
-        raise InputError(f"--limit {args.limit} is more than the {n_all} images of the set; expected 1 to {n_all}")
-    idx = np.arange(n_all) if not args.limit else np.unique(np.linspace(0, n_all - 1, args.limit).round().astype(np.int64))
+        raise InputError(
+            f"--limit {args.limit} is more than the {n_all} images of the set; expected 1 to {n_all}"
+        )
+    idx = (
+        np.arange(n_all)
+        if not args.limit
+        else np.unique(np.linspace(0, n_all - 1, args.limit).round().astype(np.int64))
+    )
     read = data.images if args.npz else ds.render_index  # npz: positions are the archive's rows
     starts = tqdm(range(0, len(idx), args.batch), disable=args.quiet, unit="batch", desc="render+hash")
     t0 = time.perf_counter()
@@ -56,8 +74,10 @@ def run(args: argparse.Namespace) -> int:
         ("total correlation sum_i H(X_i) - H(X)", E.total_correlation(marg, emp)),
     ]
     src = f"real npz {args.npz}" if args.npz else "procedural dSprites"
-    print(f"{src}: {emp.total} images, {emp.distinct} distinct ({emp.total - emp.distinct} duplicates), "
-          f"{seconds:.1f} s")
+    print(
+        f"{src}: {emp.total} images, {emp.distinct} distinct ({emp.total - emp.distinct} duplicates), "
+        f"{seconds:.1f} s"
+    )
     print(f"{'quantity':<44}{'bits':>12}{'nats':>12}")
     for name, q in rows:
         print(f"{name:<44}{q.bits:>12.4f}{q.nats:>12.4f}")

@@ -31,22 +31,52 @@ def register(sub: argparse._SubParsersAction) -> None:
     from elbits.cli.train import add_train_arguments
     from elbits.train import TrainConfig
 
-    p = sub.add_parser("sweep", help="train over a list of betas / rate targets; CSV and R-D plot with bounds",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--betas", type=float_list(nonnegative_float), default=[0.5, 1.0, 2.0, 4.0, 8.0],
-                   help="fixed betas, comma separated (default 0.5,1,2,4,8; '' for none)")
-    p.add_argument("--targets", type=float_list(positive_float), default=[],
-                   help="rate targets in bits for the target-rate controller, comma separated")
-    p.add_argument("--out", type=output_dir, default="elbits-sweep", help="output folder (default %(default)s)")
-    p.add_argument("--eval-images", type=count_or_all, default=4096,
-                   help="training images each model is evaluated on (evenly spaced); 0 = all (default %(default)s)")
-    p.add_argument("--samples", type=positive_int, default=4, help="z draws per image for D (default %(default)s)")
-    p.add_argument("--mi-points", type=count_or_all, default=1024,
-                   help="images sampled for I(X;Z); 0 = all (default %(default)s)")
-    p.add_argument("--mi-samples", type=positive_int, default=4, help="z draws per such image (default %(default)s)")
+    p = sub.add_parser(
+        "sweep",
+        help="train over a list of betas / rate targets; CSV and R-D plot with bounds",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--betas",
+        type=float_list(nonnegative_float),
+        default=[0.5, 1.0, 2.0, 4.0, 8.0],
+        help="fixed betas, comma separated (default 0.5,1,2,4,8; '' for none)",
+    )
+    p.add_argument(
+        "--targets",
+        type=float_list(positive_float),
+        default=[],
+        help="rate targets in bits for the target-rate controller, comma separated",
+    )
+    p.add_argument(
+        "--out", type=output_dir, default="elbits-sweep", help="output folder (default %(default)s)"
+    )
+    p.add_argument(
+        "--eval-images",
+        type=count_or_all,
+        default=4096,
+        help="training images each model is evaluated on (evenly spaced); 0 = all (default %(default)s)",
+    )
+    p.add_argument(
+        "--samples", type=positive_int, default=4, help="z draws per image for D (default %(default)s)"
+    )
+    p.add_argument(
+        "--mi-points",
+        type=count_or_all,
+        default=1024,
+        help="images sampled for I(X;Z); 0 = all (default %(default)s)",
+    )
+    p.add_argument(
+        "--mi-samples", type=positive_int, default=4, help="z draws per such image (default %(default)s)"
+    )
     p.add_argument("--no-plot", action="store_true", help="CSV only")
-    p.add_argument("--init", type=checkpoint("checkpoint.pt", "model.pt"), default=None,
-                   help="start every run from this checkpoint (disentangling-vae model.pt or elbits checkpoint.pt)")
+    p.add_argument(
+        "--init",
+        type=checkpoint("checkpoint.pt", "model.pt"),
+        default=None,
+        help="start every run from this checkpoint (disentangling-vae model.pt or elbits checkpoint.pt)",
+    )
     defaults = TrainConfig().to_dict()
     defaults.update(steps=400, train_size=4096, log_every=50)
     add_train_arguments(p, defaults)
@@ -69,8 +99,10 @@ def check(args: argparse.Namespace) -> None:
         if twice:
             raise InputError(f"{flag} lists {', '.join(twice)} more than once (to 6 significant digits)")
     if args.controller != "fixed":
-        raise InputError("the sweep picks the controller itself (fixed for --betas, target-rate for --targets): "
-                         "drop --controller")
+        raise InputError(
+            "the sweep picks the controller itself (fixed for --betas, target-rate for --targets): "
+            "drop --controller"
+        )
     if args.target_bits is not None:
         raise InputError("--target-bits is not a sweep option: list the rate targets in --targets")
     if args.resume is not None:
@@ -88,11 +120,28 @@ def run(args: argparse.Namespace) -> int:
     kw = config_kwargs(args)
     kw.update(controller="fixed", resume=None)
     base = TrainConfig(out_dir=args.out, **kw)
-    res = run_sweep(base, args.betas, args.targets, out_dir=args.out, eval_images=args.eval_images or None,
-                    samples=args.samples, mi_points=args.mi_points or None, mi_samples=args.mi_samples,
-                    plot=not args.no_plot, init=args.init)
+    res = run_sweep(
+        base,
+        args.betas,
+        args.targets,
+        out_dir=args.out,
+        eval_images=args.eval_images or None,
+        samples=args.samples,
+        mi_points=args.mi_points or None,
+        mi_samples=args.mi_samples,
+        plot=not args.no_plot,
+        init=args.init,
+    )
     fr = res.frontier
-    print(json.dumps({"points": [p.row() for p in res.points], "frontier_slopes": list(fr.slopes),
-                      "budget": res.budget.to_dict(), "seconds": round(res.seconds, 1)}))
+    print(
+        json.dumps(
+            {
+                "points": [p.row() for p in res.points],
+                "frontier_slopes": list(fr.slopes),
+                "budget": res.budget.to_dict(),
+                "seconds": round(res.seconds, 1),
+            }
+        )
+    )
     print(f"csv: {res.csv_path}" + "".join(f", plot: {p}" for p in res.plots))
     return 0

@@ -1,4 +1,5 @@
-"""``elbits train``: fit a VAE on dSprites with the fused ELBOLoss, a beta controller and the rate-distortion meter.
+"""``elbits train``: fit a VAE on dSprites with the fused ELBOLoss, a beta controller and the rate-distortion
+meter.
 
 Multi-process: ``torchrun --nproc-per-node N -m elbits train ...`` (DDP; gloo on CPU, nccl on GPU).
 """
@@ -31,74 +32,178 @@ def add_train_arguments(p: argparse.ArgumentParser, defaults: dict) -> None:
     from elbits.train import CONTROLLERS, training_likelihoods
 
     g = p.add_argument_group("training")
-    g.add_argument("--steps", type=positive_int, default=defaults["steps"],
-                   help="optimiser steps (default %(default)s)")
-    g.add_argument("--batch-size", type=positive_int, default=defaults["batch_size"],
-                   help="images per step and process (default %(default)s)")
-    g.add_argument("--lr", type=positive_float, default=defaults["lr"],
-                   help="AdamW learning rate (default %(default)s)")
-    g.add_argument("--weight-decay", type=nonnegative_float, default=defaults["weight_decay"],
-                   help="AdamW weight decay (default %(default)s)")
+    g.add_argument(
+        "--steps", type=positive_int, default=defaults["steps"], help="optimiser steps (default %(default)s)"
+    )
+    g.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=defaults["batch_size"],
+        help="images per step and process (default %(default)s)",
+    )
+    g.add_argument(
+        "--lr", type=positive_float, default=defaults["lr"], help="AdamW learning rate (default %(default)s)"
+    )
+    g.add_argument(
+        "--weight-decay",
+        type=nonnegative_float,
+        default=defaults["weight_decay"],
+        help="AdamW weight decay (default %(default)s)",
+    )
     g.add_argument("--seed", type=seed, default=defaults["seed"], help="model init, data order and z noise")
-    g.add_argument("--z-dim", type=positive_int, default=defaults["z_dim"],
-                   help="latent dimensions (default %(default)s)")
-    g.add_argument("--controller", choices=CONTROLLERS, default=defaults["controller"],
-                   help="beta controller (default %(default)s)")
-    g.add_argument("--beta", type=nonnegative_float, default=defaults["beta"],
-                   help="fixed beta, or the starting beta of target-rate (nats of D per nat of R)")
-    g.add_argument("--target-bits", type=positive_float, default=None,
-                   help="geco: distortion target; target-rate: rate target (default H(X) of the training set)")
-    g.add_argument("--capacity-bits", type=positive_float, default=defaults["capacity_bits"],
-                   help="capacity: final C, bits per image (default %(default)s)")
-    g.add_argument("--capacity-steps", type=positive_int, default=None,
-                   help="capacity: steps to reach C (default: --steps)")
-    g.add_argument("--gamma", type=positive_float, default=defaults["gamma"],
-                   help="capacity: gamma (default %(default)s)")
-    g.add_argument("--controller-lr", type=positive_float, default=defaults["controller_lr"],
-                   help="geco / target-rate step size (default %(default)s)")
+    g.add_argument(
+        "--z-dim",
+        type=positive_int,
+        default=defaults["z_dim"],
+        help="latent dimensions (default %(default)s)",
+    )
+    g.add_argument(
+        "--controller",
+        choices=CONTROLLERS,
+        default=defaults["controller"],
+        help="beta controller (default %(default)s)",
+    )
+    g.add_argument(
+        "--beta",
+        type=nonnegative_float,
+        default=defaults["beta"],
+        help="fixed beta, or the starting beta of target-rate (nats of D per nat of R)",
+    )
+    g.add_argument(
+        "--target-bits",
+        type=positive_float,
+        default=None,
+        help="geco: distortion target; target-rate: rate target (default H(X) of the training set)",
+    )
+    g.add_argument(
+        "--capacity-bits",
+        type=positive_float,
+        default=defaults["capacity_bits"],
+        help="capacity: final C, bits per image (default %(default)s)",
+    )
+    g.add_argument(
+        "--capacity-steps",
+        type=positive_int,
+        default=None,
+        help="capacity: steps to reach C (default: --steps)",
+    )
+    g.add_argument(
+        "--gamma",
+        type=positive_float,
+        default=defaults["gamma"],
+        help="capacity: gamma (default %(default)s)",
+    )
+    g.add_argument(
+        "--controller-lr",
+        type=positive_float,
+        default=defaults["controller_lr"],
+        help="geco / target-rate step size (default %(default)s)",
+    )
     lk = p.add_argument_group("likelihood")
-    lk.add_argument("--likelihood", choices=training_likelihoods(), default=defaults["likelihood"],
-                    help="the decoder's likelihood; the model's output channels follow it (default %(default)s)")
-    lk.add_argument("--mixture-components", type=positive_int, default=defaults["mixture_components"],
-                    help="logistic_mixture: components K (default %(default)s)")
-    lk.add_argument("--scale", type=positive_float, default=None,
-                    help="gaussian / laplace: a fixed sigma / b (images in [0, 1]); the decoder then emits means "
-                         "only (default: it emits a log-scale per subpixel too)")
-    lk.add_argument("--discretize", action="store_true",
-                    help="gaussian / laplace: the code length of the 8-bit levels instead of the density")
+    lk.add_argument(
+        "--likelihood",
+        choices=training_likelihoods(),
+        default=defaults["likelihood"],
+        help="the decoder's likelihood; the model's output channels follow it (default %(default)s)",
+    )
+    lk.add_argument(
+        "--mixture-components",
+        type=positive_int,
+        default=defaults["mixture_components"],
+        help="logistic_mixture: components K (default %(default)s)",
+    )
+    lk.add_argument(
+        "--scale",
+        type=positive_float,
+        default=None,
+        help="gaussian / laplace: a fixed sigma / b (images in [0, 1]); the decoder then emits means "
+        "only (default: it emits a log-scale per subpixel too)",
+    )
+    lk.add_argument(
+        "--discretize",
+        action="store_true",
+        help="gaussian / laplace: the code length of the 8-bit levels instead of the density",
+    )
     d = p.add_argument_group("data")
-    d.add_argument("--npz", type=readable_file, default=None,
-                   help="the real dsprites_ndarray_...npz (default: procedural dSprites)")
-    d.add_argument("--train-size", type=count_or_all, default=defaults["train_size"],
-                   help="training images drawn from the set; 0 = all (default %(default)s)")
-    d.add_argument("--data-seed", type=seed, default=defaults["data_seed"],
-                   help="which images (default %(default)s)")
+    d.add_argument(
+        "--npz",
+        type=readable_file,
+        default=None,
+        help="the real dsprites_ndarray_...npz (default: procedural dSprites)",
+    )
+    d.add_argument(
+        "--train-size",
+        type=count_or_all,
+        default=defaults["train_size"],
+        help="training images drawn from the set; 0 = all (default %(default)s)",
+    )
+    d.add_argument(
+        "--data-seed", type=seed, default=defaults["data_seed"], help="which images (default %(default)s)"
+    )
     o = p.add_argument_group("output")
-    o.add_argument("--log-every", type=positive_int, default=defaults["log_every"],
-                   help="steps per metrics record (default %(default)s)")
-    o.add_argument("--checkpoint-every", type=nonnegative_int, default=defaults["checkpoint_every"],
-                   help="steps per checkpoint (0: at the end only)")
-    o.add_argument("--resume", nargs="?", const="auto", default=None,
-                   type=checkpoint("checkpoint.pt", auto=True),
-                   help="continue from OUT/checkpoint.pt, or from the checkpoint PATH given")
-    o.add_argument("--overwrite", action="store_true",
-                   help="replace the run already in the output folder (default: refuse it)")
+    o.add_argument(
+        "--log-every",
+        type=positive_int,
+        default=defaults["log_every"],
+        help="steps per metrics record (default %(default)s)",
+    )
+    o.add_argument(
+        "--checkpoint-every",
+        type=nonnegative_int,
+        default=defaults["checkpoint_every"],
+        help="steps per checkpoint (0: at the end only)",
+    )
+    o.add_argument(
+        "--resume",
+        nargs="?",
+        const="auto",
+        default=None,
+        type=checkpoint("checkpoint.pt", auto=True),
+        help="continue from OUT/checkpoint.pt, or from the checkpoint PATH given",
+    )
+    o.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the run already in the output folder (default: refuse it)",
+    )
     o.add_argument("--no-progress", action="store_true", help="no progress bar")
     o.add_argument("--no-tensorboard", action="store_true", help="no TensorBoard scalars even if installed")
-    o.add_argument("--device", type=device(), default="auto",
-                   help="auto (CUDA when present), cpu, cuda, cuda:1, ... (must exist on this machine)")
+    o.add_argument(
+        "--device",
+        type=device(),
+        default="auto",
+        help="auto (CUDA when present), cpu, cuda, cuda:1, ... (must exist on this machine)",
+    )
 
 
 def config_kwargs(args: argparse.Namespace) -> dict:
     return {
-        "steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "weight_decay": args.weight_decay,
-        "seed": args.seed, "z_dim": args.z_dim, "controller": args.controller, "beta": args.beta,
-        "target_bits": args.target_bits, "capacity_bits": args.capacity_bits, "capacity_steps": args.capacity_steps,
-        "gamma": args.gamma, "controller_lr": args.controller_lr, "npz": args.npz,
-        "train_size": args.train_size or None, "data_seed": args.data_seed, "log_every": args.log_every,
-        "checkpoint_every": args.checkpoint_every, "resume": args.resume, "progress": not args.no_progress,
-        "tensorboard": not args.no_tensorboard, "device": args.device, "likelihood": args.likelihood,
-        "mixture_components": args.mixture_components, "scale": args.scale, "discretize": args.discretize,
+        "steps": args.steps,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "weight_decay": args.weight_decay,
+        "seed": args.seed,
+        "z_dim": args.z_dim,
+        "controller": args.controller,
+        "beta": args.beta,
+        "target_bits": args.target_bits,
+        "capacity_bits": args.capacity_bits,
+        "capacity_steps": args.capacity_steps,
+        "gamma": args.gamma,
+        "controller_lr": args.controller_lr,
+        "npz": args.npz,
+        "train_size": args.train_size or None,
+        "data_seed": args.data_seed,
+        "log_every": args.log_every,
+        "checkpoint_every": args.checkpoint_every,
+        "resume": args.resume,
+        "progress": not args.no_progress,
+        "tensorboard": not args.no_tensorboard,
+        "device": args.device,
+        "likelihood": args.likelihood,
+        "mixture_components": args.mixture_components,
+        "scale": args.scale,
+        "discretize": args.discretize,
         "overwrite": args.overwrite,
     }
 
@@ -118,26 +223,42 @@ def check_train_args(args: argparse.Namespace, run_dir: Path) -> None:
     if c == "target-rate" and args.beta == 0:
         raise InputError("--controller target-rate scales beta up and down from --beta: expected --beta > 0")
     if args.npz is None and args.train_size > NUM_IMAGES:
-        raise InputError(f"--train-size {args.train_size} is more than the {NUM_IMAGES} procedural dSprites "
-                         f"images; expected 0 (all) to {NUM_IMAGES}")
+        raise InputError(
+            f"--train-size {args.train_size} is more than the {NUM_IMAGES} procedural dSprites "
+            f"images; expected 0 (all) to {NUM_IMAGES}"
+        )
     world = int(os.environ.get("WORLD_SIZE", "1") or 1)  # torchrun: each process gets train_size / world
     if args.train_size and args.train_size // world < args.batch_size:
-        raise InputError(f"--train-size {args.train_size} over {world} process(es) is less than one batch of "
-                         f"--batch-size {args.batch_size}; expected --train-size >= {args.batch_size * world}")
+        raise InputError(
+            f"--train-size {args.train_size} over {world} process(es) is less than one batch of "
+            f"--batch-size {args.batch_size}; expected --train-size >= {args.batch_size * world}"
+        )
     if args.resume is not None and args.overwrite:
-        raise InputError("--resume continues the run in the output folder and --overwrite replaces it: give one")
+        raise InputError(
+            "--resume continues the run in the output folder and --overwrite replaces it: give one"
+        )
     if args.resume == "auto" and not (run_dir / "checkpoint.pt").is_file():
-        raise InputError(f"--resume: no {run_dir / 'checkpoint.pt'} to continue from; give the checkpoint's "
-                         "path, or drop --resume to start afresh")
+        raise InputError(
+            f"--resume: no {run_dir / 'checkpoint.pt'} to continue from; give the checkpoint's "
+            "path, or drop --resume to start afresh"
+        )
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     from elbits.train import TrainConfig
 
-    p = sub.add_parser("train", help="train a VAE on dSprites; rate and distortion in bits, checkpoints, DDP",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", type=output_dir, default="elbits-run",
-                   help="folder for metrics.jsonl, checkpoint.pt, final.json, tb/ (default %(default)s)")
+    p = sub.add_parser(
+        "train",
+        help="train a VAE on dSprites; rate and distortion in bits, checkpoints, DDP",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--out",
+        type=output_dir,
+        default="elbits-run",
+        help="folder for metrics.jsonl, checkpoint.pt, final.json, tb/ (default %(default)s)",
+    )
     add_train_arguments(p, TrainConfig().to_dict())
     p.set_defaults(func=run, check=check)
 
@@ -157,9 +278,24 @@ def run(args: argparse.Namespace) -> int:
         return 130
     if result.rank == 0 and result.final is not None:
         f = result.final
-        keys = ("rate_bits", "distortion_bits", "nelbo_bits", "budget_bits", "bound_bits", "bound_slack_bits",
-                "active_units", "beta")
-        print(json.dumps({"step": result.step, "train_s": round(result.seconds, 2),
-                          **{k: f[k] for k in keys if k in f}}))
+        keys = (
+            "rate_bits",
+            "distortion_bits",
+            "nelbo_bits",
+            "budget_bits",
+            "bound_bits",
+            "bound_slack_bits",
+            "active_units",
+            "beta",
+        )
+        print(
+            json.dumps(
+                {
+                    "step": result.step,
+                    "train_s": round(result.seconds, 2),
+                    **{k: f[k] for k in keys if k in f},
+                }
+            )
+        )
         print(f"metrics: {result.out_dir / 'metrics.jsonl'}, checkpoint: {result.out_dir / 'checkpoint.pt'}")
     return 0

@@ -91,14 +91,18 @@ def baselines(images: np.ndarray, binary: bool) -> list[Baseline]:
     per_file: dict[str, Callable[[np.ndarray, bool], bytes]] = {"PNG (Pillow)": _png}
     if imagecodecs is not None:
         per_file.update({"WebP lossless": _webp, "JPEG-XL lossless": _jpegxl})
-    out = [Baseline(name, 8.0 * sum(len(f(img, binary)) for img in hwc), True) for name, f in per_file.items()]
+    out = [
+        Baseline(name, 8.0 * sum(len(f(img, binary)) for img in hwc), True) for name, f in per_file.items()
+    ]
     raw = (np.packbits(hwc.reshape(len(hwc), -1), axis=1) if binary else hwc).tobytes()
     whole: dict[str, tuple[Callable[[bytes], bytes], Callable[[bytes], bytes]]] = {
         "lzma (whole set)": (lambda d: lzma.compress(d, preset=9 | lzma.PRESET_EXTREME), lzma.decompress),
         "bz2 (whole set)": (lambda d: bz2.compress(d, 9), bz2.decompress),
     }
     if imagecodecs is not None:
-        whole["zstd (whole set)"] = (lambda d: bytes(imagecodecs.zstd_encode(d, level=19)),
-                                     lambda d: bytes(imagecodecs.zstd_decode(d)))
+        whole["zstd (whole set)"] = (
+            lambda d: bytes(imagecodecs.zstd_encode(d, level=19)),
+            lambda d: bytes(imagecodecs.zstd_decode(d)),
+        )
     out += [Baseline(name, 8.0 * _whole(raw, enc, dec), False) for name, (enc, dec) in whole.items()]
     return out

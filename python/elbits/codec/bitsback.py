@@ -17,10 +17,10 @@ image. That seed is the start-up cost, reported apart from the images' net bits.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import constriction
 import numpy as np
@@ -83,8 +83,11 @@ class CodecStats:
         }
         if self.nelbo_bits is not None:
             nelbo = float(self.nelbo_bits.mean())
-            out.update(nelbo_bits_per_image=nelbo, nelbo_bits_per_dim=nelbo / self.dims,
-                       net_over_nelbo=self.net_bits_per_image / nelbo)
+            out.update(
+                nelbo_bits_per_image=nelbo,
+                nelbo_bits_per_dim=nelbo / self.dims,
+                net_over_nelbo=self.net_bits_per_image / nelbo,
+            )
         return out
 
 
@@ -140,7 +143,9 @@ class BitsBackCodec:
         to_input: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
     ) -> None:
         if not (callable(getattr(model, "encode", None)) and callable(getattr(model, "decode", None))):
-            raise InputError("the model needs encode(x) -> (mu, logvar) and decode(z) -> likelihood parameters")
+            raise InputError(
+                "the model needs encode(x) -> (mu, logvar) and decode(z) -> likelihood parameters"
+            )
         self.likelihood = discrete_likelihood(likelihood)
         self.buckets = Buckets(latent_bits, latent_window)
         for name, value, lo, hi in (("batch", batch, 1, 65536), ("seed_words", seed_words, 1, 4096)):
@@ -157,8 +162,11 @@ class BitsBackCodec:
     # ---- the settings that make both sides compute the same probabilities
 
     def _environment(self) -> dict[str, Any]:
-        return {"torch": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-                "threads": torch.get_num_threads()}
+        return {
+            "torch": torch.__version__,
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "threads": torch.get_num_threads(),
+        }
 
     @contextmanager
     def _deterministic(self, threads: int) -> Iterator[None]:
@@ -178,8 +186,10 @@ class BitsBackCodec:
     def _posteriors(self, x: torch.Tensor):
         mu, logvar = self.model.encode(self.to_input(x))
         if mu.shape != logvar.shape or mu.dim() != 2 or mu.shape[0] != x.shape[0]:
-            raise InputError(f"model.encode must return mu and logvar [B, Z], got {list(mu.shape)} and "
-                             f"{list(logvar.shape)} for {x.shape[0]} images")
+            raise InputError(
+                f"model.encode must return mu and logvar [B, Z], got {list(mu.shape)} and "
+                f"{list(logvar.shape)} for {x.shape[0]} images"
+            )
         return self.buckets.posterior(mu, logvar), mu.shape[1]
 
     def _params(self, index: np.ndarray) -> torch.Tensor:
@@ -191,7 +201,9 @@ class BitsBackCodec:
         """``images`` as a uint8 tensor ``[N, C, H, W]``; :class:`InputError` for anything else."""
         x = torch.as_tensor(images) if isinstance(images, np.ndarray) else images
         if not isinstance(x, torch.Tensor):
-            raise InputError(f"images must be a tensor or numpy array [N, C, H, W], got {type(images).__name__}")
+            raise InputError(
+                f"images must be a tensor or numpy array [N, C, H, W], got {type(images).__name__}"
+            )
         if x.dim() == 3:
             x = x[:, None]
         if x.dim() != 4 or x.shape[0] == 0 or x[0].numel() == 0:
@@ -201,10 +213,14 @@ class BitsBackCodec:
         top = 1 if self.likelihood == "bernoulli" else 255
         lo, hi = int(x.min()), int(x.max())
         if lo < 0 or hi > top:
-            raise InputError(f"image levels must be in 0..{top} for likelihood {self.likelihood}, got {lo}..{hi}")
+            raise InputError(
+                f"image levels must be in 0..{top} for likelihood {self.likelihood}, got {lo}..{hi}"
+            )
         return x.to(torch.uint8).cpu().contiguous()
 
-    def encode(self, images: Any, *, elbo_samples: int = 0, progress: Optional[Callable[[int], None]] = None) -> bytes:
+    def encode(
+        self, images: Any, *, elbo_samples: int = 0, progress: Optional[Callable[[int], None]] = None
+    ) -> bytes:
         """The compressed bytes of ``images`` (uint8 ``[N, C, H, W]``). Sets :attr:`stats`; with
         ``elbo_samples`` > 0 it also holds the model's −ELBO of the images (D over that many samples)."""
         x = self.check_images(images)
@@ -220,7 +236,7 @@ class BitsBackCodec:
             self._check_layout(x[:1])
             start = 0
             for size in sizes:
-                xs = x[start:start + size]
+                xs = x[start : start + size]
                 groups, z_dim = self._posteriors(xs)
                 index = np.zeros((size, z_dim), dtype=np.int64)
                 for i in range(size):  # bits back: a posterior sample, decoded off the stack
@@ -246,22 +262,39 @@ class BitsBackCodec:
                 if progress is not None:
                     progress(size)
         header = {
-            "likelihood": self.likelihood, "shape": list(x.shape[1:]), "dtype": "uint8", "images": n,
-            "z_dim": z_dim, "latent_bits": self.buckets.bits, "latent_window": self.buckets.window,
-            "batch": self.batch, "ramp": self.ramp, "seed_words": self.seed_words, "model_sha256": self.fingerprint,
+            "likelihood": self.likelihood,
+            "shape": list(x.shape[1:]),
+            "dtype": "uint8",
+            "images": n,
+            "z_dim": z_dim,
+            "latent_bits": self.buckets.bits,
+            "latent_window": self.buckets.window,
+            "batch": self.batch,
+            "ramp": self.ramp,
+            "seed_words": self.seed_words,
+            "model_sha256": self.fingerprint,
             **env,
         }
         net += pixel_bits
         blob = container.pack(header, coder.get_compressed())
         seconds = time.perf_counter() - t0
-        self.stats = CodecStats(n, int(x[0].numel()), net, 32 * self.seed_words, container.header_bytes(blob),
-                                len(blob), seconds, extra={"pixel_bits": pixel_bits, "latent_bits": net - pixel_bits})
+        self.stats = CodecStats(
+            n,
+            int(x[0].numel()),
+            net,
+            32 * self.seed_words,
+            container.header_bytes(blob),
+            len(blob),
+            seconds,
+            extra={"pixel_bits": pixel_bits, "latent_bits": net - pixel_bits},
+        )
         if elbo_samples:
             self.stats.nelbo_bits = self.nelbo_bits(x, elbo_samples)
         return blob
 
     def _check_layout(self, x: torch.Tensor) -> None:
-        """One decoder call on a probe z: the parameters must fit the images' shape, the coupling the channels."""
+        """One decoder call on a probe z: the parameters must fit the images' shape, the coupling the
+        channels."""
         try:
             _groups, z_dim = self._posteriors(x)
         except RuntimeError as e:
@@ -271,13 +304,18 @@ class BitsBackCodec:
             for stage in pixels.stages(self.likelihood, x.shape[1]):
                 pixels.tables(params, self.likelihood, x.to(torch.int64), stage)
         except (RuntimeError, InputError) as e:
-            raise InputError(f"the decoder's output {list(params.shape)} is not {self.likelihood} parameters for "
-                             f"images {list(x.shape[1:])}: {e}") from None
+            raise InputError(
+                f"the decoder's output {list(params.shape)} is not {self.likelihood} parameters for "
+                f"images {list(x.shape[1:])}: {e}"
+            ) from None
 
     # ---- decoding
 
-    def decode(self, blob: bytes, *, strict: bool = True, progress: Optional[Callable[[int], None]] = None) -> torch.Tensor:
-        """The images (uint8 ``[N, C, H, W]``, bit-exact) of a file written by :meth:`encode` with this model."""
+    def decode(
+        self, blob: bytes, *, strict: bool = True, progress: Optional[Callable[[int], None]] = None
+    ) -> torch.Tensor:
+        """The images (uint8 ``[N, C, H, W]``, bit-exact) of a file written by :meth:`encode` with this
+        model."""
         header, words = container.unpack(blob)
         self._check_header(header, strict)
         shape = tuple(int(s) for s in header["shape"])
@@ -300,7 +338,8 @@ class BitsBackCodec:
                         table = pixels.tables(params[lo:hi], self.likelihood, context[lo:hi], stage)
                         for i in reversed(range(lo, hi)):
                             context[i, stage] = torch.from_numpy(
-                                pixels.pop(coder, table[i - lo]).astype(np.int64)).reshape(context[i, stage].shape)
+                                pixels.pop(coder, table[i - lo]).astype(np.int64)
+                            ).reshape(context[i, stage].shape)
                 xs = context.to(torch.uint8)
                 groups, got_z = self._posteriors(xs)
                 if got_z != z_dim:
@@ -309,31 +348,42 @@ class BitsBackCodec:
                     for dims, first, table in reversed(groups[i]):
                         sym = index[i, dims] - first
                         if (sym < 0).any() or (sym >= table.shape[1]).any():
-                            raise InputError("the compressed data is inconsistent with this model (corrupt file)")
+                            raise InputError(
+                                "the compressed data is inconsistent with this model (corrupt file)"
+                            )
                         coder.encode_reverse(sym.astype(np.int32), pixels._CATEGORICAL, table)
-                out[start:start + size] = xs
+                out[start : start + size] = xs
                 if progress is not None:
                     progress(size)
         if not np.array_equal(coder.get_compressed(), self._seed()):
-            raise InputError("the compressed data did not decode back to its start-up words (corrupt file or a "
-                             "different model/environment)")
+            raise InputError(
+                "the compressed data did not decode back to its start-up words (corrupt file or a "
+                "different model/environment)"
+            )
         return out
 
     def _check_header(self, header: dict[str, Any], strict: bool) -> None:
         if not self.fingerprint.startswith(header.get("model_sha256", "-")):
             raise InputError("the file was written with a different model (its parameters' SHA-256 differs)")
-        mine = {"likelihood": self.likelihood, "latent_bits": self.buckets.bits,
-                "latent_window": self.buckets.window}
+        mine = {
+            "likelihood": self.likelihood,
+            "latent_bits": self.buckets.bits,
+            "latent_window": self.buckets.window,
+        }
         for key, value in mine.items():
             if header.get(key) != value:
-                raise InputError(f"the file was written with {key}={header.get(key)!r}, this codec has {value!r}")
+                raise InputError(
+                    f"the file was written with {key}={header.get(key)!r}, this codec has {value!r}"
+                )
         if strict:
             env = self._environment()
             for key in ("torch", "cpu_capability"):
                 if header.get(key) != env[key]:
-                    raise InputError(f"the file was written under {key} {header.get(key)!r}, this is {env[key]!r}: "
-                                     "the probabilities may differ by a rounding, which ANS cannot survive "
-                                     "(decode where it was encoded, or pass strict=False at your own risk)")
+                    raise InputError(
+                        f"the file was written under {key} {header.get(key)!r}, this is {env[key]!r}: "
+                        "the probabilities may differ by a rounding, which ANS cannot survive "
+                        "(decode where it was encoded, or pass strict=False at your own risk)"
+                    )
 
     # ---- the figure to compare with
 

@@ -26,9 +26,19 @@ _DIGEST = 16
 _FINGERPRINT = 16
 # name, struct code
 _FIELDS = (
-    ("likelihood", "B"), ("dtype", "B"), ("channels", "H"), ("height", "H"), ("width", "H"), ("images", "I"),
-    ("z_dim", "H"), ("latent_bits", "B"), ("latent_window", "d"), ("batch", "I"), ("ramp", "d"),
-    ("seed_words", "H"), ("threads", "H"),
+    ("likelihood", "B"),
+    ("dtype", "B"),
+    ("channels", "H"),
+    ("height", "H"),
+    ("width", "H"),
+    ("images", "I"),
+    ("z_dim", "H"),
+    ("latent_bits", "B"),
+    ("latent_window", "d"),
+    ("batch", "I"),
+    ("ramp", "d"),
+    ("seed_words", "H"),
+    ("threads", "H"),
 )
 _FIXED = struct.Struct("<4sB" + "".join(code for _, code in _FIELDS) + f"{_FINGERPRINT}s")
 _DTYPES = ("uint8",)
@@ -56,11 +66,23 @@ def pack(header: dict[str, Any], words: np.ndarray) -> bytes:
     """The file's bytes for ``header`` (the keys of ``_FIELDS``, ``shape``, ``model_sha256``, ``torch``,
     ``cpu_capability``) and the coder's ``words`` (u32)."""
     c, h, w = header["shape"]
-    values = dict(header, likelihood=DISCRETE.index(header["likelihood"]), dtype=_DTYPES.index(header["dtype"]),
-                  channels=c, height=h, width=w)
-    fixed = _FIXED.pack(MAGIC, VERSION, *(values[name] for name, _ in _FIELDS),
-                        bytes.fromhex(header["model_sha256"])[:_FINGERPRINT])
-    text = b"".join(bytes([len(s)]) + s for s in (header["torch"].encode()[:255], header["cpu_capability"].encode()[:255]))
+    values = dict(
+        header,
+        likelihood=DISCRETE.index(header["likelihood"]),
+        dtype=_DTYPES.index(header["dtype"]),
+        channels=c,
+        height=h,
+        width=w,
+    )
+    fixed = _FIXED.pack(
+        MAGIC,
+        VERSION,
+        *(values[name] for name, _ in _FIELDS),
+        bytes.fromhex(header["model_sha256"])[:_FINGERPRINT],
+    )
+    text = b"".join(
+        bytes([len(s)]) + s for s in (header["torch"].encode()[:255], header["cpu_capability"].encode()[:255])
+    )
     payload = np.ascontiguousarray(words, dtype="<u4").tobytes()
     body = fixed + text + struct.pack("<I", len(words)) + payload
     return body + _digest(body)
@@ -87,8 +109,10 @@ def unpack(blob: bytes, where: str = "the compressed data") -> tuple[dict[str, A
     if not blob.startswith(MAGIC):
         raise InputError(f"{where}: not an elbits bits-back file (no {MAGIC!r} magic number at its start)")
     if len(blob) > len(MAGIC) and blob[len(MAGIC)] != VERSION:
-        raise InputError(f"{where}: elbits bits-back format version {blob[len(MAGIC)]}; this elbits reads "
-                         f"version {VERSION}")
+        raise InputError(
+            f"{where}: elbits bits-back format version {blob[len(MAGIC)]}; this elbits reads "
+            f"version {VERSION}"
+        )
     if len(blob) < _FIXED.size + 2 + 4 + _DIGEST or _text_end(blob) + 4 + _DIGEST > len(blob):
         raise InputError(f"{where}: truncated ({len(blob)} bytes is shorter than its header)")
     body, digest = blob[:-_DIGEST], blob[-_DIGEST:]
@@ -99,15 +123,18 @@ def unpack(blob: bytes, where: str = "the compressed data") -> tuple[dict[str, A
     pos = _FIXED.size
     for key in ("torch", "cpu_capability"):
         n = body[pos]
-        header[key] = body[pos + 1:pos + 1 + n].decode("ascii", "replace")
+        header[key] = body[pos + 1 : pos + 1 + n].decode("ascii", "replace")
         pos += 1 + n
     (n_words,) = struct.unpack_from("<I", body, pos)
-    payload = body[pos + 4:]
+    payload = body[pos + 4 :]
     if len(payload) != 4 * n_words:
         raise InputError(f"{where}: the payload is {len(payload)} bytes, its header says {4 * n_words}")
     if header["likelihood"] >= len(DISCRETE) or header["dtype"] >= len(_DTYPES):
         raise InputError(f"{where}: unknown likelihood or dtype code in the header")
-    header.update(likelihood=DISCRETE[header["likelihood"]], dtype=_DTYPES[header["dtype"]],
-                  shape=[header.pop("channels"), header.pop("height"), header.pop("width")],
-                  model_sha256=fields[-1].hex())
+    header.update(
+        likelihood=DISCRETE[header["likelihood"]],
+        dtype=_DTYPES[header["dtype"]],
+        shape=[header.pop("channels"), header.pop("height"), header.pop("width")],
+        model_sha256=fields[-1].hex(),
+    )
     return header, np.frombuffer(payload, dtype="<u4").astype(np.uint32)

@@ -36,7 +36,9 @@ class Buckets:
         """The latent values (float32) of bucket indices ``index`` ``[B, Z]``."""
         return self.centres[torch.from_numpy(np.asarray(index, dtype=np.int64))].to(torch.float32)
 
-    def posterior(self, mu: torch.Tensor, logvar: torch.Tensor) -> list[list[tuple[np.ndarray, np.ndarray, np.ndarray]]]:
+    def posterior(
+        self, mu: torch.Tensor, logvar: torch.Tensor
+    ) -> list[list[tuple[np.ndarray, np.ndarray, np.ndarray]]]:
         """The discretised posteriors of a batch ``mu``, ``logvar`` ``[B, Z]``: for each image a list of
         groups ``(dims, start, table)`` of similar window width — for the latent dimensions ``dims``
         (int64), the first bucket of each table ``start`` (int64) and the masses ``table``

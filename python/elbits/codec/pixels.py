@@ -48,7 +48,9 @@ def tables(params: torch.Tensor, likelihood: str, context: torch.Tensor, stage: 
         # the coder takes P(1) = sigmoid(logit) itself: one pass, not both levels' logs and an exp
         p1 = torch.sigmoid(params.detach().to(torch.float64))
         return p1.reshape(batch, channels, -1)[:, stage].reshape(batch, -1).numpy()
-    lp = likelihood_logprobs(params, likelihood, context=context if likelihood == "logistic_mixture" else None)
+    lp = likelihood_logprobs(
+        params, likelihood, context=context if likelihood == "logistic_mixture" else None
+    )
     lp = lp.reshape(batch, channels, -1, lp.shape[-1])[:, stage]
     return lp.exp().reshape(batch, -1, lp.shape[-1]).numpy()
 

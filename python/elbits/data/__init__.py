@@ -19,7 +19,21 @@ from .dsprites import (
 )
 
 __all__ = [
-    "BASES", "FACTOR_NAMES", "METADATA", "NUM_IMAGES", "SIZES", "ColourSprites", "ColourSpritesDataset", "NpzDSprites",
-    "ProceduralDSprites", "classes_to_index", "classes_to_values", "colour_sprites", "index_to_classes",
-    "iter_images", "load_npz", "render", "render_index",
+    "BASES",
+    "FACTOR_NAMES",
+    "METADATA",
+    "NUM_IMAGES",
+    "SIZES",
+    "ColourSprites",
+    "ColourSpritesDataset",
+    "NpzDSprites",
+    "ProceduralDSprites",
+    "classes_to_index",
+    "classes_to_values",
+    "colour_sprites",
+    "index_to_classes",
+    "iter_images",
+    "load_npz",
+    "render",
+    "render_index",
 ]

@@ -36,7 +36,9 @@ class ColourSprites:
         return float(np.log2(np.prod(self.sizes)))
 
 
-def colour_sprites(colours: int = 4, scales: tuple[int, ...] = (0, 2, 5), positions: int = 6) -> ColourSprites:
+def colour_sprites(
+    colours: int = 4, scales: tuple[int, ...] = (0, 2, 5), positions: int = 6
+) -> ColourSprites:
     """Generate the set: 3 shapes x ``colours`` x ``len(scales)`` dSprites scale classes x positions^2.
 
     Positions are ``positions`` evenly spaced dSprites posX/posY classes. Default: 1,296 images, ~16 MB.
@@ -46,11 +48,24 @@ def colour_sprites(colours: int = 4, scales: tuple[int, ...] = (0, 2, 5), positi
     pos = np.round(np.linspace(0, len(ds.POSITIONS) - 1, positions)).astype(np.int64)
     combos = np.array(list(itertools.product(range(3), range(colours), scales, pos, pos)), dtype=np.int64)
     classes = np.zeros((len(combos), 6), np.int64)
-    classes[:, 1], classes[:, 2], classes[:, 4], classes[:, 5] = combos[:, 0], combos[:, 2], combos[:, 3], combos[:, 4]
+    classes[:, 1], classes[:, 2], classes[:, 4], classes[:, 5] = (
+        combos[:, 0],
+        combos[:, 2],
+        combos[:, 3],
+        combos[:, 4],
+    )
     masks = ds.render(classes).numpy()
     images = masks[..., None] * PALETTE[combos[:, 1]][:, None, None, :]
-    factors = np.stack([combos[:, 0], combos[:, 1], np.searchsorted(scales, combos[:, 2]),
-                        np.searchsorted(pos, combos[:, 3]), np.searchsorted(pos, combos[:, 4])], 1)
+    factors = np.stack(
+        [
+            combos[:, 0],
+            combos[:, 1],
+            np.searchsorted(scales, combos[:, 2]),
+            np.searchsorted(pos, combos[:, 3]),
+            np.searchsorted(pos, combos[:, 4]),
+        ],
+        1,
+    )
     return ColourSprites(images.astype(np.uint8), factors, (3, colours, len(scales), positions, positions))
 
 

@@ -39,16 +39,23 @@ ORIENTATIONS = np.linspace(0.0, 2 * math.pi, 40)
 POSITIONS = np.linspace(0.0, 1.0, 32)
 
 # What the real npz's pickled ``metadata`` member says, as constants (elbits never unpickles the member).
-METADATA: Mapping[str, Any] = MappingProxyType({
-    "title": "dSprites dataset",
-    "latents_names": FACTOR_NAMES,
-    "latents_sizes": SIZES,
-    "latents_possible_values": MappingProxyType({
-        "color": (1.0,), "shape": (1.0, 2.0, 3.0), "scale": tuple(SCALES.tolist()),
-        "orientation": tuple(ORIENTATIONS.tolist()), "posX": tuple(POSITIONS.tolist()),
-        "posY": tuple(POSITIONS.tolist()),
-    }),
-})
+METADATA: Mapping[str, Any] = MappingProxyType(
+    {
+        "title": "dSprites dataset",
+        "latents_names": FACTOR_NAMES,
+        "latents_sizes": SIZES,
+        "latents_possible_values": MappingProxyType(
+            {
+                "color": (1.0,),
+                "shape": (1.0, 2.0, 3.0),
+                "scale": tuple(SCALES.tolist()),
+                "orientation": tuple(ORIENTATIONS.tolist()),
+                "posX": tuple(POSITIONS.tolist()),
+                "posY": tuple(POSITIONS.tolist()),
+            }
+        ),
+    }
+)
 
 # Geometry in pixels at scale 1 (fitted; see module docstring).
 CENTRE0 = 17.0  # reference point of pos = 0, in continuous pixel coordinates
@@ -78,8 +85,14 @@ def classes_to_values(classes: Union[np.ndarray, torch.Tensor]) -> np.ndarray:
     """``[N, 6]`` classes -> ``[N, 6]`` float values as in the original's ``latents_values``."""
     c = np.asarray(classes, dtype=np.int64)
     return np.stack(
-        [np.ones(len(c)), c[:, 1] + 1.0, SCALES[c[:, 2]], ORIENTATIONS[c[:, 3]], POSITIONS[c[:, 4]],
-         POSITIONS[c[:, 5]]],
+        [
+            np.ones(len(c)),
+            c[:, 1] + 1.0,
+            SCALES[c[:, 2]],
+            ORIENTATIONS[c[:, 3]],
+            POSITIONS[c[:, 4]],
+            POSITIONS[c[:, 5]],
+        ],
         axis=1,
     )
 
@@ -169,7 +182,8 @@ def iter_images(indices: Optional[Index] = None, batch: int = 8192):
 
 
 def seeded_subset(n: int, size: Optional[int], seed: int = 0) -> Optional[np.ndarray]:
-    """``size`` of the positions ``range(n)`` drawn without replacement by ``np.random.default_rng(seed)``, sorted;
+    """``size`` of the positions ``range(n)`` drawn without replacement by ``np.random.default_rng(seed)``,
+    sorted;
     ``None`` (every position) when ``size`` is ``None`` or at least ``n``."""
     if size is None or size >= n:
         return None
@@ -184,7 +198,9 @@ class ProceduralDSprites(Dataset):
     """
 
     def __init__(self, indices: Optional[Index] = None, cache: bool = False) -> None:
-        self.indices = np.arange(NUM_IMAGES) if indices is None else np.atleast_1d(np.asarray(indices, np.int64))
+        self.indices = (
+            np.arange(NUM_IMAGES) if indices is None else np.atleast_1d(np.asarray(indices, np.int64))
+        )
         self.classes = index_to_classes(self.indices)
         self._packed: Optional[np.ndarray] = None
         if cache:
@@ -262,18 +278,28 @@ def load_npz(path: Union[str, Path]) -> tuple[np.ndarray, np.ndarray]:
     with NpzArchive(path) as arc:
         missing = [m for m in ("imgs", "latents_classes") if m not in arc]
         if missing:
-            raise InputError(f"{path}: no {' or '.join(m + '.npy' for m in missing)} member; a dSprites npz holds "
-                             f"imgs [N, 64, 64] and latents_classes [N, 6] (it has: {sorted(arc.members) or 'none'})")
+            raise InputError(
+                f"{path}: no {' or '.join(m + '.npy' for m in missing)} member; a dSprites npz holds "
+                f"imgs [N, 64, 64] and latents_classes [N, 6] (it has: {sorted(arc.members) or 'none'})"
+            )
         h_img, h_cls = arc.header("imgs"), arc.header("latents_classes")
         where = f"{path} (imgs)"
         if h_img.dtype.kind not in "biuf":
             raise InputError(f"{where}: dtype {h_img.dtype}; expected binary images (uint8 0/1)")
-        if len(h_img.shape) != 3 or h_img.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE) or not 1 <= h_img.shape[0] <= NUM_IMAGES:
-            raise InputError(f"{where}: shape {list(h_img.shape)}; expected [N, 64, 64] with 1 <= N <= {NUM_IMAGES}")
+        if (
+            len(h_img.shape) != 3
+            or h_img.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE)
+            or not 1 <= h_img.shape[0] <= NUM_IMAGES
+        ):
+            raise InputError(
+                f"{where}: shape {list(h_img.shape)}; expected [N, 64, 64] with 1 <= N <= {NUM_IMAGES}"
+            )
         n = h_img.shape[0]
         if h_cls.dtype.kind not in "iu" or h_cls.shape != (n, len(SIZES)):
-            raise InputError(f"{path} (latents_classes): {list(h_cls.shape)} {h_cls.dtype}; expected [{n}, "
-                             f"{len(SIZES)}] integers, one row of factor classes per image")
+            raise InputError(
+                f"{path} (latents_classes): {list(h_cls.shape)} {h_cls.dtype}; expected [{n}, "
+                f"{len(SIZES)}] integers, one row of factor classes per image"
+            )
         classes = np.asarray(arc.read("latents_classes", h_cls, mmap=False))
         for j, (name, size) in enumerate(zip(FACTOR_NAMES, SIZES)):
             col = classes[:, j]
@@ -283,5 +309,7 @@ def load_npz(path: Union[str, Path]) -> tuple[np.ndarray, np.ndarray]:
         imgs = arc.read("imgs", h_img)
     bad_px = first_non_binary(imgs)
     if bad_px is not None:
-        raise InputError(f"{where}: pixel value {bad_px!r} ({imgs.dtype}); expected every pixel 0 or 1 (binary dSprites)")
+        raise InputError(
+            f"{where}: pixel value {bad_px!r} ({imgs.dtype}); expected every pixel 0 or 1 (binary dSprites)"
+        )
     return imgs, classes

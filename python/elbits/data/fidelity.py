@@ -67,7 +67,9 @@ def _grid(shapes, scales, orients, xs, ys) -> np.ndarray:
     return c
 
 
-def best_match(image: np.ndarray, coarse_orient_step: int = 2, pos_radius: int = 1) -> tuple[float, np.ndarray]:
+def best_match(
+    image: np.ndarray, coarse_orient_step: int = 2, pos_radius: int = 1
+) -> tuple[float, np.ndarray]:
     """Best IoU of a real binary 64x64 image against the procedural grid, and the matching classes ``[6]``.
 
     Coarse-to-fine: every shape and scale, every ``coarse_orient_step``-th orientation, positions within
@@ -86,13 +88,19 @@ def best_match(image: np.ndarray, coarse_orient_step: int = 2, pos_radius: int =
     def near(p: int, r: int) -> list[int]:
         return [q for q in range(p - r, p + r + 1) if 0 <= q < len(ds.POSITIONS)]
 
-    coarse = _grid(range(3), range(6), range(0, 40, coarse_orient_step), near(px, pos_radius),
-                   near(py, pos_radius))
+    coarse = _grid(
+        range(3), range(6), range(0, 40, coarse_orient_step), near(px, pos_radius), near(py, pos_radius)
+    )
     scores = _iou(ds.render(coarse), img)
     best = coarse[int(scores.argmax())]
     _, sh, sc, o, bx, by = best.tolist()
-    fine = _grid([sh], [s for s in range(sc - 1, sc + 2) if 0 <= s < 6], [(o + d) % 40 for d in range(-3, 4)],
-                 near(bx, 2), near(by, 2))
+    fine = _grid(
+        [sh],
+        [s for s in range(sc - 1, sc + 2) if 0 <= s < 6],
+        [(o + d) % 40 for d in range(-3, 4)],
+        near(bx, 2),
+        near(by, 2),
+    )
     scores = _iou(ds.render(fine), img)
     i = int(scores.argmax())
     return float(scores[i]), fine[i]

@@ -29,8 +29,19 @@ _CHUNK = 1 << 26  # bytes per read of a CRC pass
 _LOCAL_HEADER = 30  # fixed part of a zip local file header
 
 #: What :mod:`zipfile` raises on damaged or crafted archives (found by fuzzing: not only BadZipFile).
-ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, NotImplementedError, RuntimeError,
-              struct.error, OverflowError, IndexError, KeyError)
+ZIP_ERRORS = (
+    zipfile.BadZipFile,
+    zlib.error,
+    EOFError,
+    OSError,
+    ValueError,
+    NotImplementedError,
+    RuntimeError,
+    struct.error,
+    OverflowError,
+    IndexError,
+    KeyError,
+)
 
 PathLike = Union[str, Path]
 
@@ -96,7 +107,9 @@ def read_header(f: IO[bytes], where: str) -> NpyHeader:
     raw_len = f.read(width)
     hlen = int.from_bytes(raw_len, "little")
     if len(raw_len) < width or hlen > _MAX_HEADER:
-        raise InputError(f"{where}: malformed .npy header (length {hlen}; numpy writes at most {_MAX_HEADER})")
+        raise InputError(
+            f"{where}: malformed .npy header (length {hlen}; numpy writes at most {_MAX_HEADER})"
+        )
     text = f.read(hlen)
     if len(text) < hlen:
         raise InputError(f"{where}: truncated inside its .npy header")
@@ -106,8 +119,10 @@ def read_header(f: IO[bytes], where: str) -> NpyHeader:
     except Exception as e:  # noqa: BLE001 - numpy's parser fails on bad bytes in many ways (TokenError too)
         raise InputError(f"{where}: malformed .npy header ({one_line(e)})") from None
     if dtype.hasobject:
-        raise InputError(f"{where}: holds Python objects (dtype {dtype}), which only unpickling could read; "
-                         "elbits reads numeric arrays, with pickling off")
+        raise InputError(
+            f"{where}: holds Python objects (dtype {dtype}), which only unpickling could read; "
+            "elbits reads numeric arrays, with pickling off"
+        )
     if len(shape) > 32 or any(s < 0 for s in shape):
         raise InputError(f"{where}: malformed .npy header (shape {shape})")
     return NpyHeader(tuple(int(s) for s in shape), dtype, bool(fortran), 8 + width + hlen)
@@ -116,8 +131,10 @@ def read_header(f: IO[bytes], where: str) -> NpyHeader:
 def _check_size(head: NpyHeader, available: int, where: str) -> None:
     if head.nbytes != available:
         what = "truncated" if available < head.nbytes else "bytes after the array"
-        raise InputError(f"{where}: its header declares {list(head.shape)} {head.dtype} ({head.nbytes} bytes) "
-                         f"but {max(available, 0)} bytes follow it ({what})")
+        raise InputError(
+            f"{where}: its header declares {list(head.shape)} {head.dtype} ({head.nbytes} bytes) "
+            f"but {max(available, 0)} bytes follow it ({what})"
+        )
 
 
 def _map(path: Path, head: NpyHeader, offset: int) -> np.ndarray:
@@ -127,7 +144,12 @@ def _map(path: Path, head: NpyHeader, offset: int) -> np.ndarray:
             f.seek(offset)
             return np.frombuffer(f.read(head.nbytes), dtype=head.dtype).reshape(head.shape)
     mm: np.ndarray = np.memmap(  # type: ignore[call-overload]
-        str(path), dtype=head.dtype, mode="r", shape=head.shape, offset=offset, order="F" if head.fortran else "C"
+        str(path),
+        dtype=head.dtype,
+        mode="r",
+        shape=head.shape,
+        offset=offset,
+        order="F" if head.fortran else "C",
     )
     return mm
 
@@ -167,8 +189,10 @@ class NpzArchive:
         with self.path.open("rb") as f:
             lead = f.read(8)
         if not is_zip(self.path):
-            raise InputError(f"{self.path}: not an .npz archive ({describe_start(lead)}); "
-                             "expected a zip of .npy arrays as numpy.savez writes")
+            raise InputError(
+                f"{self.path}: not an .npz archive ({describe_start(lead)}); "
+                "expected a zip of .npy arrays as numpy.savez writes"
+            )
         try:
             self._zf = zipfile.ZipFile(self.path)
         except ZIP_ERRORS as e:
@@ -196,8 +220,10 @@ class NpzArchive:
         if info.flag_bits & 0x1:
             raise InputError(f"{self._where(name)}: encrypted; expected a plain numpy.savez archive")
         if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-            raise InputError(f"{self._where(name)}: zip compression method {info.compress_type}; "
-                             "expected stored or deflate, as numpy.savez writes")
+            raise InputError(
+                f"{self._where(name)}: zip compression method {info.compress_type}; "
+                "expected stored or deflate, as numpy.savez writes"
+            )
         return info
 
     def header(self, name: str) -> NpyHeader:
@@ -235,10 +261,16 @@ class NpzArchive:
             local = f.read(_LOCAL_HEADER)
         if len(local) < _LOCAL_HEADER or not local.startswith(ZIP_MAGIC):
             raise InputError(f"{self._where(info.filename[:-4])}: corrupt (bad zip local header)")
-        start = (info.header_offset + _LOCAL_HEADER + int.from_bytes(local[26:28], "little")
-                 + int.from_bytes(local[28:30], "little"))
+        start = (
+            info.header_offset
+            + _LOCAL_HEADER
+            + int.from_bytes(local[26:28], "little")
+            + int.from_bytes(local[28:30], "little")
+        )
         if info.compress_size != info.file_size or start + info.file_size > self._size:
-            raise InputError(f"{self._where(info.filename[:-4])}: corrupt (the member runs past the end of the file)")
+            raise InputError(
+                f"{self._where(info.filename[:-4])}: corrupt (the member runs past the end of the file)"
+            )
         return start
 
     def _verify_stored_crc(self, info: zipfile.ZipInfo, start: int, where: str) -> None:

@@ -54,16 +54,27 @@ def load_codec(checkpoint: PathLike, **settings: Any) -> tuple[BitsBackCodec, di
 
 
 def read_images(images: Optional[PathLike], limit: int, data_seed: int) -> torch.Tensor:
-    """The images to code: a file (see :func:`elbits.evaluate.load_images`) or ``limit`` procedural dSprites."""
+    """The images to code: a file (see :func:`elbits.evaluate.load_images`) or ``limit`` procedural
+    dSprites."""
     if images is not None:
         return load_images(images)
     data = procedural_set(limit, data_seed)
     return data.images(np.arange(len(data)))[:, None]
 
 
-def compress(checkpoint: PathLike, images: Optional[PathLike], out: PathLike, *, limit: int = 1000,
-             data_seed: int = 0, overwrite: bool = False, compare: bool = False, elbo_samples: int = 4,
-             progress: bool = False, **settings: Any) -> dict[str, Any]:
+def compress(
+    checkpoint: PathLike,
+    images: Optional[PathLike],
+    out: PathLike,
+    *,
+    limit: int = 1000,
+    data_seed: int = 0,
+    overwrite: bool = False,
+    compare: bool = False,
+    elbo_samples: int = 4,
+    progress: bool = False,
+    **settings: Any,
+) -> dict[str, Any]:
     """Code the images into ``out``; returns the summary (bits/image and bits/dim, the model's −ELBO, and
     with ``compare`` the classical codecs on the same images)."""
     codec, info = load_codec(checkpoint, **settings)
@@ -72,20 +83,29 @@ def compress(checkpoint: PathLike, images: Optional[PathLike], out: PathLike, *,
         blob = codec.encode(x, elbo_samples=elbo_samples, progress=step)
         tmp.write_bytes(blob)
     assert codec.stats is not None
-    result: dict[str, Any] = {"checkpoint": str(checkpoint), "likelihood": codec.likelihood, "out": str(out),
-                              **codec.stats.summary()}
+    result: dict[str, Any] = {
+        "checkpoint": str(checkpoint),
+        "likelihood": codec.likelihood,
+        "out": str(out),
+        **codec.stats.summary(),
+    }
     if compare:
         n, dims = len(x), int(x[0].numel())
         result["baselines"] = [
-            {"codec": b.name, "bits_per_image": b.bits_per_image(n), "bits_per_dim": b.bits_per_image(n) / dims,
-             "per_file": b.per_file}
+            {
+                "codec": b.name,
+                "bits_per_image": b.bits_per_image(n),
+                "bits_per_dim": b.bits_per_image(n) / dims,
+                "per_file": b.per_file,
+            }
             for b in baselines(x.numpy(), binary=codec.likelihood == "bernoulli")
         ]
     return result
 
 
-def decompress(checkpoint: PathLike, file: PathLike, out: PathLike, *, overwrite: bool = False,
-               progress: bool = False) -> dict[str, Any]:
+def decompress(
+    checkpoint: PathLike, file: PathLike, out: PathLike, *, overwrite: bool = False, progress: bool = False
+) -> dict[str, Any]:
     """Decode ``file`` with the checkpoint's model into ``out`` (a ``.npy`` of uint8 ``[N, C, H, W]``)."""
     from ..codec import container
 
@@ -114,16 +134,25 @@ def _bar(enabled: bool, total: int, what: str):
 
 def format_summary(r: dict[str, Any]) -> str:
     """The terminal table: the codec's net and whole-file rate next to the −ELBO and the baselines."""
-    rows = [("bits-back net (start-up excluded)", r["net_bits_per_image"], r["net_bits_per_dim"]),
-            ("bits-back file (all bytes)", r["file_bits_per_image"], r["file_bits_per_dim"])]
+    rows = [
+        ("bits-back net (start-up excluded)", r["net_bits_per_image"], r["net_bits_per_dim"]),
+        ("bits-back file (all bytes)", r["file_bits_per_image"], r["file_bits_per_dim"]),
+    ]
     if "nelbo_bits_per_image" in r:
-        rows.append(("model -ELBO (D over posterior samples)", r["nelbo_bits_per_image"], r["nelbo_bits_per_dim"]))
+        rows.append(
+            ("model -ELBO (D over posterior samples)", r["nelbo_bits_per_image"], r["nelbo_bits_per_dim"])
+        )
     for b in r.get("baselines", []):
-        rows.append((b["codec"] + (" per file" if b["per_file"] else ""), b["bits_per_image"], b["bits_per_dim"]))
+        rows.append(
+            (b["codec"] + (" per file" if b["per_file"] else ""), b["bits_per_image"], b["bits_per_dim"])
+        )
     width = max(len(name) for name, _, _ in rows)
-    lines = [f"elbits compress: {int(r['images'])} images ({r['likelihood']}) -> {r['out']}, "
-             f"{int(r['file_bytes'])} bytes ({int(r['header_bytes'])} header, {int(r['startup_bits'])} start-up bits), "
-             f"{r['images_per_second']:.0f} images/s",
-             f"{'':{width}}  bits/image    bits/dim"]
+    lines = [
+        f"elbits compress: {int(r['images'])} images ({r['likelihood']}) -> {r['out']}, "
+        f"{int(r['file_bytes'])} bytes ({int(r['header_bytes'])} header, {int(r['startup_bits'])} start-up "
+        "bits), "
+        f"{r['images_per_second']:.0f} images/s",
+        f"{'':{width}}  bits/image    bits/dim",
+    ]
     lines += [f"{name:{width}}  {bits:10.2f}  {per_dim:10.5f}" for name, bits, per_dim in rows]
     return "\n".join(lines)

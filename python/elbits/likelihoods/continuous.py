@@ -78,8 +78,10 @@ def check_scale_arg(likelihood: str, scale: object, log_scale: object) -> None:
         if not (math.isfinite(float(scale)) and float(scale) > 0):
             raise InputError(f"scale ({what}) must be a finite number > 0 in the data's units, got {scale}")
     if log_scale is not None and not isinstance(log_scale, Tensor):
-        raise InputError(f"log_scale must be a tensor (log {what}), got {type(log_scale).__name__}; "
-                         "give a fixed value as scale=")
+        raise InputError(
+            f"log_scale must be a tensor (log {what}), got {type(log_scale).__name__}; "
+            "give a fixed value as scale="
+        )
 
 
 def _check_scale_tensor(name: str, t: Tensor, mean: Tensor) -> None:
@@ -105,7 +107,9 @@ def _log_scale(scale: Optional[Scale], log_scale: Optional[Tensor], dtype: torch
         return log_scale.to(dtype)
     if isinstance(scale, Tensor):
         if check and not bool((torch.isfinite(scale) & (scale > 0)).all()):
-            raise InputError("scale has values that are not finite numbers > 0 (pass check_finite=False to get NaN)")
+            raise InputError(
+                "scale has values that are not finite numbers > 0 (pass check_finite=False to get NaN)"
+            )
         return torch.log(scale.to(dtype))
     assert scale is not None
     return math.log(float(scale))
@@ -125,7 +129,9 @@ def _levels(target: Tensor, lo: float, hi: float, check: bool) -> Tensor:
     if target.dtype in _LEVEL_TARGETS:
         levels = target.long()
         if check and target.dtype == torch.int64 and not bool(((levels >= 0) & (levels < LEVELS)).all()):
-            raise InputError("target has levels outside 0..255 (discretize reads integer targets as 8-bit levels)")
+            raise InputError(
+                "target has levels outside 0..255 (discretize reads integer targets as 8-bit levels)"
+            )
         return levels
     pos = (target.detach().double() - lo) * ((LEVELS - 1) / (hi - lo))
     levels = pos.round()
@@ -136,7 +142,8 @@ def _levels(target: Tensor, lo: float, hi: float, check: bool) -> Tensor:
         off = float((pos - levels).abs().max())
         if off > _GRID_TOL:
             raise InputError(
-                f"target has values off the 256-level grid of discretize=({lo:g}, {hi:g}) (by up to {off:.3g} "
+                f"target has values off the 256-level grid of discretize=({lo:g}, {hi:g}) (by up to "
+                f"{off:.3g} "
                 "levels): a code length needs the 8-bit data itself, not dequantized or resampled values"
             )
     # Unchecked (compile, vmap, jvp), a value off the range becomes level -1: NaN for the Laplace
@@ -207,11 +214,16 @@ def _raise_nonfinite(recon: Tensor, mean: Tensor, target: Tensor) -> None:
     [B] result, so valid inputs cost one small reduction)."""
     if bool(torch.isfinite(recon).all()):
         return
-    problems = [f"{n} contains NaN or Inf" for n, t in (("mean", mean), ("target", target))
-                if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    problems = [
+        f"{n} contains NaN or Inf"
+        for n, t in (("mean", mean), ("target", target))
+        if t.is_floating_point() and not bool(torch.isfinite(t).all())
+    ]
     if not problems:
-        problems = [f"the reconstruction loss overflowed {str(recon.dtype).replace('torch.', '')} "
-                    "(the target is too many scales from the mean)"]
+        problems = [
+            f"the reconstruction loss overflowed {str(recon.dtype).replace('torch.', '')} "
+            "(the target is too many scales from the mean)"
+        ]
     raise InputError("; ".join(problems) + " (pass check_finite=False to get NaN through)")
 
 
@@ -234,7 +246,9 @@ def continuous_terms(
     check_scale_arg(likelihood, scale, log_scale)
     # 16-bit floats cannot hold the 256 levels of [0, 1] exactly: 8-bit targets are levels or float32/64.
     targets = FLOATS if rng is None else _LEVEL_TARGETS + (torch.float32, torch.float64)
-    mean, target, mu, logvar, batch, dims = v.check_inputs("mean", mean, target, mu, logvar, targets, same_shape=True)
+    mean, target, mu, logvar, batch, dims = v.check_inputs(
+        "mean", mean, target, mu, logvar, targets, same_shape=True
+    )
     scale_t = log_scale if log_scale is not None else scale
     dtypes = [mean.dtype, mu.dtype, logvar.dtype]
     if isinstance(scale_t, Tensor):
@@ -261,9 +275,12 @@ def continuous_terms(
     return ELBOTerms(recon, kl, dims)
 
 
-def _discretized_gaussian(mean: Tensor, levels: Tensor, log_scale, rng, mu, logvar, check_finite, hint) -> ELBOTerms:
+def _discretized_gaussian(
+    mean: Tensor, levels: Tensor, log_scale, rng, mu, logvar, check_finite, hint
+) -> ELBOTerms:
     """The fused ``discretized_gaussian`` op (data on [-1, 1]) on this range's parameters: x' = k x + o
-    with k = 2/(hi - lo) maps the levels onto [-1, 1], so mean' = k mean + o, log sigma' = log sigma + log k."""
+    with k = 2/(hi - lo) maps the levels onto [-1, 1], so mean' = k mean + o, log sigma' = log sigma + log
+    k."""
     lo, hi = rng
     k = 2.0 / (hi - lo)
     batch = mean.shape[0]

@@ -41,8 +41,12 @@ def _(mu, logvar, double_out, check_finite):
 def _kl_vmap(info, in_dims, mu, logvar, double_out, check_finite):
     # Elementwise over [B, Z]: fold the vmapped dimension into the rows, one kernel call.
     size = info.batch_size
-    mu, logvar = (t.movedim(d, 0) if d is not None else t.expand(size, *t.shape) for t, d in zip((mu, logvar), in_dims))
-    kl = gaussian_kl_op(mu.reshape(-1, mu.shape[-1]), logvar.reshape(-1, logvar.shape[-1]), double_out, check_finite)
+    mu, logvar = (
+        t.movedim(d, 0) if d is not None else t.expand(size, *t.shape) for t, d in zip((mu, logvar), in_dims)
+    )
+    kl = gaussian_kl_op(
+        mu.reshape(-1, mu.shape[-1]), logvar.reshape(-1, logvar.shape[-1]), double_out, check_finite
+    )
     return kl.view(mu.shape), 0
 
 

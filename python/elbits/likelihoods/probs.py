@@ -55,7 +55,8 @@ def _checked(probs: Tensor, target: Tensor) -> None:
         problems.append("target has uint8 values other than 0 and 1")
     if problems:
         raise InputError(
-            "; ".join(problems) + " (input='probs' reads the decoder's probabilities; pass check_finite=False "
+            "; ".join(problems)
+            + " (input='probs' reads the decoder's probabilities; pass check_finite=False "
             "to get NaN for those samples instead)"
         )
 
@@ -65,7 +66,8 @@ def _warn_saturated(probs: Tensor, target: Tensor) -> None:
     clamped = ((probs == 1) & (target < 1)) | ((probs == 0) & (target > 0))
     if bool(clamped.any()):
         warnings.warn(
-            "probabilities of exactly 0 or 1 met targets on the other side: binary_cross_entropy clamps their "
+            "probabilities of exactly 0 or 1 met targets on the other side: binary_cross_entropy clamps "
+            "their "
             "log at -100, so each such element counts up to 100 nats whatever the decoder's logit (float32 "
             "sigmoid is 1.0 from logit 16.6), an overestimate for logits below 100; pass the logits instead "
             "(input='logits', the default) for the exact loss",
@@ -74,8 +76,10 @@ def _warn_saturated(probs: Tensor, target: Tensor) -> None:
         )
 
 
-_SKIP = (os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep,
-         os.path.dirname(os.path.abspath(torch.__file__ or "")) + os.sep)
+_SKIP = (
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep,
+    os.path.dirname(os.path.abspath(torch.__file__ or "")) + os.sep,
+)
 
 
 def _caller_level() -> int:
@@ -117,7 +121,9 @@ def bernoulli_probs_terms(
     """``likelihood="bernoulli", input="probs"``: ``probs`` ``[B, ...]`` in [0, 1] (a sigmoid's
     output), target of the same shape (float in [0, 1], uint8 {0, 1} or bool). ``recon_grad_hint``
     is accepted and unused (autograd computes this gradient)."""
-    probs, target, mu, logvar, _, dims = v.check_inputs("probs", probs, target, mu, logvar, _TARGETS, same_shape=True)
+    probs, target, mu, logvar, _, dims = v.check_inputs(
+        "probs", probs, target, mu, logvar, _TARGETS, same_shape=True
+    )
     recon = bernoulli_probs_nll(probs, target, check_finite)
     kl = gaussian_kl(mu, logvar, out_dtype(probs.dtype, mu.dtype, logvar.dtype), check_finite)
     return ELBOTerms(recon.to(kl.dtype), kl, dims)

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import inspect
 import numbers
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any, Optional
 
 import torch
 from torch import nn
@@ -33,7 +34,12 @@ from ..terms import ELBOTerms
 
 DECODER_OUTPUTS = ("logits", "probs")
 _CHOICES = ("auto", *DECODER_OUTPUTS)
-_SIGMOIDS: tuple[Callable[..., Any], ...] = (torch.sigmoid, torch.Tensor.sigmoid, torch.special.expit, F.sigmoid)
+_SIGMOIDS: tuple[Callable[..., Any], ...] = (
+    torch.sigmoid,
+    torch.Tensor.sigmoid,
+    torch.special.expit,
+    F.sigmoid,
+)
 
 
 def probs_input_available() -> bool:
@@ -53,8 +59,13 @@ class _SigmoidTap(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
-        if (any(func is s for s in _SIGMOIDS) and "out" not in kwargs and isinstance(out, torch.Tensor)
-                and args and isinstance(args[0], torch.Tensor)):
+        if (
+            any(func is s for s in _SIGMOIDS)
+            and "out" not in kwargs
+            and isinstance(out, torch.Tensor)
+            and args
+            and isinstance(args[0], torch.Tensor)
+        ):
             self.last = (args[0], _version(args[0]), out, _version(out))
         return out
 
@@ -75,12 +86,17 @@ def _logits_behind(result: torch.Tensor, tap: _SigmoidTap) -> Optional[torch.Ten
     if result is post:
         logits = pre
     else:
-        same_memory = (result.untyped_storage().data_ptr() == post.untyped_storage().data_ptr()
-                       and result.storage_offset() == post.storage_offset())
-        if not (same_memory and result.numel() == post.numel() and result.is_contiguous() and post.is_contiguous()):
+        same_memory = (
+            result.untyped_storage().data_ptr() == post.untyped_storage().data_ptr()
+            and result.storage_offset() == post.storage_offset()
+        )
+        if not (
+            same_memory and result.numel() == post.numel() and result.is_contiguous() and post.is_contiguous()
+        ):
             return None
         logits = pre.reshape(result.shape)  # the sigmoid is elementwise: row-major order is kept
-    # Inference tensors count no in-place writes: the values themselves are checked instead (one sigmoid pass).
+    # Inference tensors count no in-place writes: the values themselves are checked instead (one sigmoid
+    # pass).
     if pre_version is None and not torch.equal(torch.sigmoid(logits), result):
         return None
     return logits
@@ -94,8 +110,10 @@ def _latent_dim(value: Any, owner: str) -> int:
 
 def _check_choice(decoder_output: str) -> None:
     if decoder_output not in _CHOICES:
-        raise InputError(f"decoder_output must be one of {list(_CHOICES)} (what the decoder returns), "
-                         f"got {decoder_output!r}")
+        raise InputError(
+            f"decoder_output must be one of {list(_CHOICES)} (what the decoder returns), "
+            f"got {decoder_output!r}"
+        )
 
 
 class VAEAdapter(nn.Module):
@@ -128,10 +146,15 @@ class VAEAdapter(nn.Module):
             self._tap_sigmoid = _logits_behind(raw, tap) is not None
             self.decoder_output = "logits" if self._tap_sigmoid else "probs"
         if self.decoder_output == "probs" and not probs_input_available():
-            why = ("is declared to return probabilities" if declared else "returns probabilities (its result "
-                   "is not the output of a final sigmoid whose input could be taken as logits)")
+            why = (
+                "is declared to return probabilities"
+                if declared
+                else "returns probabilities (its result "
+                "is not the output of a final sigmoid whose input could be taken as logits)"
+            )
             raise InputError(
-                f"the decoder of this {type(self.model).__name__} {why}, and this elbits' Bernoulli likelihood "
+                f"the decoder of this {type(self.model).__name__} {why}, and this elbits' Bernoulli "
+                "likelihood "
                 "reads logits only: give a decoder that returns logits with decoder_output='logits'"
             )
 
@@ -166,8 +189,10 @@ class VAEAdapter(nn.Module):
         for name, t in (("mu", mu), ("logvar", logvar)):
             if not isinstance(t, torch.Tensor) or t.dim() != 2 or t.shape[0] != x.shape[0]:
                 got = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
-                raise InputError(f"the encoder of this {type(self.model).__name__} gave {name} {got}; "
-                                 f"expected [batch {x.shape[0]}, latent_dim]")
+                raise InputError(
+                    f"the encoder of this {type(self.model).__name__} gave {name} {got}; "
+                    f"expected [batch {x.shape[0]}, latent_dim]"
+                )
         return mu, logvar
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
@@ -178,8 +203,10 @@ class VAEAdapter(nn.Module):
             raw = self._decode_raw(z)
         logits = _logits_behind(raw, tap)
         if logits is None:
-            raise RuntimeError(f"the decoder of this {type(self.model).__name__} no longer ends in the sigmoid "
-                               "it ended in at construction; build the adapter again")
+            raise RuntimeError(
+                f"the decoder of this {type(self.model).__name__} no longer ends in the sigmoid "
+                "it ended in at construction; build the adapter again"
+            )
         return logits
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -201,7 +228,8 @@ class VAEAdapter(nn.Module):
 
 
 # pythae models whose rate is not KL(N(embedding, exp(log_covariance)) || N(0, I)): a learned or non-Gaussian
-# prior (VAMP, SVAE's von Mises-Fisher, PoincareVAE's wrapped normal) or a flow after the Gaussian (the others).
+# prior (VAMP, SVAE's von Mises-Fisher, PoincareVAE's wrapped normal) or a flow after the Gaussian (the
+# others).
 _OTHER_POSTERIOR_OR_PRIOR = {
     "VAMP": "its prior is a VampPrior mixture",
     "SVAE": "its posterior and prior are von Mises-Fisher / uniform on the sphere",
@@ -227,19 +255,27 @@ class PythaeAdapter(VAEAdapter):
     def __init__(self, model: nn.Module, decoder_output: str = "auto") -> None:
         _check_choice(decoder_output)
         cfg = getattr(model, "model_config", None)
-        if not isinstance(model, nn.Module) or cfg is None or not all(
-            isinstance(getattr(model, n, None), nn.Module) for n in ("encoder", "decoder")
+        if (
+            not isinstance(model, nn.Module)
+            or cfg is None
+            or not all(isinstance(getattr(model, n, None), nn.Module) for n in ("encoder", "decoder"))
         ):
-            raise InputError(f"PythaeAdapter takes a pythae model (an nn.Module with model_config, encoder and "
-                             f"decoder), got {type(model).__name__}")
+            raise InputError(
+                f"PythaeAdapter takes a pythae model (an nn.Module with model_config, encoder and "
+                f"decoder), got {type(model).__name__}"
+            )
         name = getattr(model, "model_name", "")
         if name in _OTHER_POSTERIOR_OR_PRIOR:
-            raise InputError(f"pythae {name}: {_OTHER_POSTERIOR_OR_PRIOR[name]}, so elbits' KL to N(0, I) is not "
-                             "its rate; PythaeAdapter takes Gaussian-posterior, N(0, I)-prior VAEs (VAE, BetaVAE, ...)")
+            raise InputError(
+                f"pythae {name}: {_OTHER_POSTERIOR_OR_PRIOR[name]}, so elbits' KL to N(0, I) is not "
+                "its rate; PythaeAdapter takes Gaussian-posterior, N(0, I)-prior VAEs (VAE, BetaVAE, ...)"
+            )
         loss = getattr(cfg, "reconstruction_loss", "bce")
         if loss != "bce":
-            raise InputError(f"this pythae {type(model).__name__} has reconstruction_loss={loss!r}: its decoder "
-                             "is not a Bernoulli one; PythaeAdapter needs reconstruction_loss='bce'")
+            raise InputError(
+                f"this pythae {type(model).__name__} has reconstruction_loss={loss!r}: its decoder "
+                "is not a Bernoulli one; PythaeAdapter needs reconstruction_loss='bce'"
+            )
         super().__init__(model, decoder_output)
         self.latent_dim = _latent_dim(getattr(cfg, "latent_dim", None), "this pythae model's model_config")
         shape = getattr(cfg, "input_dim", None)
@@ -251,17 +287,21 @@ class PythaeAdapter(VAEAdapter):
         out = self.model.encoder(x)
         mu, logvar = getattr(out, "embedding", None), getattr(out, "log_covariance", None)
         if mu is None or logvar is None:
-            raise InputError(f"the encoder of this pythae {type(self.model).__name__} gives no "
-                             f"{'embedding' if mu is None else 'log_covariance'} (not a Gaussian VAE encoder); "
-                             "elbits needs q(z|x) = N(embedding, exp(log_covariance))")
+            raise InputError(
+                f"the encoder of this pythae {type(self.model).__name__} gives no "
+                f"{'embedding' if mu is None else 'log_covariance'} (not a Gaussian VAE encoder); "
+                "elbits needs q(z|x) = N(embedding, exp(log_covariance))"
+            )
         return mu, logvar
 
     def _decode_raw(self, z: torch.Tensor) -> torch.Tensor:
         out = self.model.decoder(z)
         recon = out.get("reconstruction") if isinstance(out, dict) else None
         if recon is None:
-            raise InputError(f"the decoder of this pythae {type(self.model).__name__} gave no 'reconstruction' "
-                             f"(got {type(out).__name__}); expected pythae's ModelOutput(reconstruction=...)")
+            raise InputError(
+                f"the decoder of this pythae {type(self.model).__name__} gave no 'reconstruction' "
+                f"(got {type(out).__name__}); expected pythae's ModelOutput(reconstruction=...)"
+            )
         return recon
 
     def reparameterize(self, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -286,8 +326,10 @@ class DisentanglingVAEAdapter(VAEAdapter):
             and isinstance(getattr(model, "decoder", None), nn.Module)
             and callable(getattr(model, "reparameterize", None))
         ):
-            raise InputError("DisentanglingVAEAdapter takes a disentangling-vae model (an nn.Module with encoder, "
-                             f"decoder and reparameterize), got {type(model).__name__}")
+            raise InputError(
+                "DisentanglingVAEAdapter takes a disentangling-vae model (an nn.Module with encoder, "
+                f"decoder and reparameterize), got {type(model).__name__}"
+            )
         super().__init__(model, decoder_output)
         self.latent_dim = _latent_dim(getattr(model, "latent_dim", None), f"this {type(model).__name__}")
         self._resolve_decoder_output()
@@ -295,8 +337,10 @@ class DisentanglingVAEAdapter(VAEAdapter):
     def _encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         out = self.model.encoder(x)
         if not isinstance(out, (tuple, list)) or len(out) != 2:
-            raise InputError(f"the encoder of this {type(self.model).__name__} gave {type(out).__name__}; "
-                             "expected the pair (mu, logvar)")
+            raise InputError(
+                f"the encoder of this {type(self.model).__name__} gave {type(out).__name__}; "
+                "expected the pair (mu, logvar)"
+            )
         return out[0], out[1]
 
     def _decode_raw(self, z: torch.Tensor) -> torch.Tensor:
@@ -317,5 +361,7 @@ def adapt(model: nn.Module, decoder_output: str = "auto") -> nn.Module:
         return PythaeAdapter(model, decoder_output)
     if hasattr(model, "reparameterize") and hasattr(model, "latent_dim"):
         return DisentanglingVAEAdapter(model, decoder_output)
-    raise InputError(f"elbits.models.adapt knows pythae and disentangling-vae models, not {type(model).__name__}; "
-                     "give elbits a model with encode(x) -> (mu, logvar) and decode(z) -> logits")
+    raise InputError(
+        f"elbits.models.adapt knows pythae and disentangling-vae models, not {type(model).__name__}; "
+        "give elbits a model with encode(x) -> (mu, logvar) and decode(z) -> logits"
+    )

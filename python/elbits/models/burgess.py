@@ -55,7 +55,9 @@ class _Decoder(nn.Module):
         h = F.relu(self.lin3(h)).view(-1, 32, 4, 4)
         for conv in (self.convT_64, self.convT1, self.convT2):
             h = F.relu(conv(h))
-        return self.convT3(h)  # Bernoulli logits (the original applies a sigmoid here), or a likelihood's parameters
+        return self.convT3(
+            h
+        )  # Bernoulli logits (the original applies a sigmoid here), or a likelihood's parameters
 
 
 class BurgessVAE(nn.Module):
@@ -111,14 +113,23 @@ def burgess_from_state_dict(state: Any, where: str) -> BurgessVAE:
     if not isinstance(state, Mapping):
         raise InputError(f"{where}: expected a Burgess VAE state_dict, got {type(state).__name__}")
     lin1, conv1 = state.get("decoder.lin1.weight"), state.get("encoder.conv1.weight")
-    if not (isinstance(lin1, torch.Tensor) and lin1.dim() == 2 and isinstance(conv1, torch.Tensor)
-            and conv1.dim() == 4):
-        raise InputError(f"{where}: not a Burgess VAE state_dict (expected decoder.lin1.weight [256, z_dim] and "
-                         "encoder.conv1.weight [32, channels, 4, 4])")
+    if not (
+        isinstance(lin1, torch.Tensor)
+        and lin1.dim() == 2
+        and isinstance(conv1, torch.Tensor)
+        and conv1.dim() == 4
+    ):
+        raise InputError(
+            f"{where}: not a Burgess VAE state_dict (expected decoder.lin1.weight [256, z_dim] and "
+            "encoder.conv1.weight [32, channels, 4, 4])"
+        )
     z_dim, channels = int(lin1.shape[1]), int(conv1.shape[1])
     if not (1 <= z_dim <= MAX_Z_DIM and 1 <= channels <= MAX_CHANNELS):
-        raise InputError(f"{where}: z_dim {z_dim}, {channels} channels; expected 1..{MAX_Z_DIM} and 1..{MAX_CHANNELS}")
-    # A decoder trained for another likelihood's layout has more output channels (ConvTranspose2d: [in, out, k, k]).
+        raise InputError(
+            f"{where}: z_dim {z_dim}, {channels} channels; expected 1..{MAX_Z_DIM} and 1..{MAX_CHANNELS}"
+        )
+    # A decoder trained for another likelihood's layout has more output channels (ConvTranspose2d: [in, out,
+    # k, k]).
     last = state.get("decoder.convT3.weight")
     out = int(last.shape[1]) if isinstance(last, torch.Tensor) and last.dim() == 4 else channels
     if not 1 <= out <= MAX_OUT_CHANNELS:
@@ -128,7 +139,9 @@ def burgess_from_state_dict(state: Any, where: str) -> BurgessVAE:
     return model.eval()
 
 
-def load_disentangling_vae(path: Union[str, Path], map_location: Union[str, torch.device] = "cpu") -> BurgessVAE:
+def load_disentangling_vae(
+    path: Union[str, Path], map_location: Union[str, torch.device] = "cpu"
+) -> BurgessVAE:
     """A :class:`BurgessVAE` in eval mode from a disentangling-vae ``model.pt`` state_dict (or its folder).
 
     The checkpoint's keys (``encoder.conv1`` ... ``decoder.convT3``) are this module's; ``z_dim`` and the
@@ -161,7 +174,9 @@ def disentangling_vae_specs(path: Union[str, Path]) -> dict[str, Any]:
     try:
         specs = json.loads(path.read_bytes().decode("utf-8"))
     except (ValueError, RecursionError) as e:
-        raise InputError(f"{path}: not JSON ({one_line(e)}); expected disentangling-vae's specs object") from None
+        raise InputError(
+            f"{path}: not JSON ({one_line(e)}); expected disentangling-vae's specs object"
+        ) from None
     if not isinstance(specs, dict):
         raise InputError(f"{path}: a JSON {type(specs).__name__}; expected disentangling-vae's specs object")
     return {k: specs.get(k) for k in SPECS_KEYS}

@@ -18,7 +18,8 @@ A transform the twin cannot serve (``torch.func.functionalize``, forward-mode AD
 op, as under jit.trace or a dispatch mode) raises an error that names it, never a silent zero.
 """
 
-from typing import Callable, NamedTuple, Optional
+from collections.abc import Callable
+from typing import NamedTuple, Optional
 
 import torch
 from torch._functorch.pyfunctorch import retrieve_all_functorch_interpreters
@@ -76,7 +77,11 @@ def _kl_grads(ctx, grad_kl: Optional[Tensor], mu: Tensor, logvar: Tensor):
     if grad_kl is None:
         return None, None
     g_mu = (grad_kl * mu.to(grad_kl.dtype)).to(mu.dtype) if ctx.needs_input_grad[2] else None
-    g_lv = (0.5 * grad_kl * torch.expm1(logvar.to(grad_kl.dtype))).to(logvar.dtype) if ctx.needs_input_grad[3] else None
+    g_lv = (
+        (0.5 * grad_kl * torch.expm1(logvar.to(grad_kl.dtype))).to(logvar.dtype)
+        if ctx.needs_input_grad[3]
+        else None
+    )
     return g_mu, g_lv
 
 
@@ -254,7 +259,9 @@ def call_op(op, *inputs):
         # cannot evaluate it and runs the transform eagerly instead (a graph break; an error under
         # fullgraph), where the twin serves it. Traced, the custom op would give jvp a zero tangent.
         if torch._C._functorch.maybe_current_level() is not None:
-            raise NotImplementedError(f"{op} under a torch.func transform inside torch.compile: call the transform eagerly")
+            raise NotImplementedError(
+                f"{op} under a torch.func transform inside torch.compile: call the transform eagerly"
+            )
         return op(*inputs)
     twins = _TWINS.get(op)
     transforms = _transforms()
@@ -271,10 +278,13 @@ def _refuse_untraceable_modes(op, tensors, transforms) -> None:
     if any(t != _TransformType.Vmap for t in transforms):
         modes = ", ".join(str(t).split(".")[-1] for t in transforms)
         raise NotImplementedError(
-            f"{name} under torch.func transforms [{modes}] together with tracing or a torch_function/dispatch "
+            f"{name} under torch.func transforms [{modes}] together with tracing or a "
+            "torch_function/dispatch "
             "mode is not supported: call elbits outside the tracing mode, or without torch.func.functionalize"
         )
-    if _forward_ad._current_level >= 0 and any(_forward_ad.unpack_dual(t).tangent is not None for t in tensors):
+    if _forward_ad._current_level >= 0 and any(
+        _forward_ad.unpack_dual(t).tangent is not None for t in tensors
+    ):
         raise NotImplementedError(
             f"forward-mode AD (dual tensors) through {name} is not supported under tracing or a "
             "torch_function/dispatch mode: compute the tangent outside that mode (eager elbits has a jvp "

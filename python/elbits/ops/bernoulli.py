@@ -50,16 +50,28 @@ def bernoulli_elbo(
     recon = torch.empty((batch,), dtype=odt, device=dev)
     grad = stored_gradient("bernoulli", logits, compute_grad)
     args = (
-        x.data_ptr(), code(x.dtype), x.stride(0),
-        t.data_ptr(), code(t.dtype), t.stride(0),
-        batch, n, grad.data_ptr() if compute_grad else 0, grad_scale, recon.data_ptr(), odt == torch.float64,
+        x.data_ptr(),
+        code(x.dtype),
+        x.stride(0),
+        t.data_ptr(),
+        code(t.dtype),
+        t.stride(0),
+        batch,
+        n,
+        grad.data_ptr() if compute_grad else 0,
+        grad_scale,
+        recon.data_ptr(),
+        odt == torch.float64,
     )
     if logits.is_cuda:
         # No host sync: input problems go to the device flag word (elbits.check_device_errors).
         with torch.cuda.device(dev):
-            partial = torch.empty(batch * core.cuda_bernoulli_chunks_per_row(n), dtype=torch.float64, device=dev)
-            core.cuda_bernoulli_nll_rows(*args, partial.data_ptr(), flags_for(dev).data_ptr(), check_finite,
-                                         cuda_stream(x))
+            partial = torch.empty(
+                batch * core.cuda_bernoulli_chunks_per_row(n), dtype=torch.float64, device=dev
+            )
+            core.cuda_bernoulli_nll_rows(
+                *args, partial.data_ptr(), flags_for(dev).data_ptr(), check_finite, cuda_stream(x)
+            )
             kl, dlogvar, _ = gaussian_kl_into(mu, logvar, odt, compute_grad, check_finite)
         return recon, kl, grad, dlogvar
     flags = core.bernoulli_nll_rows(*args, num_threads())
@@ -72,4 +84,6 @@ def _(logits, target, mu, logvar, grad_scale, compute_grad, check_finite):
     return fake_stored_gradient_outputs(logits, mu, logvar, compute_grad)
 
 
-register_stored_gradient_autograd(bernoulli_elbo, Derivatives(reference.bernoulli_nll, target_grad=True), prescale_index=4)
+register_stored_gradient_autograd(
+    bernoulli_elbo, Derivatives(reference.bernoulli_nll, target_grad=True), prescale_index=4
+)

@@ -55,7 +55,9 @@ def _new(shape, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
 
 
 # _refs of a buffer that nothing else reaches, on this torch
-_ALONE: Optional[tuple[int, int]] = None if _storage_use_count is None else _refs(_new((1,), torch.float32, torch.device("cpu")))
+_ALONE: Optional[tuple[int, int]] = (
+    None if _storage_use_count is None else _refs(_new((1,), torch.float32, torch.device("cpu")))
+)
 
 
 def _reusable(buf: torch.Tensor, shape, dtype: torch.dtype) -> bool:

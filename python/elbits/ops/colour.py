@@ -16,7 +16,8 @@ The ``*_terms`` functions at the bottom validate inputs and are what
 README.md "Likelihoods".
 """
 
-from typing import Callable, Optional
+from collections.abc import Callable
+from typing import Optional
 
 import torch
 
@@ -81,14 +82,24 @@ def categorical256_elbo(
     recon = torch.empty((batch,), dtype=odt, device=dev)
     lse = torch.empty((batch, 2, pixels), dtype=_lse_dtype(logits.dtype), device=dev)
     args = (
-        logits.data_ptr(), code(logits.dtype), logits.stride(0),
-        target.data_ptr(), code(target.dtype), target.stride(0),
-        batch, pixels, lse.data_ptr(), recon.data_ptr(), odt == torch.float64,
+        logits.data_ptr(),
+        code(logits.dtype),
+        logits.stride(0),
+        target.data_ptr(),
+        code(target.dtype),
+        target.stride(0),
+        batch,
+        pixels,
+        lse.data_ptr(),
+        recon.data_ptr(),
+        odt == torch.float64,
     )
     if logits.is_cuda:
         # No host sync: input problems go to the device flag word (elbits.check_device_errors).
         with torch.cuda.device(dev):
-            partial = torch.empty(batch * core.cuda_categorical256_chunks_per_row(pixels), dtype=torch.float64, device=dev)
+            partial = torch.empty(
+                batch * core.cuda_categorical256_chunks_per_row(pixels), dtype=torch.float64, device=dev
+            )
             core.cuda_categorical256_forward(
                 *args, partial.data_ptr(), flags_for(dev).data_ptr(), check_finite, cuda_stream(logits)
             )
@@ -112,10 +123,19 @@ def _(logits, target, mu, logvar, compute_grad, inplace_grad, check_finite):
 
 def _categorical_grad_call(logits, target, lse, scale, out):
     args = (
-        logits.data_ptr(), code(logits.dtype), logits.stride(0),
-        target.data_ptr(), code(target.dtype), target.stride(0),
-        logits.shape[0], logits.shape[2], lse.data_ptr(),
-        scale.data_ptr(), code(scale.dtype), scale.stride(0), out.data_ptr(),
+        logits.data_ptr(),
+        code(logits.dtype),
+        logits.stride(0),
+        target.data_ptr(),
+        code(target.dtype),
+        target.stride(0),
+        logits.shape[0],
+        logits.shape[2],
+        lse.data_ptr(),
+        scale.data_ptr(),
+        code(scale.dtype),
+        scale.stride(0),
+        out.data_ptr(),
     )
     if logits.is_cuda:
         with torch.cuda.device(logits.device):
@@ -175,7 +195,9 @@ def _cat_backward(ctx, grad_recon, grad_kl):
 
 # Outside a first-order backward, the logits gradient comes from torch's cross-entropy, out of
 # place (inplace_grad cannot apply: the logits are still needed by the graph being built).
-register_routes(categorical256_elbo, _cat_setup_context, _cat_backward, Derivatives(reference.categorical256_nll))
+register_routes(
+    categorical256_elbo, _cat_setup_context, _cat_backward, Derivatives(reference.categorical256_nll)
+)
 
 
 # ------------------------------------------- per-subpixel likelihoods (stored gradient)
@@ -186,8 +208,14 @@ def _pixel_op(name: str, kernel: str, deriv: Derivatives):
     (recon, kl, grad_scale * grad, dlogvar) over ``elbits._C.<kernel>`` with a stored gradient."""
 
     def impl(
-        params: Tensor, target: Tensor, mu: Tensor, logvar: Tensor, n_mix: int, grad_scale: float,
-        compute_grad: bool, check_finite: bool,
+        params: Tensor,
+        target: Tensor,
+        mu: Tensor,
+        logvar: Tensor,
+        n_mix: int,
+        grad_scale: float,
+        compute_grad: bool,
+        check_finite: bool,
     ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         batch = params.shape[0]
         odt = out_dtype(params.dtype, mu.dtype, logvar.dtype)
@@ -195,7 +223,14 @@ def _pixel_op(name: str, kernel: str, deriv: Derivatives):
         recon = torch.empty((batch,), dtype=odt, device=dev)
         grad = stored_gradient(name, params, compute_grad)
         gptr = grad.data_ptr() if compute_grad else 0
-        head = (params.data_ptr(), code(params.dtype), params.stride(0), target.data_ptr(), code(target.dtype), target.stride(0))
+        head = (
+            params.data_ptr(),
+            code(params.dtype),
+            params.stride(0),
+            target.data_ptr(),
+            code(target.dtype),
+            target.stride(0),
+        )
         if kernel == "continuous_bernoulli_rows":
             sizes: tuple[int, ...] = (batch, params.shape[1])
         else:
@@ -233,7 +268,8 @@ discretized_gaussian_elbo = _pixel_op(
     "discretized_gaussian_elbo", "discretized_gaussian_rows", Derivatives(reference.discretized_gaussian_nll)
 )
 continuous_bernoulli_elbo = _pixel_op(
-    "continuous_bernoulli_elbo", "continuous_bernoulli_rows",
+    "continuous_bernoulli_elbo",
+    "continuous_bernoulli_rows",
     Derivatives(reference.continuous_bernoulli_nll, target_grad=True),
 )
 
@@ -268,7 +304,9 @@ def _levels(target: Tensor, what: str) -> Tensor:
             inside = (t >= -1.0) & (t <= 1.0)
             return torch.where(inside, (t + 1.0) * 127.5, -1.0).round().to(torch.int64)
         if not bool(((t >= -1.0) & (t <= 1.0)).all()):
-            raise ValueError(f"target has values outside [-1, 1] (or NaN); {what} reads float targets as level/127.5 - 1")
+            raise ValueError(
+                f"target has values outside [-1, 1] (or NaN); {what} reads float targets as level/127.5 - 1"
+            )
         return ((t + 1.0) * 127.5).round().to(torch.int64)
     v.check_dtype("target", target, _LEVEL_TARGETS + FLOATS)
     raise AssertionError
@@ -287,14 +325,20 @@ def categorical256_terms(
     ``recon_grad_hint`` is accepted and unused: backward computes this gradient from the
     logits, with the upstream gradient folded in, in its single pass.
     """
-    logits, target, mu, logvar, batch, _ = v.check_inputs("logits", logits, target, mu, logvar, _LEVEL_TARGETS)
+    logits, target, mu, logvar, batch, _ = v.check_inputs(
+        "logits", logits, target, mu, logvar, _LEVEL_TARGETS
+    )
     if logits.dim() < 3 or logits.shape[1] != LEVELS:
         raise ValueError(
-            f"logits must be [B, 256, *spatial] (256 levels in dimension 1, as F.cross_entropy), got {tuple(logits.shape)}"
+            "logits must be [B, 256, *spatial] (256 levels in dimension 1, as F.cross_entropy), got "
+            f"{tuple(logits.shape)}"
         )
     spatial = tuple(logits.shape[2:])
     if tuple(target.shape) != (batch, *spatial):
-        raise ValueError(f"target must be [B, *spatial] = {(batch, *spatial)} for logits {tuple(logits.shape)}, got {tuple(target.shape)}")
+        raise ValueError(
+            f"target must be [B, *spatial] = {(batch, *spatial)} for logits {tuple(logits.shape)}, got "
+            f"{tuple(target.shape)}"
+        )
     pixels = 1
     for s in spatial:
         pixels *= s
@@ -302,11 +346,15 @@ def categorical256_terms(
     if inplace_grad and not x.is_contiguous():
         x = x.contiguous()
     t = _sample_contiguous(target, (batch, pixels))
-    recon, kl, _, _ = call_op(categorical256_elbo, x, t, mu, logvar, needs_grad(logits, mu, logvar), inplace_grad, check_finite)
+    recon, kl, _, _ = call_op(
+        categorical256_elbo, x, t, mu, logvar, needs_grad(logits, mu, logvar), inplace_grad, check_finite
+    )
     return ELBOTerms(recon, kl, pixels)
 
 
-def categorical256_inplace_terms(logits, target, mu, logvar, check_finite: bool = True, recon_grad_hint=None) -> ELBOTerms:
+def categorical256_inplace_terms(
+    logits, target, mu, logvar, check_finite: bool = True, recon_grad_hint=None
+) -> ELBOTerms:
     """``"categorical256_inplace"``: :func:`categorical256_terms` with ``inplace_grad=True``."""
     return categorical256_terms(logits, target, mu, logvar, check_finite, inplace_grad=True)
 
@@ -330,13 +378,21 @@ def logistic_mixture_terms(
     params, target, mu, logvar, batch, _ = v.check_inputs("params", params, target, mu, logvar)
     levels, chans = _image_target("params", params, target, "logistic_mixture")
     if chans not in (1, 3):
-        raise ValueError(f"logistic_mixture needs a 1- or 3-channel target, got {chans} channels (shape {tuple(target.shape)})")
+        raise ValueError(
+            f"logistic_mixture needs a 1- or 3-channel target, got {chans} channels (shape "
+            f"{tuple(target.shape)})"
+        )
     per = 10 if chans == 3 else 3
     nch = params.shape[1]
     if nch % per != 0:
+        order = (
+            "K logits | 3x(K means, K log-scales, K coeffs)"
+            if chans == 3
+            else "K logits | K means | K log-scales"
+        )
         raise ValueError(
-            f"params has {nch} channels, but a K-component logistic mixture over {chans} image channel(s) needs "
-            f"{per}*K channels (PixelCNN++ order: {'K logits | 3x(K means, K log-scales, K coeffs)' if chans == 3 else 'K logits | K means | K log-scales'})"
+            f"params has {nch} channels, but a K-component logistic mixture over {chans} image channel(s) "
+            f"needs {per}*K channels (PixelCNN++ order: {order})"
         )
     k = nch // per
     pixels = levels[0, 0].numel()

@@ -24,8 +24,9 @@ def cuda_stream(t: torch.Tensor) -> int:
     return torch.cuda.current_stream(t.device).cuda_stream
 
 
-def gaussian_kl_into(mu: torch.Tensor, logvar: torch.Tensor, out_dtype: torch.dtype, with_grad: bool,
-                     check_finite: bool = True):
+def gaussian_kl_into(
+    mu: torch.Tensor, logvar: torch.Tensor, out_dtype: torch.dtype, with_grad: bool, check_finite: bool = True
+):
     """KL per latent dimension ``[B, Z]`` (nats), d KL / d logvar if asked, and the CPU's input
     flags (on CUDA the flags go to the device word of :mod:`elbits.ops.device_flags`, only with
     ``check_finite``: ``{}`` here)."""
@@ -33,9 +34,19 @@ def gaussian_kl_into(mu: torch.Tensor, logvar: torch.Tensor, out_dtype: torch.dt
     kl = torch.empty((batch, z), dtype=out_dtype, device=mu.device)
     dlogvar = torch.empty((batch, z) if with_grad else (0,), dtype=out_dtype, device=mu.device)
     args = (
-        mu.data_ptr(), code(mu.dtype), mu.stride(0), mu.stride(1),
-        logvar.data_ptr(), code(logvar.dtype), logvar.stride(0), logvar.stride(1),
-        batch, z, kl.data_ptr(), dlogvar.data_ptr() if with_grad else 0, out_dtype == torch.float64,
+        mu.data_ptr(),
+        code(mu.dtype),
+        mu.stride(0),
+        mu.stride(1),
+        logvar.data_ptr(),
+        code(logvar.dtype),
+        logvar.stride(0),
+        logvar.stride(1),
+        batch,
+        z,
+        kl.data_ptr(),
+        dlogvar.data_ptr() if with_grad else 0,
+        out_dtype == torch.float64,
     )
     if mu.is_cuda:
         core.cuda_gaussian_kl_rows(*args, flags_for(mu.device).data_ptr(), check_finite, cuda_stream(mu))
@@ -67,8 +78,15 @@ def stored_gradient(slot: str, params: torch.Tensor, compute_grad: bool) -> torc
     return gradient_buffer(slot, params.shape, params.dtype, params.device)
 
 
-def kl_then_raise(flags: dict[str, bool], mu: torch.Tensor, logvar: torch.Tensor, odt: torch.dtype,
-                  compute_grad: bool, check_finite: bool, always: tuple[str, ...] = ()):
+def kl_then_raise(
+    flags: dict[str, bool],
+    mu: torch.Tensor,
+    logvar: torch.Tensor,
+    odt: torch.dtype,
+    compute_grad: bool,
+    check_finite: bool,
+    always: tuple[str, ...] = (),
+):
     """The KL half of a CPU op after its likelihood kernel, then one error naming every
     input problem the kernels found: all of them with ``check_finite``, else only the
     flags in ``always``. Returns (kl, d kl / d logvar)."""
@@ -78,7 +96,9 @@ def kl_then_raise(flags: dict[str, bool], mu: torch.Tensor, logvar: torch.Tensor
     return kl, dlogvar
 
 
-def grad_prescale(hint: Optional[float], batch: int, params: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> float:
+def grad_prescale(
+    hint: Optional[float], batch: int, params: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor
+) -> float:
     """The factor the forward multiplies the stored gradient by: the upstream gradient
     each sample's recon is expected to get, rounded as backward will see it (recon's
     dtype), so that backward can recognise it exactly and skip its pass. ``hint`` is only read in plain
@@ -111,8 +131,15 @@ _HINT_MIN, _HINT_MAX = 1e-20, 1e20
 def _scale_into(grad: torch.Tensor, out: torch.Tensor, scale: torch.Tensor, prescale: float) -> None:
     batch = grad.shape[0]
     args = (
-        grad.data_ptr(), out.data_ptr(), code(grad.dtype), batch, grad.numel() // max(batch, 1),
-        scale.data_ptr(), code(scale.dtype), scale.stride(0), prescale,
+        grad.data_ptr(),
+        out.data_ptr(),
+        code(grad.dtype),
+        batch,
+        grad.numel() // max(batch, 1),
+        scale.data_ptr(),
+        code(scale.dtype),
+        scale.stride(0),
+        prescale,
     )
     if grad.is_cuda:
         core.cuda_scale_rows(*args, cuda_stream(grad))
@@ -127,7 +154,11 @@ def kl_backward(grad_kl, mu, dlogvar, logvar_dtype: torch.dtype, traced_from: Op
     if grad_kl is None:
         return None, None
     grad_mu = (grad_kl * mu.to(grad_kl.dtype)).to(mu.dtype)
-    if traced_from is not None and type(traced_from) is not torch.Tensor and type(traced_from) is not torch.nn.Parameter:
+    if (
+        traced_from is not None
+        and type(traced_from) is not torch.Tensor
+        and type(traced_from) is not torch.nn.Parameter
+    ):
         dlogvar = 0.5 * torch.expm1(traced_from.to(grad_kl.dtype))
     grad_logvar = (grad_kl * dlogvar).to(logvar_dtype)
     return grad_mu, grad_logvar
@@ -153,7 +184,9 @@ def scale_rows(
 
 
 @scale_rows.register_fake
-def _(grad: torch.Tensor, scale: torch.Tensor, prescale: float, anchor: Optional[torch.Tensor] = None) -> torch.Tensor:
+def _(
+    grad: torch.Tensor, scale: torch.Tensor, prescale: float, anchor: Optional[torch.Tensor] = None
+) -> torch.Tensor:
     return torch.empty_like(grad, memory_format=torch.contiguous_format)
 
 
@@ -188,7 +221,9 @@ def scale_saved_gradient(
     return scale_rows(grad, scale, prescale, anchor)
 
 
-def fake_stored_gradient_outputs(params: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, compute_grad: bool):
+def fake_stored_gradient_outputs(
+    params: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, compute_grad: bool
+):
     """Meta outputs of a stored-gradient op: recon [B], kl [B, Z], d recon/d params, d kl/d logvar."""
     odt = out_dtype(params.dtype, mu.dtype, logvar.dtype)
     batch, z = mu.shape

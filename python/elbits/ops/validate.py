@@ -27,7 +27,9 @@ def check_tensor(name: str, t: object) -> torch.Tensor:
 def check_dtype(name: str, t: torch.Tensor, allowed: Iterable[torch.dtype]) -> None:
     allowed = tuple(allowed)
     if t.dtype not in allowed:
-        raise TypeError(f"{name} must have dtype in ({_dtype_names(allowed)}), got {str(t.dtype).replace('torch.', '')}")
+        raise TypeError(
+            f"{name} must have dtype in ({_dtype_names(allowed)}), got {str(t.dtype).replace('torch.', '')}"
+        )
 
 
 def check_same_device(named: dict[str, torch.Tensor]) -> None:
@@ -38,12 +40,19 @@ def check_same_device(named: dict[str, torch.Tensor]) -> None:
     first_name, first = next(iter(devices.items()))
     for name, dev in devices.items():
         if dev != first:
-            raise ValueError(f"{name} is on {dev} but {first_name} is on {first}: all inputs must be on one device")
+            raise ValueError(
+                f"{name} is on {dev} but {first_name} is on {first}: all inputs must be on one device"
+            )
     if first.type == "cpu" or (first.type == "cuda" and core.has_cuda):
         return
     supported = "cpu, cuda" if core.has_cuda else "cpu"
-    build = "" if core.has_cuda else (
-        "; this build has no CUDA kernels (elbits._C.has_cuda is False): for GPUs build with CUDA (see README)"
+    build = (
+        ""
+        if core.has_cuda
+        else (
+            "; this build has no CUDA kernels (elbits._C.has_cuda is False): for GPUs build with CUDA (see "
+            "README)"
+        )
     )
     raise NotImplementedError(
         f"inputs are on {first}, but elbits has kernels for device types {supported} only: "
@@ -52,8 +61,13 @@ def check_same_device(named: dict[str, torch.Tensor]) -> None:
 
 
 def check_inputs(
-    name: str, params: object, target: object, mu: object, logvar: object,
-    target_dtypes: Iterable[torch.dtype] | None = None, same_shape: bool = False,
+    name: str,
+    params: object,
+    target: object,
+    mu: object,
+    logvar: object,
+    target_dtypes: Iterable[torch.dtype] | None = None,
+    same_shape: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, int, int]:
     """The checks every likelihood starts with: ``params`` ``[B, ...]`` floating, ``target``
     with batch B (of params' shape with ``same_shape``; of ``target_dtypes`` if given), latents
@@ -65,11 +79,15 @@ def check_inputs(
         check_dtype("target", target, target_dtypes)
     batch, per_sample = check_batch(name, params)
     if same_shape and target.shape != params.shape:
-        raise ValueError(f"target must have the shape of {name} {tuple(params.shape)}, got {tuple(target.shape)}")
+        raise ValueError(
+            f"target must have the shape of {name} {tuple(params.shape)}, got {tuple(target.shape)}"
+        )
     mu, logvar = check_latents(mu, logvar, batch)
     check_same_device({name: params, "target": target, "mu": mu, "logvar": logvar})
     if not same_shape and (target.dim() < 1 or target.shape[0] != batch):
-        raise ValueError(f"target batch size {tuple(target.shape)[:1]} does not match the batch size {batch} of {name}")
+        raise ValueError(
+            f"target batch size {tuple(target.shape)[:1]} does not match the batch size {batch} of {name}"
+        )
     return params, target, mu, logvar, batch, per_sample
 
 
@@ -82,9 +100,13 @@ def check_latents(mu: object, logvar: object, batch: int) -> tuple[torch.Tensor,
         if t.dim() != 2:
             raise ValueError(f"{name} must be [B, Z] (2-D), got shape {tuple(t.shape)}")
     if mu.shape != logvar.shape:
-        raise ValueError(f"mu and logvar must have the same shape [B, Z], got {tuple(mu.shape)} and {tuple(logvar.shape)}")
+        raise ValueError(
+            f"mu and logvar must have the same shape [B, Z], got {tuple(mu.shape)} and {tuple(logvar.shape)}"
+        )
     if mu.shape[0] != batch:
-        raise ValueError(f"mu/logvar batch size {mu.shape[0]} does not match the batch size {batch} of logits")
+        raise ValueError(
+            f"mu/logvar batch size {mu.shape[0]} does not match the batch size {batch} of logits"
+        )
     if mu.shape[1] == 0:
         raise ValueError("mu/logvar must have at least one latent dimension (Z >= 1)")
     return mu, logvar
@@ -120,7 +142,8 @@ def raise_flags(flags: dict[str, bool]) -> None:
     if problems:
         raise ValueError(
             "; ".join(problems)
-            + " (found by elbits in the loss pass; pass check_finite=False to skip this check and get NaN through)"
+            + " (found by elbits in the loss pass; pass check_finite=False to skip this check and get NaN "
+            "through)"
         )
 
 

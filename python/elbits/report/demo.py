@@ -1,4 +1,5 @@
-"""The demo: train the reference beta-VAE on procedural dSprites for a few CPU minutes, then write the report."""
+"""The demo: train the reference beta-VAE on procedural dSprites for a few CPU minutes, then write the
+report."""
 
 from __future__ import annotations
 
@@ -38,8 +39,9 @@ def demo_config(out_dir: Union[str, Path] = "elbits-report", **overrides: Any) -
     return TrainConfig(**kw)
 
 
-def reconstruction_batch(model: Any, dataset: Any, n: int = 10, seed: int = 0,
-                         head: Any = None) -> tuple[torch.Tensor, torch.Tensor]:
+def reconstruction_batch(
+    model: Any, dataset: Any, n: int = 10, seed: int = 0, head: Any = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``n`` training images (fixed by ``seed``) and their reconstructions (the decoder's mean image, in
     [0, 1]) in eval mode, z = mean with ``encode``/``decode``; ``head``: the run's
     :class:`~elbits.train.Head` (default: Bernoulli logits)."""
@@ -65,8 +67,14 @@ def reconstruction_batch(model: Any, dataset: Any, n: int = 10, seed: int = 0,
     return x, head.mean_image(out).cpu()
 
 
-def write_report(result: Any, cfg: Any, out_dir: Union[str, Path], wall_s: Optional[float] = None,
-                 command: str = "", t0: Optional[float] = None) -> dict[str, Any]:
+def write_report(
+    result: Any,
+    cfg: Any,
+    out_dir: Union[str, Path],
+    wall_s: Optional[float] = None,
+    command: str = "",
+    t0: Optional[float] = None,
+) -> dict[str, Any]:
     """report.md, summary.json and the four PNGs under ``out_dir``; returns the summary. ``t0``: a
     ``time.perf_counter()`` start; when given, ``wall_s`` is the time from it to after the plots."""
     out = Path(out_dir)
@@ -74,7 +82,9 @@ def write_report(result: Any, cfg: Any, out_dir: Union[str, Path], wall_s: Optio
     s = build_summary(result, cfg, wall_s=wall_s, command=command)
     plots.curves(s, out / "curves.png")
     plots.kl_bars(s, out / "kl_per_dim.png")
-    x, p = reconstruction_batch(result.model, result.dataset, seed=cfg.seed, head=getattr(result, "head", None))
+    x, p = reconstruction_batch(
+        result.model, result.dataset, seed=cfg.seed, head=getattr(result, "head", None)
+    )
     plots.reconstructions(x, p, out / "reconstructions.png")
     plots.rd_plane(s, out / "rd_plane.png")
     if t0 is not None:
@@ -84,8 +94,12 @@ def write_report(result: Any, cfg: Any, out_dir: Union[str, Path], wall_s: Optio
     return s
 
 
-def run_demo(out_dir: Union[str, Path] = "elbits-report", command: str = "elbits demo", quiet: bool = False,
-             **overrides: Any) -> dict[str, Any]:
+def run_demo(
+    out_dir: Union[str, Path] = "elbits-report",
+    command: str = "elbits demo",
+    quiet: bool = False,
+    **overrides: Any,
+) -> dict[str, Any]:
     """Train with :data:`DEMO_DEFAULTS` (``overrides`` replace any :class:`~elbits.train.TrainConfig` field),
     write the report under ``out_dir`` and print its summary; returns the summary dict."""
     from ..train import train

@@ -52,7 +52,8 @@ def render(s: dict[str, Any], plots: Optional[dict[str, str]] = None) -> str:
         "",
         f"- data: {b['source']}"
         + (f", drawn without replacement (data seed {cfg['data_seed']})" if cfg["train_size"] else ""),
-        f"- model: {s['model']}, Z = {s['z_dim']}, {s.get('likelihood', 'bernoulli')} likelihood over {s['dims']} "
+        f"- model: {s['model']}, Z = {s['z_dim']}, {s.get('likelihood', 'bernoulli')} likelihood over "
+        f"{s['dims']} "
         f"subpixels (the decoder returns {s.get('decoder_output') or 'logits'}); "
         f"loss: `elbits.ELBOLoss`, {ctrl_txt}",
         f"- {s['steps']} steps of AdamW (lr {cfg['lr']:g}, weight decay {cfg['weight_decay']:g}), "
@@ -66,22 +67,29 @@ def render(s: dict[str, Any], plots: Optional[dict[str, str]] = None) -> str:
         "|---|---|---|---|",
     ]
     if b["factor_bits"] is not None:
-        out.append(f"| factor entropy log(1·3·6·40·32·32) | {_f(b['factor_bits'])} | "
-                   f"{_f(b['factor_bits'] * NATS_PER_BIT)} | the whole dSprites grid (737,280 images), exact |")
+        out.append(
+            f"| factor entropy log(1·3·6·40·32·32) | {_f(b['factor_bits'])} | "
+            f"{_f(b['factor_bits'] * NATS_PER_BIT)} | the whole dSprites grid (737,280 images), exact |"
+        )
     if b["empirical_bits"] is not None:
-        out.append(f"| empirical H(X) | {_f(b['empirical_bits'])} | {_f(b['empirical_bits'] * NATS_PER_BIT)} | "
-                   f"the {b['images']} training images ({b['distinct']} distinct), exact for their uniform distribution |")
+        out.append(
+            f"| empirical H(X) | {_f(b['empirical_bits'])} | {_f(b['empirical_bits'] * NATS_PER_BIT)} | "
+            f"the {b['images']} training images ({b['distinct']} distinct), exact for their uniform "
+            "distribution |"
+        )
     if b["marginal_sum_bits"] is not None and b["empirical_bits"] is not None:
         tc = b["marginal_sum_bits"] - b["empirical_bits"]
         out += [
             f"| Σ_i H(X_i), pixel marginals | {_f(b['marginal_sum_bits'])} | "
             f"{_f(b['marginal_sum_bits'] * NATS_PER_BIT)} | the training images |",
-            f"| total correlation Σ_i H(X_i) − H(X) | {_f(tc)} | {_f(tc * NATS_PER_BIT)} | the training images |",
+            f"| total correlation Σ_i H(X_i) − H(X) | {_f(tc)} | {_f(tc * NATS_PER_BIT)} | the training "
+            "images |",
         ]
     if b["empirical_bits"] is not None:
         out += [
             "",
-            f"The budget H in the bound below is H(X) of the training set, {_f(h)} bits: the distribution the "
+            f"The budget H in the bound below is H(X) of the training set, {_f(h)} bits: the distribution "
+            "the "
             "final figures are measured on. A decoder that ignores z can reach D = Σ_i H(X_i) at R = 0; "
             "with D = 0 the rate must be at least H(X).",
         ]
@@ -91,10 +99,16 @@ def render(s: dict[str, Any], plots: Optional[dict[str, str]] = None) -> str:
                 "distortion (`elbits.calibrate.exchange_theory`).",
             ]
     elif h is not None:
-        out += ["", f"H(X) of the training set was not computed ({b['images']} images); the budget H below is "
-                f"the factor entropy, {_f(h)} bits, an upper bound on the grid's H(X)."]
+        out += [
+            "",
+            f"H(X) of the training set was not computed ({b['images']} images); the budget H below is "
+            f"the factor entropy, {_f(h)} bits, an upper bound on the grid's H(X).",
+        ]
     else:
-        out += ["", f"H(X) of the training set is unknown ({b.get('note') or 'not computed'}): no budget, no bound."]
+        out += [
+            "",
+            f"H(X) of the training set is unknown ({b.get('note') or 'not computed'}): no budget, no bound.",
+        ]
     z = s.get("eval_z") or "sampled from q(z|x)"
     out += [
         "",
@@ -106,17 +120,21 @@ def render(s: dict[str, Any], plots: Optional[dict[str, str]] = None) -> str:
         f"| rate R = KL | {_f(f['rate_bits'])} | {_f(f['rate_nats'])} | {f['rate_bits_per_dim']:.6f} |",
         f"| distortion D = reconstruction | {_f(f['distortion_bits'])} | {_f(f['distortion_nats'])} | "
         f"{f['distortion_bits_per_dim']:.6f} |",
-        f"| negative ELBO D + R | {_f(f['nelbo_bits'])} | {_f(f['nelbo_nats'])} | {f['nelbo_bits_per_dim']:.6f} |",
+        f"| negative ELBO D + R | {_f(f['nelbo_bits'])} | {_f(f['nelbo_nats'])} | "
+        f"{f['nelbo_bits_per_dim']:.6f} |",
     ]
-    units = (f"Active units: **{int(f['active_units'])} of {s['z_dim']}** (mean KL > "
-             f"{f['active_threshold_nats']:g} nats).")
+    units = (
+        f"Active units: **{int(f['active_units'])} of {s['z_dim']}** (mean KL > "
+        f"{f['active_threshold_nats']:g} nats)."
+    )
     if "bound_slack_bits" in f:
         out += [
             f"| budget H | {_f(f['budget_bits'])} | {_f(f['budget_nats'])} | |",
             f"| bound H − D | {_f(f['bound_bits'])} | {_f(f['bound_nats'])} | |",
             f"| slack R − (H − D) | {_f(f['bound_slack_bits'])} | {_f(f['bound_slack_nats'])} | |",
             "",
-            f"Bound H − D ≤ R: {_f(f['bound_bits'])} ≤ {_f(f['rate_bits'])} bits, slack {_f(f['bound_slack_bits'])} "
+            f"Bound H − D ≤ R: {_f(f['bound_bits'])} ≤ {_f(f['rate_bits'])} bits, slack "
+            f"{_f(f['bound_slack_bits'])} "
             f"bits ({'holds' if f['bound_slack_bits'] >= 0 else 'VIOLATED: check units or the budget'}). "
             f"R is {_g(f['rate_over_budget'])} x the budget. " + units,
         ]
@@ -133,12 +151,15 @@ def render(s: dict[str, Any], plots: Optional[dict[str, str]] = None) -> str:
     out += [
         "## The seed's table, measured: w_recon = 0.8, w_kld = 0.2",
         "",
-        "`elbits.calibrate.audit` on the final figures. The seed's weights applied to a reconstruction averaged "
-        f"over the {s['dims']} pixels (torch's default `reduction=\"mean\"`) and a KL summed over the latents:",
+        "`elbits.calibrate.audit` on the final figures. The seed's weights applied to a reconstruction "
+        "averaged "
+        f'over the {s["dims"]} pixels (torch\'s default `reduction="mean"`) and a KL summed over the '
+        "latents:",
         "",
         _audit_table(am),
         "",
-        f"Effective beta **{_g(am['beta'])}** (ELBO: 1). With the reconstruction summed over the pixels the same "
+        f"Effective beta **{_g(am['beta'])}** (ELBO: 1). With the reconstruction summed over the pixels the "
+        "same "
         f"weights are beta = {_g(asum['beta'])}:",
         "",
         _audit_table(asum),
@@ -157,11 +178,18 @@ def render(s: dict[str, Any], plots: Optional[dict[str, str]] = None) -> str:
     if hist:
         every = max(1, len(hist) // 10)
         rows = hist[::every] + ([hist[-1]] if (len(hist) - 1) % every else [])
-        out += ["## Training log (running means since the previous record, bits per image)", "",
-                "| step | R (bits) | D (bits) | beta | active units | wall (s) |", "|---|---|---|---|---|---|"]
+        out += [
+            "## Training log (running means since the previous record, bits per image)",
+            "",
+            "| step | R (bits) | D (bits) | beta | active units | wall (s) |",
+            "|---|---|---|---|---|---|",
+        ]
         for r in rows:
-            out.append(f"| {r['step']} | {_f(r['rate_bits'], 2)} | {_f(r['distortion_bits'], 1)} | {_g(r['beta'])} | "
-                       f"{int(r['active_units'])} | {r['wall_s']:.0f} |")
+            out.append(
+                f"| {r['step']} | {_f(r['rate_bits'], 2)} | {_f(r['distortion_bits'], 1)} | {_g(r['beta'])} "
+                "| "
+                f"{int(r['active_units'])} | {r['wall_s']:.0f} |"
+            )
         out.append("")
     return "\n".join(out)
 
@@ -174,13 +202,18 @@ def _over(samples: int, images: int) -> str:
 
 def _audit_table(a: dict[str, Any]) -> str:
     unit = {"mean": "nats/pixel", "sum": "nats/sample"}[a["recon_reduction"]]
-    lines = ["| term | weight | actual (nats/sample) | actual (bits/sample) | as computed | weighted (nats) | "
-             "weighted (bits) |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| term | weight | actual (nats/sample) | actual (bits/sample) | as computed | weighted (nats) | "
+        "weighted (bits) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for row in a["rows"]:
         u = unit if row["term"] == "recon" else "nats/sample"
         name = "L_recon" if row["term"] == "recon" else "L_kl"
-        lines.append(f"| {name} | {row['weight']:g} | {_f(row['actual_nats'])} | {_f(row['actual_bits'])} | "
-                     f"{_g(row['as_computed'])} {u} | {_g(row['weighted'])} | {_g(row['weighted_bits'])} |")
+        lines.append(
+            f"| {name} | {row['weight']:g} | {_f(row['actual_nats'])} | {_f(row['actual_bits'])} | "
+            f"{_g(row['as_computed'])} {u} | {_g(row['weighted'])} | {_g(row['weighted_bits'])} |"
+        )
     lines.append(f"| total | | | | | {_g(a['loss'])} | {_g(a['loss_bits'])} |")
     return "\n".join(lines)
 

@@ -33,14 +33,26 @@ def curves(s: dict[str, Any], path: Union[str, Path]) -> Path:
     steps = [r["step"] for r in hist]
     fig = _figure(10, 4)
     ax_r, ax_d = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
-    ax_r.plot(steps, [r["rate_bits"] for r in hist], "-o", ms=3, color="C0", label="rate R (training batches)")
+    ax_r.plot(
+        steps, [r["rate_bits"] for r in hist], "-o", ms=3, color="C0", label="rate R (training batches)"
+    )
     if b["budget_bits"] is not None:
-        ax_r.axhline(b["budget_bits"], color="k", ls="--", lw=1, label=f"budget H = {b['budget_bits']:.2f} bits")
+        ax_r.axhline(
+            b["budget_bits"], color="k", ls="--", lw=1, label=f"budget H = {b['budget_bits']:.2f} bits"
+        )
     if b["empirical_bits"] is not None and b["factor_bits"] is not None:
-        ax_r.axhline(b["factor_bits"], color="0.5", ls=":", lw=1,
-                     label=f"factor entropy {b['factor_bits']:.2f} bits")
-    ax_r.scatter([s["steps"]], [s["final"]["rate_bits"]], marker="*", s=120, color="C3", zorder=5,
-                 label="final (training set)")
+        ax_r.axhline(
+            b["factor_bits"], color="0.5", ls=":", lw=1, label=f"factor entropy {b['factor_bits']:.2f} bits"
+        )
+    ax_r.scatter(
+        [s["steps"]],
+        [s["final"]["rate_bits"]],
+        marker="*",
+        s=120,
+        color="C3",
+        zorder=5,
+        label="final (training set)",
+    )
     ax_r.set_xlabel("step")
     ax_r.set_ylabel("bits per image")
     ax_r.set_title("rate R = KL")
@@ -48,11 +60,25 @@ def curves(s: dict[str, Any], path: Union[str, Path]) -> Path:
     ax_r.legend(fontsize=8)
     ax_d.plot(steps, [r["distortion_bits"] for r in hist], "-o", ms=3, color="C1", label="distortion D")
     if b["marginal_sum_bits"] is not None:
-        ax_d.axhline(b["marginal_sum_bits"], color="k", ls="--", lw=1,
-                     label=f"Σ H(X_i) = {b['marginal_sum_bits']:.0f} bits (rate 0)")
-    ax_d.scatter([s["steps"]], [s["final"]["distortion_bits"]], marker="*", s=120, color="C3", zorder=5,
-                 label="final (training set)")
-    if min([r["distortion_bits"] for r in hist] + [s["final"]["distortion_bits"]]) > 0:  # a density's D can be < 0
+        ax_d.axhline(
+            b["marginal_sum_bits"],
+            color="k",
+            ls="--",
+            lw=1,
+            label=f"Σ H(X_i) = {b['marginal_sum_bits']:.0f} bits (rate 0)",
+        )
+    ax_d.scatter(
+        [s["steps"]],
+        [s["final"]["distortion_bits"]],
+        marker="*",
+        s=120,
+        color="C3",
+        zorder=5,
+        label="final (training set)",
+    )
+    if (
+        min([r["distortion_bits"] for r in hist] + [s["final"]["distortion_bits"]]) > 0
+    ):  # a density's D can be < 0
         ax_d.set_yscale("log")
     ax_d.set_xlabel("step")
     ax_d.set_ylabel("bits per image")
@@ -112,20 +138,36 @@ def rd_plane(s: dict[str, Any], path: Union[str, Path]) -> Path:
     rr = np.linspace(0, r_max, 400)
     if h is not None:
         bound = h - rr
-        ax.fill_between(rr, 1e-3, np.maximum(bound, 1e-3), where=bound > 0, color="C3", alpha=0.15,
-                        label=f"impossible: D + R < H = {h:.2f} bits")
+        ax.fill_between(
+            rr,
+            1e-3,
+            np.maximum(bound, 1e-3),
+            where=bound > 0,
+            color="C3",
+            alpha=0.15,
+            label=f"impossible: D + R < H = {h:.2f} bits",
+        )
         ax.plot(rr[bound > 0], bound[bound > 0], color="C3", lw=1)
     if marg is not None:
         chord = marg * (1 - np.clip(rr, 0, h) / h)
         ok = chord > 0
         ax.plot(rr[ok], chord[ok], color="0.4", ls="--", lw=1, label="chord (0, Σ H(X_i)) to (H, 0)")
-        ax.scatter([0], [marg], color="k", marker="s", zorder=5, label=f"rate 0: D = Σ H(X_i) = {marg:.0f} bits")
+        ax.scatter(
+            [0], [marg], color="k", marker="s", zorder=5, label=f"rate 0: D = Σ H(X_i) = {marg:.0f} bits"
+        )
     if len(r):
         sc = ax.scatter(r, d, c=[x["step"] for x in hist], cmap="viridis", s=14, zorder=4)
         ax.plot(r, d, color="0.6", lw=0.6, zorder=3)
         fig.colorbar(sc, ax=ax, label="step")
-    ax.scatter([f["rate_bits"]], [f["distortion_bits"]], marker="*", s=200, color="C3", zorder=6,
-               label=f"final: R = {f['rate_bits']:.2f}, D = {f['distortion_bits']:.1f} bits")
+    ax.scatter(
+        [f["rate_bits"]],
+        [f["distortion_bits"]],
+        marker="*",
+        s=200,
+        color="C3",
+        zorder=6,
+        label=f"final: R = {f['rate_bits']:.2f}, D = {f['distortion_bits']:.1f} bits",
+    )
     ax.set_xlim(0, r_max)
     if h is not None:  # code lengths are positive: a log axis
         d_hi = max(float(d.max()) if len(d) else 0.0, marg or 0.0, f["distortion_bits"]) * 1.5

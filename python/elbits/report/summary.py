@@ -17,8 +17,15 @@ SEED_WEIGHTS = (0.8, 0.2)  # the seed's w_recon, w_kld
 
 def _audit_dict(final: dict[str, float], reduction: str, dims: int) -> dict[str, Any]:
     a = audit(final, *SEED_WEIGHTS, recon_reduction=reduction, kl_reduction="sum", dims=dims)
-    return {"recon_reduction": reduction, "beta": a.beta, "scale": a.scale, "rows": a.rows(),
-            "loss": a.loss, "loss_bits": a.loss * BITS_PER_NAT, "verdict": a.verdict}
+    return {
+        "recon_reduction": reduction,
+        "beta": a.beta,
+        "scale": a.scale,
+        "rows": a.rows(),
+        "loss": a.loss,
+        "loss_bits": a.loss * BITS_PER_NAT,
+        "verdict": a.verdict,
+    }
 
 
 def build_summary(result: Any, cfg: Any, wall_s: Optional[float] = None, command: str = "") -> dict[str, Any]:
@@ -31,10 +38,15 @@ def build_summary(result: Any, cfg: Any, wall_s: Optional[float] = None, command
     exchange = None
     if budget["marginal_sum_bits"] is not None and budget["empirical_bits"]:
         th = exchange_theory(budget["empirical_bits"], budget["marginal_sum_bits"])
-        exchange = {"price": th.price, "total_correlation_bits": th.total_correlation_bits,
-                    "chord_distortion_bits": th.chord_distortion_bits(final["rate_bits"])}
-    hist = [{k: r.get(k) for k in ("step", "rate_bits", "distortion_bits", "beta", "active_units", "wall_s")}
-            for r in result.history]
+        exchange = {
+            "price": th.price,
+            "total_correlation_bits": th.total_correlation_bits,
+            "chord_distortion_bits": th.chord_distortion_bits(final["rate_bits"]),
+        }
+    hist = [
+        {k: r.get(k) for k in ("step", "rate_bits", "distortion_bits", "beta", "active_units", "wall_s")}
+        for r in result.history
+    ]
     head = getattr(result, "head", None)
     return {
         "command": command,
@@ -92,8 +104,10 @@ def terminal_table(s: dict[str, Any], report_path: str) -> str:
         f"{'-ELBO = D + R':<34}{f['nelbo_bits']:>12.2f}",
     ]
     if "bound_slack_bits" in f:
-        lines += [f"{'bound H - D <= R: H - D':<34}{f['bound_bits']:>12.2f}",
-                  f"{'slack R - (H - D)':<34}{f['bound_slack_bits']:>12.2f}"]
+        lines += [
+            f"{'bound H - D <= R: H - D':<34}{f['bound_bits']:>12.2f}",
+            f"{'slack R - (H - D)':<34}{f['bound_slack_bits']:>12.2f}",
+        ]
     else:
         lines.append(f"{'bound H - D <= R':<34}{'n/a':>12}  ({no_bound_reason(s)})")
     lines += [
@@ -103,6 +117,8 @@ def terminal_table(s: dict[str, Any], report_path: str) -> str:
         f"{s['dims']} pixels; {s['audit_sum']['beta']:.4g} if summed)",
     ]
     train = f"{s['train_s']:.0f} s of training" + (f", {s['wall_s']:.0f} s in all" if s["wall_s"] else "")
-    head = (f"elbits demo: {s['model']} (Z = {s['z_dim']}, {s.get('likelihood', 'bernoulli')} likelihood) on "
-            f"{b['source']}, {s['steps']} steps, {train} ({s['threads']} threads)")
+    head = (
+        f"elbits demo: {s['model']} (Z = {s['z_dim']}, {s.get('likelihood', 'bernoulli')} likelihood) on "
+        f"{b['source']}, {s['steps']} steps, {train} ({s['threads']} threads)"
+    )
     return "\n".join([head, *lines, f"report: {report_path}"])

@@ -31,10 +31,28 @@ _HEADER = re.compile(rb"elbits checkpoint (\d+) sha256 ([0-9a-f]{64})\n")
 _HEADER_BYTES = len(b"elbits checkpoint 2 sha256 \n") + 64
 
 # What a training checkpoint holds (what train.loop saves): the keys load_checkpoint requires by default.
-TRAINING_KEYS = ("step", "samples_seen", "world_size", "config", "model", "optimizer", "criterion", "meters",
-                 "loss_windows")
-_TYPES: dict[str, type] = {"step": int, "samples_seen": int, "world_size": int, "config": dict, "model": dict,
-                           "optimizer": dict, "criterion": dict, "meters": list, "loss_windows": list}
+TRAINING_KEYS = (
+    "step",
+    "samples_seen",
+    "world_size",
+    "config",
+    "model",
+    "optimizer",
+    "criterion",
+    "meters",
+    "loss_windows",
+)
+_TYPES: dict[str, type] = {
+    "step": int,
+    "samples_seen": int,
+    "world_size": int,
+    "config": dict,
+    "model": dict,
+    "optimizer": dict,
+    "criterion": dict,
+    "meters": list,
+    "loss_windows": list,
+}
 
 WHAT = "an elbits training checkpoint"
 
@@ -96,25 +114,35 @@ def load_checkpoint(
 def _load_format2(path: Path, lead: bytes, map_location: Union[str, torch.device]) -> dict[str, Any]:
     m = _HEADER.match(lead)
     if m is None:
-        raise InputError(f"{path}: damaged checkpoint header line; expected "
-                         "'elbits checkpoint <format> sha256 <64 hex digits>'")
+        raise InputError(
+            f"{path}: damaged checkpoint header line; expected "
+            "'elbits checkpoint <format> sha256 <64 hex digits>'"
+        )
     if int(m.group(1)) != FORMAT:
-        raise InputError(f"{path}: checkpoint format {int(m.group(1))}; this elbits reads formats 1 and {FORMAT}")
+        raise InputError(
+            f"{path}: checkpoint format {int(m.group(1))}; this elbits reads formats 1 and {FORMAT}"
+        )
     data = path.read_bytes()
-    payload = memoryview(data)[m.end():]
+    payload = memoryview(data)[m.end() :]
     if hashlib.sha256(payload).hexdigest().encode() != m.group(2):
-        raise InputError(f"{path}: fails its sha256 integrity check ({len(payload)} payload bytes): the file is "
-                         "corrupt or truncated; nothing was loaded from it")
+        raise InputError(
+            f"{path}: fails its sha256 integrity check ({len(payload)} payload bytes): the file is "
+            "corrupt or truncated; nothing was loaded from it"
+        )
     try:
         state = torch.load(io.BytesIO(payload), map_location=map_location, weights_only=True)
     except Exception as e:  # noqa: BLE001 - a payload that hashes right but does not parse was not written by elbits
-        raise InputError(f"{path}: its payload is not a torch file elbits wrote ({type(e).__name__})") from None
+        raise InputError(
+            f"{path}: its payload is not a torch file elbits wrote ({type(e).__name__})"
+        ) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise InputError(f"{path}: its payload is not {WHAT} (format {FORMAT})")
     return state
 
 
-def validate_state(state: dict[str, Any], path: Union[str, Path], require: Sequence[str] = TRAINING_KEYS) -> dict[str, Any]:
+def validate_state(
+    state: dict[str, Any], path: Union[str, Path], require: Sequence[str] = TRAINING_KEYS
+) -> dict[str, Any]:
     """``state`` when it holds every key of ``require`` with its type (ints >= 0, ``world_size`` >= 1,
     ``model`` a state_dict, one meter and loss window per rank); else an InputError naming ``path``."""
     missing = [k for k in require if k not in state]
@@ -122,7 +150,9 @@ def validate_state(state: dict[str, Any], path: Union[str, Path], require: Seque
         raise InputError(f"{path}: {WHAT} without {', '.join(missing)}")
     for k, want in _TYPES.items():
         if k in state and (not isinstance(state[k], want) or (want is int and isinstance(state[k], bool))):
-            raise InputError(f"{path}: checkpoint entry {k!r} is a {type(state[k]).__name__}; expected a {want.__name__}")
+            raise InputError(
+                f"{path}: checkpoint entry {k!r} is a {type(state[k]).__name__}; expected a {want.__name__}"
+            )
     for k in ("step", "samples_seen"):
         if k in state and state[k] < 0:
             raise InputError(f"{path}: checkpoint {k} is {state[k]}; expected >= 0")
@@ -131,8 +161,12 @@ def validate_state(state: dict[str, Any], path: Union[str, Path], require: Seque
         raise InputError(f"{path}: checkpoint world_size is {world}; expected >= 1")
     for k in ("meters", "loss_windows"):
         if world is not None and k in state and len(state[k]) != world:
-            raise InputError(f"{path}: checkpoint holds {len(state[k])} {k} for world_size {world}; expected one per rank")
+            raise InputError(
+                f"{path}: checkpoint holds {len(state[k])} {k} for world_size {world}; expected one per rank"
+            )
     model = state.get("model")
-    if model is not None and not all(isinstance(n, str) and isinstance(t, torch.Tensor) for n, t in model.items()):
+    if model is not None and not all(
+        isinstance(n, str) and isinstance(t, torch.Tensor) for n, t in model.items()
+    ):
         raise InputError(f"{path}: checkpoint 'model' is not a state_dict (parameter names -> tensors)")
     return state

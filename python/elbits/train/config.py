@@ -53,7 +53,8 @@ class TrainConfig:
       - ``eval_at_end``: one pass over the training set after the last step (z sampled, no update), written
         to ``final.json``: the figures to quote; over ``eval_limit`` evenly spaced images of a larger set.
       - ``progress``: a tqdm bar with the running rate and distortion in bits; ``tensorboard``: scalars under
-        ``out_dir/tb`` when tensorboard is installed; ``device``: ``auto`` (CUDA when present) or a torch device.
+        ``out_dir/tb`` when tensorboard is installed; ``device``: ``auto`` (CUDA when present) or a torch
+        device.
     """
 
     steps: int = 2000
@@ -113,13 +114,17 @@ class TrainConfig:
         if self.controller == "geco" and self.target_bits is None:
             raise InputError("controller 'geco' needs target_bits (the distortion to reach, bits per sample)")
         if self.target_bits is not None and self.controller not in ("geco", "target-rate"):
-            raise InputError(f"target_bits is used by controllers 'geco' and 'target-rate', not {self.controller!r}")
+            raise InputError(
+                f"target_bits is used by controllers 'geco' and 'target-rate', not {self.controller!r}"
+            )
         if self.capacity_steps is not None and self.controller != "capacity":
             raise InputError(f"capacity_steps is used by controller 'capacity', not {self.controller!r}")
         if self.controller == "target-rate" and self.beta == 0:
             raise InputError("controller 'target-rate' scales beta up and down from beta: expected beta > 0")
         if self.resume is not None and self.overwrite:
-            raise InputError("resume continues the run in out_dir and overwrite replaces it: give one of them")
+            raise InputError(
+                "resume continues the run in out_dir and overwrite replaces it: give one of them"
+            )
         check_choice(self.likelihood, self.decoder_output, self.scale, self.discretize)
 
     def to_dict(self) -> dict[str, Any]:

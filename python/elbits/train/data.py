@@ -1,4 +1,5 @@
-"""Training data: the dSprites subset, fast batch reads, the deterministic index stream and the data's budget."""
+"""Training data: the dSprites subset, fast batch reads, the deterministic index stream and the data's
+budget."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ BUDGET_LIMIT = 1 << 18  # H(X) and sum_i H(X_i) of the training set are computed
 
 
 def build_dataset(npz: Optional[str] = None, train_size: Optional[int] = None, data_seed: int = 0) -> Dataset:
-    """dSprites (procedural, or the real ``npz``), restricted to ``train_size`` images drawn without replacement
+    """dSprites (procedural, or the real ``npz``), restricted to ``train_size`` images drawn without
+    replacement
     by ``np.random.default_rng(data_seed)`` and sorted (``None``: every image)."""
     if npz:
         data = ds.NpzDSprites(npz)
@@ -44,13 +46,17 @@ def fetch(dataset: Any, items: Any) -> torch.Tensor:
             it = dataset[i]
             img = it[0] if isinstance(it, (tuple, list)) and len(it) > 0 else it
             if not isinstance(img, (torch.Tensor, np.ndarray)):
-                raise InputError(f"dataset[{i}] is a {type(it).__name__}"
-                                 + (f" whose first element is a {type(img).__name__}" if img is not it else "")
-                                 + "; expected an image tensor [C, H, W] in [0, 1], or a tuple starting with one")
+                raise InputError(
+                    f"dataset[{i}] is a {type(it).__name__}"
+                    + (f" whose first element is a {type(img).__name__}" if img is not it else "")
+                    + "; expected an image tensor [C, H, W] in [0, 1], or a tuple starting with one"
+                )
             out.append(torch.as_tensor(img))
         shapes = {tuple(t.shape) for t in out}
         if len(shapes) > 1:
-            raise InputError(f"dataset images differ in shape ({sorted(shapes)[:3]}); expected one shape [C, H, W]")
+            raise InputError(
+                f"dataset images differ in shape ({sorted(shapes)[:3]}); expected one shape [C, H, W]"
+            )
         x = torch.stack(out)
     if x.dim() == 3:
         x = x[:, None]
@@ -66,7 +72,9 @@ def check_images(x: torch.Tensor, where: str = "the dataset's images") -> None:
     lo, hi = (float(v) for v in torch.aminmax(x))
     if not (0.0 <= lo and hi <= 1.0):  # NaN fails both
         hint = " (8-bit values? divide by 255)" if hi > 1.0 and hi <= 255.0 and lo >= 0 else ""
-        raise InputError(f"{where} hold values in [{lo:.4g}, {hi:.4g}]{hint}; expected finite values in [0, 1]")
+        raise InputError(
+            f"{where} hold values in [{lo:.4g}, {hi:.4g}]{hint}; expected finite values in [0, 1]"
+        )
 
 
 class IndexStream:
@@ -84,8 +92,10 @@ class IndexStream:
         self.batch_size = int(batch_size)
         self.batches_per_epoch = len(self.sampler) // self.batch_size
         if self.batches_per_epoch < 1:
-            raise InputError(f"{len(dataset)} images over {world} process(es) give less than one batch of "
-                             f"{batch_size}; expected at least {batch_size * world} images or a smaller batch_size")
+            raise InputError(
+                f"{len(dataset)} images over {world} process(es) give less than one batch of "
+                f"{batch_size}; expected at least {batch_size * world} images or a smaller batch_size"
+            )
         self._epoch: Optional[int] = None
         self._order: list[int] = []
 
@@ -135,14 +145,24 @@ class Budget:
     def bits(self) -> float:
         """:attr:`known_bits`, or an :class:`InputError` saying why it is unknown."""
         if self.known_bits is None:
-            raise InputError(f"the entropy budget H(X) of {self.source} is unknown ({self.note}); "
-                             "give the target in bits (target_bits / --target-bits)")
+            raise InputError(
+                f"the entropy budget H(X) of {self.source} is unknown ({self.note}); "
+                "give the target in bits (target_bits / --target-bits)"
+            )
         return self.known_bits
 
     def to_dict(self) -> dict[str, Any]:
-        return {"factor_bits": self.factor_bits, "empirical_bits": self.empirical_bits,
-                "marginal_sum_bits": self.marginal_sum_bits, "images": self.images, "distinct": self.distinct,
-                "source": self.source, "budget_bits": self.known_bits, "levels": self.levels, "note": self.note}
+        return {
+            "factor_bits": self.factor_bits,
+            "empirical_bits": self.empirical_bits,
+            "marginal_sum_bits": self.marginal_sum_bits,
+            "images": self.images,
+            "distinct": self.distinct,
+            "source": self.source,
+            "budget_bits": self.known_bits,
+            "levels": self.levels,
+            "note": self.note,
+        }
 
 
 def _levels(x: torch.Tensor) -> tuple[torch.Tensor, Optional[int]]:
@@ -166,13 +186,19 @@ def data_budget(dataset: Any, limit: int = BUDGET_LIMIT, batch: int = 8192) -> B
     fac: Optional[float] = None
     if isinstance(dataset, (ds.NpzDSprites, ds.ProceduralDSprites)):
         fac = E.factor_entropy(ds.SIZES).bits
-        source = (f"{n} images of the real dSprites npz {dataset.path.name}" if isinstance(dataset, ds.NpzDSprites)
-                  else f"{n} images of procedural dSprites" + (" (the whole grid)" if n == ds.NUM_IMAGES else ""))
+        source = (
+            f"{n} images of the real dSprites npz {dataset.path.name}"
+            if isinstance(dataset, ds.NpzDSprites)
+            else f"{n} images of procedural dSprites" + (" (the whole grid)" if n == ds.NUM_IMAGES else "")
+        )
         if n > limit:
-            return Budget(fac, None, None, n, None, source, 2, f"H(X) not computed over more than {limit} images")
+            return Budget(
+                fac, None, None, n, None, source, 2, f"H(X) not computed over more than {limit} images"
+            )
         # dSprites pixels are 0/1 by construction (the npz reader checks them): one counting pass.
-        emp, marg = E.image_entropies(dataset.images(np.arange(start, min(start + batch, n)))
-                                      for start in range(0, n, batch))
+        emp, marg = E.image_entropies(
+            dataset.images(np.arange(start, min(start + batch, n))) for start in range(0, n, batch)
+        )
         return Budget(fac, emp.entropy.bits, marg.total.bits, n, int(emp.distinct), source, 2)
     if n < 1:
         raise InputError("the dataset is empty; expected at least one image")
@@ -202,8 +228,16 @@ def data_budget(dataset: Any, limit: int = BUDGET_LIMIT, batch: int = 8192) -> B
         for _, x in batches():
             counter.update(x + 0.0)
         emp = counter.result()
-        return Budget(None, emp.entropy.bits, None, n, int(emp.distinct), source, None,
-                      "values are not on a binary or 8-bit grid: no pixel marginals")
+        return Budget(
+            None,
+            emp.entropy.bits,
+            None,
+            n,
+            int(emp.distinct),
+            source,
+            None,
+            "values are not on a binary or 8-bit grid: no pixel marginals",
+        )
     emp = counter.result()
     levels = max(g for g in grids if g is not None)
     hist = E.PixelHistogram(levels=levels)

@@ -1,4 +1,5 @@
-"""What a decoder emits for each likelihood elbits trains with, and how that becomes the likelihood's arguments.
+"""What a decoder emits for each likelihood elbits trains with, and how that becomes the likelihood's
+arguments.
 
 Training images are ``[B, C, H, W]`` floats in [0, 1]. A model's ``forward(x)`` returns ``(out, mu, logvar)``
 (or PyTorch-VAE's ``[out, x, mu, logvar]``); ``out`` is one of four declared kinds:
@@ -52,25 +53,35 @@ def training_likelihoods() -> tuple[str, ...]:
     return tuple(k for k in KINDS if k in LIKELIHOODS)
 
 
-def check_choice(likelihood: str, decoder_output: Optional[str], scale: Optional[float], discretize: bool) -> None:
+def check_choice(
+    likelihood: str, decoder_output: Optional[str], scale: Optional[float], discretize: bool
+) -> None:
     """The settings' own rules (no model or data needed); an :class:`InputError` naming the setting."""
     names = training_likelihoods()
     if likelihood not in names:
         raise InputError(f"likelihood must be one of {list(names)}, got {likelihood!r}")
     if decoder_output is not None and decoder_output not in KINDS[likelihood]:
-        raise InputError(f"decoder_output {decoder_output!r} does not fit likelihood {likelihood!r}: "
-                         f"expected one of {list(KINDS[likelihood])}")
+        raise InputError(
+            f"decoder_output {decoder_output!r} does not fit likelihood {likelihood!r}: "
+            f"expected one of {list(KINDS[likelihood])}"
+        )
     if likelihood in _CONTINUOUS:
         if decoder_output == "mean" and scale is None:
-            raise InputError(f"decoder_output 'mean' for {likelihood!r} needs scale (sigma or b, in the units of "
-                             "the images in [0, 1]); or emit log-scales too with decoder_output 'params'")
+            raise InputError(
+                f"decoder_output 'mean' for {likelihood!r} needs scale (sigma or b, in the units of "
+                "the images in [0, 1]); or emit log-scales too with decoder_output 'params'"
+            )
         if decoder_output == "params" and scale is not None:
-            raise InputError("scale is for decoder_output 'mean'; with 'params' the decoder emits the log-scales")
+            raise InputError(
+                "scale is for decoder_output 'mean'; with 'params' the decoder emits the log-scales"
+            )
     elif scale is not None:
         raise InputError(f"scale is for likelihoods {list(_CONTINUOUS)}, not {likelihood!r}")
     if discretize and likelihood not in _CONTINUOUS:
-        raise InputError(f"discretize is for likelihoods {list(_CONTINUOUS)} ({likelihood!r} is "
-                         f"{'discrete already' if likelihood in (*_EIGHT_BIT, 'bernoulli') else 'a density'})")
+        raise InputError(
+            f"discretize is for likelihoods {list(_CONTINUOUS)} ({likelihood!r} is "
+            f"{'discrete already' if likelihood in (*_EIGHT_BIT, 'bernoulli') else 'a density'})"
+        )
 
 
 def default_kind(likelihood: str, scale: Optional[float]) -> str:
@@ -100,7 +111,9 @@ class Head:
             return LEVELS * c
         if name == "logistic_mixture":
             if c not in (1, 3):
-                raise InputError(f"likelihood 'logistic_mixture' models 1- or 3-channel images; these have {c}")
+                raise InputError(
+                    f"likelihood 'logistic_mixture' models 1- or 3-channel images; these have {c}"
+                )
             return (10 if c == 3 else 3) * self.components
         if name == "discretized_gaussian" or (name in _CONTINUOUS and self.kind == "params"):
             return 2 * c
@@ -122,8 +135,11 @@ class Head:
         """The expected ``out`` shape per sample, in words."""
         c, k = self.channels, self.components
         what = {
-            "logistic_mixture": (f"{k} mixture logits | {'3 x (K means, K log-scales, K coefficients)' if c == 3 else 'K means | K log-scales'}"
-                                 f", K = {k}"),
+            "logistic_mixture": (
+                f"{k} mixture logits | "
+                f"{'3 x (K means, K log-scales, K coefficients)' if c == 3 else 'K means | K log-scales'}"
+                f", K = {k}"
+            ),
             "discretized_gaussian": f"{c} means in [-1, 1] | {c} log-scales",
             "gaussian": f"{c} means | {c} log-scales" if self.kind == "params" else f"{c} means",
         }
@@ -151,14 +167,18 @@ class Head:
         if not isinstance(out, torch.Tensor):
             raise InputError(f"{where} is a {type(out).__name__}; expected a tensor [B, {self.layout()[1:]}")
         if tuple(out.shape) != want or not out.is_floating_point():
-            raise InputError(f"{where} is {_describe(out)} for images {tuple(x.shape)}; likelihood "
-                             f"{self.likelihood!r} ({self.kind}) needs float [B, {self.layout()[1:]}")
+            raise InputError(
+                f"{where} is {_describe(out)} for images {tuple(x.shape)}; likelihood "
+                f"{self.likelihood!r} ({self.kind}) needs float [B, {self.layout()[1:]}"
+            )
         if self.kind == "probs":
             lo, hi = (float(v) for v in torch.aminmax(out.detach()))
             if not (0.0 <= lo and hi <= 1.0):
                 hint = " (a tanh output lies in [-1, 1])" if lo < 0 else ""
-                raise InputError(f"{where} was declared 'probs' but holds values in [{lo:.4g}, {hi:.4g}]{hint}; "
-                                 "probabilities lie in [0, 1]: declare what the decoder returns")
+                raise InputError(
+                    f"{where} was declared 'probs' but holds values in [{lo:.4g}, {hi:.4g}]{hint}; "
+                    "probabilities lie in [0, 1]: declare what the decoder returns"
+                )
 
     def target(self, x: torch.Tensor) -> torch.Tensor:
         """The likelihood's target for images ``x`` in [0, 1]: the images, or their 8-bit levels."""
@@ -228,7 +248,9 @@ def _describe(t: torch.Tensor) -> str:
     return f"{str(t.dtype).replace('torch.', '')} {list(t.shape)}"
 
 
-def split_output(result: Any, x: torch.Tensor, where: str = "model(x)") -> tuple[Any, torch.Tensor, torch.Tensor]:
+def split_output(
+    result: Any, x: torch.Tensor, where: str = "model(x)"
+) -> tuple[Any, torch.Tensor, torch.Tensor]:
     """``(out, mu, logvar)`` of a model's forward: a 3-tuple, or PyTorch-VAE's ``[out, x, mu, logvar]``."""
     if isinstance(result, (tuple, list)):
         if len(result) == 3:
@@ -239,8 +261,16 @@ def split_output(result: Any, x: torch.Tensor, where: str = "model(x)") -> tuple
     raise InputError(f"{where} returned {got}; expected (decoder output, mu, logvar), mu and logvar [B, Z]")
 
 
-def resolve_head(likelihood: str, decoder_output: Optional[str], model: Any, channels: int, *,
-                 components: int = 5, scale: Optional[float] = None, discretize: bool = False) -> Head:
+def resolve_head(
+    likelihood: str,
+    decoder_output: Optional[str],
+    model: Any,
+    channels: int,
+    *,
+    components: int = 5,
+    scale: Optional[float] = None,
+    discretize: bool = False,
+) -> Head:
     """The :class:`Head` of a run: the declared kind (``decoder_output``, or the model's ``decoder_output``
     attribute; the default model's when ``model`` is None or a BurgessVAE), checked against the likelihood."""
     from ..models import BurgessVAE
@@ -250,8 +280,10 @@ def resolve_head(likelihood: str, decoder_output: Optional[str], model: Any, cha
     if own is not None:
         own_likelihood = getattr(model, "likelihood", likelihood)
         if own_likelihood != likelihood:
-            raise InputError(f"the model's likelihood is {own_likelihood!r}, the run's {likelihood!r}: set likelihood "
-                             f"to {own_likelihood!r}")
+            raise InputError(
+                f"the model's likelihood is {own_likelihood!r}, the run's {likelihood!r}: set likelihood "
+                f"to {own_likelihood!r}"
+            )
         if decoder_output is not None and own != decoder_output:
             raise InputError(f"decoder_output is {decoder_output!r} but the model declares {own!r}")
         check_choice(likelihood, own, scale, discretize)
@@ -259,8 +291,11 @@ def resolve_head(likelihood: str, decoder_output: Optional[str], model: Any, cha
     if kind is None:
         if model is not None and not isinstance(model, BurgessVAE):
             raise InputError(
-                f"declare what {type(model).__name__}'s decoder returns: decoder_output (--decoder-output) or a "
-                f"decoder_output attribute on the model; for likelihood {likelihood!r} one of {list(KINDS[likelihood])}")
+                f"declare what {type(model).__name__}'s decoder returns: decoder_output (--decoder-output) "
+                "or a "
+                f"decoder_output attribute on the model; for likelihood {likelihood!r} one of "
+                f"{list(KINDS[likelihood])}"
+            )
         kind = default_kind(likelihood, scale)
         check_choice(likelihood, kind, scale, discretize)
     return Head(likelihood, kind, channels, components, scale, discretize)

@@ -1,4 +1,5 @@
-"""torch.distributed plumbing for the training loop: torchrun's environment, DDP, a globally stepped controller.
+"""torch.distributed plumbing for the training loop: torchrun's environment, DDP, a globally stepped
+controller.
 
 Launch with ``torchrun --nproc-per-node N -m elbits train ...``: torchrun sets ``RANK``, ``WORLD_SIZE``,
 ``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT``, and :func:`setup` initialises the default process group

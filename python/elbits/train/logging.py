@@ -27,16 +27,24 @@ class JsonlLogger:
     starts the file empty.
     """
 
-    def __init__(self, path: Union[str, Path], truncate_after: Optional[int] = None, fresh: bool = False,
-                 log_every: int = 1) -> None:
+    def __init__(
+        self,
+        path: Union[str, Path],
+        truncate_after: Optional[int] = None,
+        fresh: bool = False,
+        log_every: int = 1,
+    ) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if fresh:
             _replace(self.path, "")
         elif truncate_after is not None and self.path.exists():
-            keep = [r for r in read_jsonl(self.path)
-                    if int(r["step"]) < truncate_after
-                    or (int(r["step"]) == truncate_after and int(r["step"]) % log_every == 0)]
+            keep = [
+                r
+                for r in read_jsonl(self.path)
+                if int(r["step"]) < truncate_after
+                or (int(r["step"]) == truncate_after and int(r["step"]) % log_every == 0)
+            ]
             _replace(self.path, "".join(json.dumps(r) + "\n" for r in keep))
         self._f = open(self.path, "a")  # noqa: SIM115 (closed in close())
 
@@ -78,7 +86,9 @@ def read_jsonl(path: Union[str, Path]) -> list[dict[str, Any]]:
                 break
             raise InputError(f"{path}: line {no} is not JSON; expected one metrics record per line") from None
         if not isinstance(rec, dict) or not isinstance(rec.get("step"), int):
-            raise InputError(f"{path}: line {no} is not a metrics record (a JSON object with an integer step)")
+            raise InputError(
+                f"{path}: line {no} is not a metrics record (a JSON object with an integer step)"
+            )
         out.append(rec)
     return out
 
@@ -92,7 +102,8 @@ def tensorboard_available() -> bool:
 
 
 class TensorBoardLogger:
-    """Scalars under ``log_dir`` when ``tensorboard`` is installed; a no-op otherwise (``enabled`` is False)."""
+    """Scalars under ``log_dir`` when ``tensorboard`` is installed; a no-op otherwise (``enabled`` is
+    False)."""
 
     def __init__(self, log_dir: Union[str, Path], enabled: bool = True) -> None:
         self.writer: Any = None

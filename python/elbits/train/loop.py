@@ -1,4 +1,5 @@
-"""The training loop: ELBOLoss (fused op) + a beta controller + RateDistortionMeter + AdamW, resumable, DDP-ready."""
+"""The training loop: ELBOLoss (fused op) + a beta controller + RateDistortionMeter + AdamW, resumable,
+DDP-ready."""
 
 from __future__ import annotations
 
@@ -136,7 +137,9 @@ def evaluate(
     meter = RateDistortionMeter(budget=None if budget_bits is None else budget_bits * NATS_PER_BIT)
     g = torch.Generator().manual_seed(int(seed) * 1_000_003 + rank)
     n = len(dataset)
-    every = np.arange(n) if limit is None or n <= limit else np.linspace(0, n - 1, limit).round().astype(np.int64)
+    every = (
+        np.arange(n) if limit is None or n <= limit else np.linspace(0, n - 1, limit).round().astype(np.int64)
+    )
     positions = every[rank::world]
     split = sampled_z(base)
     base.eval()
@@ -202,14 +205,17 @@ def _default_model(cfg: TrainConfig, head: Head, x: torch.Tensor) -> nn.Module:
     from ..models.burgess import MAX_CHANNELS
 
     if tuple(x.shape[2:]) != (64, 64) or not 1 <= x.shape[1] <= MAX_CHANNELS:
-        raise InputError(f"the default model (BurgessVAE) reads [C, 64, 64] images, C <= {MAX_CHANNELS}; these are "
-                         f"{list(x.shape[1:])}: pass a model of your own (train(cfg, model=...))")
+        raise InputError(
+            f"the default model (BurgessVAE) reads [C, 64, 64] images, C <= {MAX_CHANNELS}; these are "
+            f"{list(x.shape[1:])}: pass a model of your own (train(cfg, model=...))"
+        )
     torch.manual_seed(cfg.seed)
     return BurgessVAE(z_dim=cfg.z_dim, channels=x.shape[1], out_channels=head.out_channels)
 
 
-def _load_resumed(where: Path, state: dict[str, Any], model: nn.Module, opt: torch.optim.Optimizer,
-                  crit: ELBOLoss) -> None:
+def _load_resumed(
+    where: Path, state: dict[str, Any], model: nn.Module, opt: torch.optim.Optimizer, crit: ELBOLoss
+) -> None:
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as e:
@@ -222,8 +228,9 @@ def _load_resumed(where: Path, state: dict[str, Any], model: nn.Module, opt: tor
     crit.load_state_dict(state["criterion"])
 
 
-def _train(cfg: TrainConfig, d: D.Dist, model: Optional[nn.Module], dataset: Any,
-           budget: Optional[Budget]) -> TrainResult:
+def _train(
+    cfg: TrainConfig, d: D.Dist, model: Optional[nn.Module], dataset: Any, budget: Optional[Budget]
+) -> TrainResult:
     out = Path(cfg.out_dir)
     resume = _resume_path(cfg)
     claim_out_dir(out, cfg, resume, d.main)
@@ -234,8 +241,15 @@ def _train(cfg: TrainConfig, d: D.Dist, model: Optional[nn.Module], dataset: Any
         raise InputError("the dataset is empty; expected at least one image")
     first = fetch(dataset, [0])
     check_images(first, "dataset[0]")
-    head = resolve_head(cfg.likelihood, cfg.decoder_output, model, first.shape[1],
-                        components=cfg.mixture_components, scale=cfg.scale, discretize=cfg.discretize)
+    head = resolve_head(
+        cfg.likelihood,
+        cfg.decoder_output,
+        model,
+        first.shape[1],
+        components=cfg.mixture_components,
+        scale=cfg.scale,
+        discretize=cfg.discretize,
+    )
     # The declared (or default) decoder output is a setting of the run: saved, and compared on resume.
     cfg = dataclasses.replace(cfg, decoder_output=head.kind)
     if state is not None:
@@ -274,9 +288,11 @@ def _train(cfg: TrainConfig, d: D.Dist, model: Optional[nn.Module], dataset: Any
             meter.load_state_dict(state["meters"][d.rank])
             loss_window = [float(v) for v in state["loss_windows"][d.rank]]
         else:
-            warnings.warn(f"resuming on {d.world} processes from a checkpoint of {state['world_size']}: "
-                          "the running meter window restarts (parameters and controller are restored)",
-                          stacklevel=2)
+            warnings.warn(
+                f"resuming on {d.world} processes from a checkpoint of {state['world_size']}: "
+                "the running meter window restarts (parameters and controller are restored)",
+                stacklevel=2,
+            )
     if d.main:
         out.mkdir(parents=True, exist_ok=True)
     if d.world > 1:
@@ -284,8 +300,11 @@ def _train(cfg: TrainConfig, d: D.Dist, model: Optional[nn.Module], dataset: Any
         model = nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
 
     # A finished run that is resumed for its final pass keeps its records as they are.
-    jsonl = (JsonlLogger(out / "metrics.jsonl", truncate_after=step, fresh=state is None, log_every=cfg.log_every)
-             if d.main and step < cfg.steps else None)
+    jsonl = (
+        JsonlLogger(out / "metrics.jsonl", truncate_after=step, fresh=state is None, log_every=cfg.log_every)
+        if d.main and step < cfg.steps
+        else None
+    )
     tb = TensorBoardLogger(out / "tb", enabled=cfg.tensorboard and d.main and step < cfg.steps)
     bar = None
     if d.main and cfg.progress and step < cfg.steps:
@@ -298,10 +317,14 @@ def _train(cfg: TrainConfig, d: D.Dist, model: Optional[nn.Module], dataset: Any
         n_loss, s_loss = loss_window
         if d.world > 1:
             n_loss, s_loss = D.all_reduce_sum([n_loss, s_loss])
-        rec: dict[str, Any] = {"step": step, "epoch": stream.epoch_of(max(step - 1, 0)),
-                               "samples_seen": samples_seen, "beta": float(crit.beta),
-                               "lr": float(opt.param_groups[0]["lr"]),
-                               "loss_nats": s_loss / n_loss if n_loss else float("nan")}
+        rec: dict[str, Any] = {
+            "step": step,
+            "epoch": stream.epoch_of(max(step - 1, 0)),
+            "samples_seen": samples_seen,
+            "beta": float(crit.beta),
+            "lr": float(opt.param_groups[0]["lr"]),
+            "loss_nats": s_loss / n_loss if n_loss else float("nan"),
+        }
         rec.update(_controller_scalars(ctrl))
         rec.update(scalars)
         rec["wall_s"] = wall
@@ -344,8 +367,11 @@ def _train(cfg: TrainConfig, d: D.Dist, model: Optional[nn.Module], dataset: Any
                     bar.update(1)
                     if step % 10 == 0 or step == cfg.steps:
                         s = meter.scalars(reduce=False)
-                        bar.set_postfix_str(f"R={s['rate_bits']:.2f} bits D={s['distortion_bits']:.1f} bits "
-                                            f"beta={crit.beta:.3g}", refresh=False)
+                        bar.set_postfix_str(
+                            f"R={s['rate_bits']:.2f} bits D={s['distortion_bits']:.1f} bits "
+                            f"beta={crit.beta:.3g}",
+                            refresh=False,
+                        )
                 on_grid = step % cfg.log_every == 0
                 if on_grid:
                     emit(log_record(time.perf_counter() - t0))
@@ -373,19 +399,52 @@ def _train(cfg: TrainConfig, d: D.Dist, model: Optional[nn.Module], dataset: Any
     final = final_meter = None
     eval_z = None
     if cfg.eval_at_end:
-        final_meter = evaluate(model, dataset, budget_bits=bound_bits, seed=cfg.seed, device=d.device,
-                               rank=d.rank, world=d.world, limit=cfg.eval_limit, head=head)
+        final_meter = evaluate(
+            model,
+            dataset,
+            budget_bits=bound_bits,
+            seed=cfg.seed,
+            device=d.device,
+            rank=d.rank,
+            world=d.world,
+            limit=cfg.eval_limit,
+            head=head,
+        )
         final = final_meter.scalars()
         final["beta"] = float(crit.beta)
         eval_z = "sampled from q(z|x)" if sampled_z(model) else "as the model's eval-mode forward draws it"
         if d.main:
-            _write_json(out / "final.json", {"step": step, **final, "eval_z": eval_z, "likelihood": cfg.likelihood,
-                                             "decoder_output": head.kind, "budget": budget.to_dict()})
+            _write_json(
+                out / "final.json",
+                {
+                    "step": step,
+                    **final,
+                    "eval_z": eval_z,
+                    "likelihood": cfg.likelihood,
+                    "decoder_output": head.kind,
+                    "budget": budget.to_dict(),
+                },
+            )
     if d.world > 1:
         torch.distributed.barrier()
     history = read_jsonl(out / "metrics.jsonl") if (out / "metrics.jsonl").exists() else []
-    return TrainResult(_unwrap(model), crit, meter, final, history, budget, step, out, seconds,
-                       d.rank, d.world, dataset, final_meter, head, eval_z)
+    return TrainResult(
+        _unwrap(model),
+        crit,
+        meter,
+        final,
+        history,
+        budget,
+        step,
+        out,
+        seconds,
+        d.rank,
+        d.world,
+        dataset,
+        final_meter,
+        head,
+        eval_z,
+    )
 
 
 def _write_json(path: Path, obj: Any) -> None:
@@ -398,16 +457,34 @@ def _write_json(path: Path, obj: Any) -> None:
     os.replace(tmp, path)
 
 
-def _checkpoint(path: Path, cfg: TrainConfig, d: D.Dist, model: nn.Module, opt: torch.optim.Optimizer,
-                crit: ELBOLoss, meter: RateDistortionMeter, loss_window: list[float], step: int,
-                samples_seen: int) -> None:
+def _checkpoint(
+    path: Path,
+    cfg: TrainConfig,
+    d: D.Dist,
+    model: nn.Module,
+    opt: torch.optim.Optimizer,
+    crit: ELBOLoss,
+    meter: RateDistortionMeter,
+    loss_window: list[float],
+    step: int,
+    samples_seen: int,
+) -> None:
     meters = D.gather_objects(meter.state_dict(), d.world)
     windows = D.gather_objects(list(loss_window), d.world)
     if d.main:
-        save_checkpoint(path, {
-            "step": step, "samples_seen": samples_seen, "world_size": d.world, "config": cfg.to_dict(),
-            "model": _unwrap(model).state_dict(), "optimizer": opt.state_dict(),
-            "criterion": crit.state_dict(), "meters": meters, "loss_windows": windows,
-        })
+        save_checkpoint(
+            path,
+            {
+                "step": step,
+                "samples_seen": samples_seen,
+                "world_size": d.world,
+                "config": cfg.to_dict(),
+                "model": _unwrap(model).state_dict(),
+                "optimizer": opt.state_dict(),
+                "criterion": crit.state_dict(),
+                "meters": meters,
+                "loss_windows": windows,
+            },
+        )
     if d.world > 1:
         torch.distributed.barrier()

@@ -19,8 +19,21 @@ RUN_FILES = ("metrics.jsonl", "checkpoint.pt", "final.json")
 
 # Settings a resumed run must share with its checkpoint: the data, the batches' order, the model and its
 # likelihood, the record grid and the controller, all of which the saved state was built on.
-FIXED = ("seed", "batch_size", "z_dim", "npz", "train_size", "data_seed", "controller", "log_every",
-         "likelihood", "decoder_output", "mixture_components", "scale", "discretize")
+FIXED = (
+    "seed",
+    "batch_size",
+    "z_dim",
+    "npz",
+    "train_size",
+    "data_seed",
+    "controller",
+    "log_every",
+    "likelihood",
+    "decoder_output",
+    "mixture_components",
+    "scale",
+    "discretize",
+)
 # Applied from the resumed step on: the optimiser's settings, the run's length and a fixed controller's beta.
 APPLIED = ("steps", "lr", "weight_decay", "beta")
 
@@ -46,12 +59,16 @@ def claim_out_dir(out: Path, cfg: TrainConfig, resume: Optional[Path], main: boo
         return
     if resume is not None:
         if resume.resolve() != (out / "checkpoint.pt").resolve():
-            raise InputError(f"{out} holds another run ({', '.join(found)}); resuming {resume} there would mix "
-                             "the two: choose an empty out_dir")
+            raise InputError(
+                f"{out} holds another run ({', '.join(found)}); resuming {resume} there would mix "
+                "the two: choose an empty out_dir"
+            )
         return
     if not cfg.overwrite:
-        raise InputError(f"{out} holds a run ({', '.join(found)}): continue it with resume (--resume), replace it "
-                         "with overwrite (--overwrite), or choose another out_dir (--out)")
+        raise InputError(
+            f"{out} holds a run ({', '.join(found)}): continue it with resume (--resume), replace it "
+            "with overwrite (--overwrite), or choose another out_dir (--out)"
+        )
     if main:
         for name in (*RUN_FILES, "checkpoint.pt.tmp", "final.json.tmp", "metrics.jsonl.tmp"):
             (out / name).unlink(missing_ok=True)
@@ -75,13 +92,17 @@ def settle_resumed_config(cfg: TrainConfig, state: dict[str, Any], where: Path) 
         cfg = dataclasses.replace(cfg, capacity_steps=_old(old, "capacity_steps") or _old(old, "steps"))
     bad = [f"{k} {_old(old, k)!r} -> {getattr(cfg, k)!r}" for k in FIXED if _old(old, k) != getattr(cfg, k)]
     if cfg.controller != "fixed" and _old(old, "beta") != cfg.beta:
-        bad.append(f"beta {_old(old, 'beta')!r} -> {cfg.beta!r} (the {cfg.controller} controller's state holds beta)")
+        bad.append(
+            f"beta {_old(old, 'beta')!r} -> {cfg.beta!r} (the {cfg.controller} controller's state holds beta)"
+        )
     step = int(state["step"])
     if cfg.steps < step:
         bad.append(f"steps {cfg.steps} is before the checkpoint's step {step}")
     if bad:
-        raise InputError(f"cannot resume {where}: " + "; ".join(bad) + ". Expected the checkpoint's settings "
-                         f"(only {', '.join(APPLIED[:-1])} and a fixed controller's beta may change)")
+        raise InputError(
+            f"cannot resume {where}: " + "; ".join(bad) + ". Expected the checkpoint's settings "
+            f"(only {', '.join(APPLIED[:-1])} and a fixed controller's beta may change)"
+        )
     return cfg
 
 
@@ -92,20 +113,27 @@ def check_controller_settings(saved: Any, fresh: Any, where: Path) -> None:
         return  # load_state_dict says what is wrong with it
     new = fresh.state_dict()
     kind = new.get("type")
-    bad = [f"{name} (controller {k} {saved.get(k)!r} -> {new[k]!r})"
-           for k, name in _CONTROLLER_SETTINGS.get(str(kind), {}).items()
-           if saved.get("type") == kind and k in saved and saved[k] != new[k]]
+    bad = [
+        f"{name} (controller {k} {saved.get(k)!r} -> {new[k]!r})"
+        for k, name in _CONTROLLER_SETTINGS.get(str(kind), {}).items()
+        if saved.get("type") == kind and k in saved and saved[k] != new[k]
+    ]
     if bad:
-        raise InputError(f"cannot resume {where}: the settings give another controller than the checkpoint's: "
-                         + "; ".join(bad) + "; expected the checkpoint's")
+        raise InputError(
+            f"cannot resume {where}: the settings give another controller than the checkpoint's: "
+            + "; ".join(bad)
+            + "; expected the checkpoint's"
+        )
 
 
 class TrainingInterrupted(KeyboardInterrupt):
     """Training stopped on Ctrl-C or SIGTERM after a completed step, with a checkpoint at that step."""
 
     def __init__(self, step: int, checkpoint: Path, signal_name: str) -> None:
-        super().__init__(f"{signal_name}: stopped after step {step}; {checkpoint} holds it: continue with "
-                         "resume (--resume)")
+        super().__init__(
+            f"{signal_name}: stopped after step {step}; {checkpoint} holds it: continue with "
+            "resume (--resume)"
+        )
         self.step, self.checkpoint, self.signal_name = step, checkpoint, signal_name
 
 
@@ -132,8 +160,11 @@ class StopRequest:
             self._restore()
             raise KeyboardInterrupt
         self.requested = signal.Signals(signum).name
-        print(f"\n{self.requested}: stopping after this step with a checkpoint (again to stop at once)",
-              file=sys.stderr, flush=True)
+        print(
+            f"\n{self.requested}: stopping after this step with a checkpoint (again to stop at once)",
+            file=sys.stderr,
+            flush=True,
+        )
 
     def _restore(self) -> None:
         for sig, old in self._old.items():
