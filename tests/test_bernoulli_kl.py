@@ -179,7 +179,7 @@ def test_hypothesis_random_shapes_and_values(batch, inner, z, scale, seed, tdtyp
 
 def test_opcheck_custom_ops():
     from elbits.ops.bernoulli import bernoulli_elbo
-    from elbits.ops.common import scale_rows
+    from elbits.ops.scale_rows import scale_rows
 
     logits, target, mu, logvar = make((3, 2, 5))
     for t in (logits, mu, logvar):

@@ -304,7 +304,7 @@ def test_discretized_gaussian_random_in_contract(means, log_scale, level):
 )
 def test_discretized_gaussian_gradcheck_across_branches(mean, log_scale):
     # float64 gradcheck on both sides of the narrow-bin / tail switch (delta = 1/4, |c| delta = 1/4).
-    from elbits.ops.colour import discretized_gaussian_terms
+    from elbits.ops.discretized_gaussian import discretized_gaussian_terms
 
     t = torch.tensor([[[0, 3, 128, 129, 200, 255]]], dtype=torch.uint8)
     p = torch.stack([torch.full((6,), mean), torch.full((6,), log_scale)]).view(1, 2, 6).double()

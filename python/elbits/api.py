@@ -1,4 +1,5 @@
-"""elbo_terms: the public entry point, dispatching on the likelihood."""
+"""elbo_terms: the public entry point. It resolves the likelihood and calls its family module
+(:mod:`elbits.ops` for the fused kernels, :mod:`elbits.likelihoods` for the PyTorch ones)."""
 
 from __future__ import annotations
 
@@ -9,28 +10,14 @@ import torch
 from .errors import InputError
 from .likelihoods.continuous import continuous_terms
 from .likelihoods.probs import bernoulli_probs_terms
-from .ops import validate as v
-from .ops.bernoulli import bernoulli_elbo
-from .ops.colour import COLOUR_LIKELIHOODS
-from .ops.common import call_op, grad_args
+from .ops.bernoulli import bernoulli_terms
+from .ops.categorical import categorical256_inplace_terms, categorical256_terms
+from .ops.continuous_bernoulli import continuous_bernoulli_terms
+from .ops.discretized_gaussian import discretized_gaussian_terms
+from .ops.logistic_mixture import logistic_mixture_terms
 from .terms import ELBOTerms
 
-_BERNOULLI_TARGETS = (torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.uint8, torch.bool)
-
 Likelihood = Callable[..., ELBOTerms]
-
-
-def _bernoulli(
-    logits, target, mu, logvar, check_finite: bool, recon_grad_hint: float | None = None
-) -> ELBOTerms:
-    logits, target, mu, logvar, batch, dims = v.check_inputs(
-        "logits", logits, target, mu, logvar, _BERNOULLI_TARGETS, same_shape=True
-    )
-    compute_grad, prescale = grad_args(recon_grad_hint, batch, logits, mu, logvar)
-    recon, kl, _, _ = call_op(
-        bernoulli_elbo, logits, target, mu, logvar, prescale, compute_grad, check_finite
-    )
-    return ELBOTerms(recon, kl, dims)
 
 
 def _continuous(name: str) -> Likelihood:
@@ -41,12 +28,19 @@ def _continuous(name: str) -> Likelihood:
     return impl
 
 
-LIKELIHOODS: dict[str, Likelihood] = {"bernoulli": _bernoulli}
-# 8-bit / colour images (python/elbits/ops/colour.py, README.md "Likelihoods").
-LIKELIHOODS.update(COLOUR_LIKELIHOODS)
 # Decoders with a density (elbits/likelihoods/continuous.py): they take scale/log_scale/discretize.
 CONTINUOUS = ("gaussian", "laplace")
-LIKELIHOODS.update({name: _continuous(name) for name in CONTINUOUS})
+# Each likelihood's entry point: (params, target, mu, logvar, check_finite, recon_grad_hint=, ...)
+# -> ELBOTerms. Formulas, layouts and numerics: docs/likelihoods.md.
+LIKELIHOODS: dict[str, Likelihood] = {
+    "bernoulli": bernoulli_terms,
+    "categorical256": categorical256_terms,
+    "categorical256_inplace": categorical256_inplace_terms,
+    "logistic_mixture": logistic_mixture_terms,
+    "discretized_gaussian": discretized_gaussian_terms,
+    "continuous_bernoulli": continuous_bernoulli_terms,
+    **{name: _continuous(name) for name in CONTINUOUS},
+}
 # likelihoods whose backward can write the gradient into the parameters (inplace_grad=True)
 _INPLACE = ("categorical256", "categorical256_inplace")
 # what the first argument may hold: input="probs" is a sigmoid decoder's output

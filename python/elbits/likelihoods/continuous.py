@@ -28,8 +28,8 @@ import torch.nn.functional as F
 from .._dtypes import FLOATS, out_dtype
 from ..errors import InputError
 from ..ops import validate as v
-from ..ops.colour import discretized_gaussian_terms
-from ..ops.common import plain_eager
+from ..ops.autograd import plain_eager
+from ..ops.discretized_gaussian import discretized_gaussian_terms
 from ..terms import ELBOTerms
 from .kl import gaussian_kl
 

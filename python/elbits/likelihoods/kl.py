@@ -12,7 +12,7 @@ Dynamo cannot trace a custom ``jvp``.
 
 import torch
 
-from ..ops.common import gaussian_kl_into
+from ..ops.gaussian_kl import gaussian_kl_into
 from ..ops.validate import raise_flags
 
 Tensor = torch.Tensor

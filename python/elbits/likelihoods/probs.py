@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from .._dtypes import out_dtype
 from ..errors import InputError
 from ..ops import validate as v
-from ..ops.common import plain_eager
+from ..ops.autograd import plain_eager
 from ..terms import ELBOTerms
 from .kl import gaussian_kl
 

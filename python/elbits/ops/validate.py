@@ -12,6 +12,7 @@ from collections.abc import Iterable
 import torch
 
 from .._dtypes import FLOATS
+from ..errors import InputError
 
 
 def _dtype_names(dtypes: Iterable[torch.dtype]) -> str:
@@ -153,3 +154,59 @@ def rows_contiguous(t: torch.Tensor) -> torch.Tensor:
     if flat.stride(1) == 1 or flat.shape[1] == 1:
         return flat
     return flat.contiguous()
+
+
+def sample_contiguous(t: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    """``t`` viewed as ``shape`` (batch first) with each sample contiguous; copies only when needed."""
+    flat = t.reshape(shape) if t[0].is_contiguous() else t.contiguous().reshape(shape)
+    if not flat[0].is_contiguous():
+        flat = flat.contiguous()
+    return flat
+
+
+# 8-bit targets as the level kernels read them (categorical-256, logistic mixture, discretized Gaussian).
+LEVEL_TARGETS = (torch.uint8, torch.int64)
+# Targets out of range raise even with check_finite=False: they are not a NaN to pass on.
+TARGET_FLAGS = ("target_level_out_of_range", "target_out_of_range")
+
+
+def levels(target: torch.Tensor, what: str) -> torch.Tensor:
+    """Integer levels 0..255 from uint8/int64 levels, or from floats in [-1, 1] (x = level/127.5 - 1)."""
+    if target.dtype in LEVEL_TARGETS:
+        return target
+    if target.dtype in FLOATS:
+        if target.requires_grad and torch.is_grad_enabled():
+            # Rounding to a level is piecewise constant: no gradient to give, and a silent zero
+            # would look like one.
+            raise InputError(
+                f"target requires grad, but {what} reads a float target as 8-bit levels (rounded, so it "
+                "has no gradient): pass target.detach(), or use a likelihood of continuous targets"
+            )
+        t = target.detach().double()
+        if t.is_cuda:
+            # No host sync on CUDA: a value outside [-1, 1] (or NaN) becomes level -1, which the
+            # kernel flags lazily as a level out of range (elbits.check_device_errors).
+            inside = (t >= -1.0) & (t <= 1.0)
+            return torch.where(inside, (t + 1.0) * 127.5, -1.0).round().to(torch.int64)
+        if not bool(((t >= -1.0) & (t <= 1.0)).all()):
+            raise ValueError(
+                f"target has values outside [-1, 1] (or NaN); {what} reads float targets as level/127.5 - 1"
+            )
+        return ((t + 1.0) * 127.5).round().to(torch.int64)
+    check_dtype("target", target, LEVEL_TARGETS + FLOATS)
+    raise AssertionError
+
+
+def image_levels(
+    name: str, params: torch.Tensor, target: torch.Tensor, what: str
+) -> tuple[torch.Tensor, int]:
+    """(levels, channels) of an image target ``[B, C, *spatial]`` for parameters ``[B, channels,
+    *spatial]`` of the same spatial shape (see :func:`levels`)."""
+    if target.dim() < 3:
+        raise ValueError(f"target must be [B, C, *spatial] (C = 1 or 3), got shape {tuple(target.shape)}")
+    if params.dim() != target.dim() or params.shape[2:] != target.shape[2:]:
+        raise ValueError(
+            f"{name} must be [B, channels, *spatial] with the spatial shape of target {tuple(target.shape)}, "
+            f"got {tuple(params.shape)}"
+        )
+    return levels(target, what), target.shape[1]
