@@ -178,6 +178,21 @@ def readable_file(text: str) -> str:
     return text
 
 
+def image_source(text: str) -> str:
+    """An existing folder this user can list (of images to read), or a readable file (an image or array)."""
+    if not text:
+        raise _fail("expected a folder of images or an image / .npy / .npz file, got ''")
+    if not os.path.isdir(text):
+        if not os.path.exists(text):
+            raise _fail(f"no such folder or file: {text!r}; expected a folder of images or an image file")
+        return readable_file(text)
+    try:
+        os.listdir(text)
+    except OSError as e:
+        raise _fail(f"cannot read the folder {text!r}: {e.strerror}") from None
+    return text
+
+
 def image_file(text: str) -> str:
     """A readable ``.npy`` of images or the reference ``.png`` grid."""
     readable_file(text)
@@ -246,4 +261,6 @@ def device(allow_auto: bool = True) -> Callable[[str], str]:
 
 
 #: The types above that name the user's files: an OSError about one of these is the user's to fix.
-PATH_TYPES = frozenset({"output_dir", "output_file", "readable_file", "image_file", "checkpoint"})
+PATH_TYPES = frozenset(
+    {"output_dir", "output_file", "readable_file", "image_file", "image_source", "checkpoint"}
+)

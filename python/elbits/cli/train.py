@@ -1,5 +1,9 @@
-"""``elbits train``: fit a VAE on dSprites with the fused ELBOLoss, a beta controller and the rate-distortion
-meter.
+"""``elbits train``: fit a VAE on dSprites or 8-bit colour images with the fused ELBOLoss, a beta controller
+and the rate-distortion meter.
+
+Colour data (``--data colour-sprites``, ``--data photos`` or ``--images DIR``) trains the colour conv VAE with
+an 8-bit likelihood (``--likelihood logistic_mixture`` by default, ``categorical256``,
+``discretized_gaussian``) at ``--size 32`` or ``64``; its figures are in bits/dim as well as bits/image.
 
 Multi-process: ``torchrun --nproc-per-node N -m elbits train ...`` (DDP; gloo on CPU, nccl on GPU).
 """
@@ -17,6 +21,7 @@ from ._args import (
     checkpoint,
     count_or_all,
     device,
+    image_source,
     nonnegative_float,
     nonnegative_int,
     output_dir,
@@ -104,13 +109,22 @@ def add_train_arguments(p: argparse.ArgumentParser, defaults: dict) -> None:
         "--likelihood",
         choices=training_likelihoods(),
         default=defaults["likelihood"],
-        help="the decoder's likelihood; the model's output channels follow it (default %(default)s)",
+        help="the decoder's likelihood; the model's output channels follow it (default "
+        + (
+            "%(default)s)"
+            if defaults["likelihood"] is not None
+            else "bernoulli for dSprites, logistic_mixture for colour data)"
+        ),
     )
     lk.add_argument(
         "--mixture-components",
+        "--mixtures",
+        dest="mixture_components",
         type=positive_int,
         default=defaults["mixture_components"],
-        help="logistic_mixture: components K (default %(default)s)",
+        help="logistic_mixture: components K per subpixel (default %(default)s: half of PixelCNN++'s 10, "
+        "whose pixels are autoregressive; a VAE decoder's are independent given z, and 10K output "
+        "channels is 50 for RGB)",
     )
     lk.add_argument(
         "--scale",
@@ -176,8 +190,57 @@ def add_train_arguments(p: argparse.ArgumentParser, defaults: dict) -> None:
     )
 
 
+def add_data_arguments(p: argparse.ArgumentParser) -> None:
+    """``--data``, ``--images``, ``--size`` and ``--preprocess``: the training set, dSprites or colour."""
+    from elbits.data.images import PREPROCESS
+    from elbits.train.config import SIZES
+
+    d = p.add_argument_group("colour data")
+    d.add_argument(
+        "--data",
+        choices=("dsprites", "colour-sprites", "photos"),
+        default=None,
+        help="the training set: binary dSprites (default), the generated colour sprites (H(X) = log2 N "
+        "known) or scikit-image's photographs cut into patches (needs elbits[colour])",
+    )
+    d.add_argument(
+        "--images",
+        type=image_source,
+        default=None,
+        metavar="PATH",
+        help="train on the PNG/JPEG images in folder PATH (recursive; CelebA's img_align_celeba/ as it "
+        "is), one image file, or a uint8 .npy / .npz array [N, C, H, W]",
+    )
+    d.add_argument(
+        "--size",
+        type=int,
+        choices=SIZES,
+        default=None,
+        help="colour images' side in pixels (default: 32 for photos, else 64)",
+    )
+    d.add_argument(
+        "--preprocess",
+        choices=PREPROCESS,
+        default=None,
+        help="--images: celeba64 / celeba32 (centre crop 148, then resize; the default for image files), "
+        "resize, or none (the default for arrays)",
+    )
+
+
+def _data_source(args: argparse.Namespace) -> str:
+    if getattr(args, "images", None) is not None:
+        return "images"
+    return getattr(args, "data", None) or "dsprites"
+
+
 def config_kwargs(args: argparse.Namespace) -> dict:
+    data = _data_source(args)
+    likelihood = args.likelihood or ("bernoulli" if data == "dsprites" else "logistic_mixture")
     return {
+        "data": data,
+        "images": getattr(args, "images", None),
+        "size": getattr(args, "size", None),
+        "preprocess": getattr(args, "preprocess", None),
         "steps": args.steps,
         "batch_size": args.batch_size,
         "lr": args.lr,
@@ -200,7 +263,7 @@ def config_kwargs(args: argparse.Namespace) -> dict:
         "progress": not args.no_progress,
         "tensorboard": not args.no_tensorboard,
         "device": args.device,
-        "likelihood": args.likelihood,
+        "likelihood": likelihood,
         "mixture_components": args.mixture_components,
         "scale": args.scale,
         "discretize": args.discretize,
@@ -212,7 +275,26 @@ def check_train_args(args: argparse.Namespace, run_dir: Path) -> None:
     """The cross-flag rules of the training options, before any work starts (``run_dir``: where the
     run's checkpoint.pt goes)."""
     from elbits.data.dsprites import NUM_IMAGES
+    from elbits.models.colour import COLOUR_LIKELIHOODS
 
+    data = _data_source(args)
+    if getattr(args, "images", None) is not None and getattr(args, "data", None) is not None:
+        raise InputError(f"--images PATH and --data {args.data} name two training sets: give one")
+    size = getattr(args, "size", None)
+    if data == "dsprites" and size not in (None, 64):
+        raise InputError(
+            f"--size {size} is for colour data (--data colour-sprites, photos, --images); dSprites is 64x64"
+        )
+    if getattr(args, "preprocess", None) is not None and data != "images":
+        raise InputError("--preprocess is for --images PATH (how its images are cropped and resized)")
+    if data != "dsprites":
+        if args.npz is not None:
+            raise InputError(f"--npz is the real dSprites file; it does not go with {_data_name(args)}")
+        if args.likelihood is not None and args.likelihood not in COLOUR_LIKELIHOODS:
+            raise InputError(
+                f"--likelihood {args.likelihood} does not model 8-bit colour data ({_data_name(args)}): "
+                f"expected one of {', '.join(COLOUR_LIKELIHOODS)}"
+            )
     c = args.controller
     if c == "geco" and args.target_bits is None:
         raise InputError("--controller geco needs --target-bits (the distortion to reach, bits per image)")
@@ -222,7 +304,7 @@ def check_train_args(args: argparse.Namespace, run_dir: Path) -> None:
         raise InputError(f"--capacity-steps is used only by --controller capacity, not {c}")
     if c == "target-rate" and args.beta == 0:
         raise InputError("--controller target-rate scales beta up and down from --beta: expected --beta > 0")
-    if args.npz is None and args.train_size > NUM_IMAGES:
+    if data == "dsprites" and args.npz is None and args.train_size > NUM_IMAGES:
         raise InputError(
             f"--train-size {args.train_size} is more than the {NUM_IMAGES} procedural dSprites "
             f"images; expected 0 (all) to {NUM_IMAGES}"
@@ -244,12 +326,16 @@ def check_train_args(args: argparse.Namespace, run_dir: Path) -> None:
         )
 
 
+def _data_name(args: argparse.Namespace) -> str:
+    return f"--images {args.images}" if getattr(args, "images", None) is not None else f"--data {args.data}"
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     from elbits.train import TrainConfig
 
     p = sub.add_parser(
         "train",
-        help="train a VAE on dSprites; rate and distortion in bits, checkpoints, DDP",
+        help="train a VAE on dSprites or colour images; rate and distortion in bits, checkpoints, DDP",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -259,7 +345,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="elbits-run",
         help="folder for metrics.jsonl, checkpoint.pt, final.json, tb/ (default %(default)s)",
     )
-    add_train_arguments(p, TrainConfig().to_dict())
+    add_train_arguments(p, {**TrainConfig().to_dict(), "likelihood": None})
+    add_data_arguments(p)
     p.set_defaults(func=run, check=check)
 
 
@@ -278,7 +365,7 @@ def run(args: argparse.Namespace) -> int:
         return 130
     if result.rank == 0 and result.final is not None:
         f = result.final
-        keys = (
+        keys: tuple[str, ...] = (
             "rate_bits",
             "distortion_bits",
             "nelbo_bits",
@@ -288,6 +375,8 @@ def run(args: argparse.Namespace) -> int:
             "active_units",
             "beta",
         )
+        if cfg.colour:  # bits/dim is the unit colour models are compared in
+            keys = ("nelbo_bits_per_dim", "distortion_bits_per_dim", "rate_bits_per_dim", *keys)
         print(
             json.dumps(
                 {

@@ -11,6 +11,10 @@ from typing import Any, Optional
 from ..errors import InputError
 
 CONTROLLERS = ("fixed", "capacity", "geco", "target-rate")
+#: Training sets: binary dSprites (the default), and the 8-bit colour sets (an image folder is ``images``).
+DATA_SOURCES = ("dsprites", "colour-sprites", "photos", "images")
+COLOUR_DATA = DATA_SOURCES[1:]
+SIZES = (32, 64)
 
 
 @dataclass
@@ -18,9 +22,16 @@ class TrainConfig:
     """Settings of :func:`elbits.train.train`. Units are in the names: ``*_bits`` per sample.
 
     Data
+      - ``data``: ``dsprites`` (binary 64x64, the default), or 8-bit colour data: ``colour-sprites``
+        (:mod:`elbits.data.colour_sprites`, known H(X) = log2 N), ``photos`` (scikit-image's photographs cut
+        into patches, :mod:`elbits.data.photos`) or ``images`` (the folder, image file or uint8 ``.npy`` /
+        ``.npz`` ``images``, read by :class:`elbits.data.images.ImageFolder` with ``preprocess``, one of its
+        :data:`~elbits.data.images.PREPROCESS`; None: its default, ``celeba64`` for image files).
+      - ``size``: side of the colour images, 32 or 64 (``None``: 32 for ``photos``, else 64; dSprites is 64).
       - ``npz``: path of the real dSprites npz; ``None`` renders the procedural grid.
       - ``train_size``: images in the training set, drawn without replacement from the whole
-        grid with ``data_seed`` (``None``: all 737,280; rendering them all takes ~30 s).
+        grid with ``data_seed`` (``None``: all 737,280; rendering them all takes ~30 s). For colour data,
+        at most this many (a set no larger is used whole).
 
     Optimisation
       - ``steps`` (optimiser steps), ``batch_size`` (per process), ``lr``, ``weight_decay`` (AdamW),
@@ -66,6 +77,10 @@ class TrainConfig:
     npz: Optional[str] = None
     train_size: Optional[int] = 32768
     data_seed: int = 0
+    data: str = "dsprites"
+    images: Optional[str] = None
+    size: Optional[int] = None
+    preprocess: Optional[str] = None
     controller: str = "fixed"
     beta: float = 1.0
     target_bits: Optional[float] = None
@@ -126,6 +141,51 @@ class TrainConfig:
                 "resume continues the run in out_dir and overwrite replaces it: give one of them"
             )
         check_choice(self.likelihood, self.decoder_output, self.scale, self.discretize)
+        self._check_data()
+
+    def _check_data(self) -> None:
+        from ..models.colour import COLOUR_LIKELIHOODS
+
+        if self.data not in DATA_SOURCES:
+            raise InputError(f"data must be one of {list(DATA_SOURCES)}, got {self.data!r}")
+        if self.preprocess is not None:
+            from ..data.images import PREPROCESS
+
+            if self.preprocess not in PREPROCESS:
+                raise InputError(f"preprocess must be one of {list(PREPROCESS)}, got {self.preprocess!r}")
+        if self.data == "images" and not self.images:
+            raise InputError("data 'images' needs images (the folder of images to train on)")
+        if self.images is not None and self.data != "images":
+            raise InputError(f"images (a folder) and data {self.data!r} name two training sets: give one")
+        if self.preprocess is not None and self.data != "images":
+            raise InputError(f"preprocess is for data 'images' (a folder), not {self.data!r}")
+        if self.size is not None:
+            _integer("size", self.size, 1)
+            if self.size not in SIZES:
+                raise InputError(f"size must be one of {list(SIZES)} (pixels per side), got {self.size!r}")
+        if self.data == "dsprites":
+            if self.size not in (None, 64):
+                raise InputError(f"dSprites images are 64x64: size {self.size} is for colour data")
+            return
+        if self.npz is not None:
+            raise InputError(f"npz is the real dSprites file, not a setting of data {self.data!r}")
+        if self.likelihood not in COLOUR_LIKELIHOODS:
+            raise InputError(
+                f"likelihood {self.likelihood!r} does not model 8-bit colour data ({self.data!r}): "
+                f"expected one of {list(COLOUR_LIKELIHOODS)}"
+            )
+
+    @property
+    def colour(self) -> bool:
+        """Whether the run trains on 8-bit colour data (anything but dSprites)."""
+        return self.data != "dsprites"
+
+    @property
+    def image_size(self) -> int:
+        """Side of the training images in pixels: ``size``, or the data's default (32 for photo patches)."""
+        if self.size is not None:
+            return self.size
+        return 32 if self.data == "photos" else 64
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

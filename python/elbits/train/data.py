@@ -11,6 +11,7 @@ import torch
 from torch.utils.data import Dataset, DistributedSampler
 
 from ..data import dsprites as ds
+from ..data.batches import fetch
 from ..errors import InputError
 
 CACHE_LIMIT = 1 << 17  # training sets up to this size are rendered once and kept bit-packed (64 MB)
@@ -30,39 +31,116 @@ def build_dataset(npz: Optional[str] = None, train_size: Optional[int] = None, d
     return ds.ProceduralDSprites(idx, cache=size <= CACHE_LIMIT)
 
 
-def fetch(dataset: Any, items: Any) -> torch.Tensor:
-    """``[B, C, H, W]`` float32 images of dataset positions ``items``.
+class LevelImages(Dataset):
+    """A training set of 8-bit images held as levels ``[N, C, H, W]`` uint8 (an array or a memory map),
+    optionally restricted to the rows ``index``.
 
-    Uses the dataset's ``images(items)`` batch read when it has one (dSprites), else stacks ``dataset[i]``
-    (an image ``[C, H, W]`` or ``[H, W]``, or a tuple / list whose first element is one). Values are not
-    checked here: :func:`check_images` does that.
+    ``images(items)`` (the batch read training uses) and ``ds[i]`` give float32 level / 255 in [0, 1], on the
+    8-bit grid, which the 8-bit likelihoods read back as the exact levels; ``source`` names the set, and
+    ``factor_bits`` is log2 of its factor grid when it has one (colour sprites).
     """
-    items = np.asarray(items, dtype=np.int64)
-    if hasattr(dataset, "images"):
-        x = torch.as_tensor(dataset.images(items))
+
+    def __init__(
+        self,
+        levels: Any,
+        source: str,
+        factor_bits: Optional[float] = None,
+        index: Optional[np.ndarray] = None,
+    ) -> None:
+        if not (isinstance(levels, np.ndarray) and levels.dtype == np.uint8 and levels.ndim == 4):
+            got = getattr(levels, "dtype", type(levels).__name__)
+            raise InputError(f"{source}: expected uint8 levels [N, C, H, W], got {got} {np.shape(levels)}")
+        self.levels, self.source, self.factor_bits = levels, source, factor_bits
+        self.index = None if index is None else np.asarray(index, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.levels) if self.index is None else len(self.index)
+
+    def rows(self, items: Any) -> np.ndarray:
+        """uint8 levels ``[len(items), C, H, W]`` of positions ``items``."""
+        items = np.asarray(items, dtype=np.int64)
+        rows = items if self.index is None else self.index[items]
+        order = np.argsort(rows, kind="stable")  # sorted reads are kinder to a memory map
+        out = np.empty((len(rows), *self.levels.shape[1:]), np.uint8)
+        out[order] = self.levels[rows[order]]
+        return out
+
+    def images(self, items: Any) -> torch.Tensor:
+        return torch.from_numpy(self.rows(items)).float().div_(255.0)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.images([i])[0]
+
+
+def _halve(levels: np.ndarray) -> np.ndarray:
+    """2x2 box mean of uint8 levels ``[N, C, H, W]``, rounded half up (deterministic, no resampler)."""
+    n, c, h, w = levels.shape
+    blocks = levels.reshape(n, c, h // 2, 2, w // 2, 2).astype(np.uint16).sum(axis=(3, 5))
+    return ((blocks + 2) // 4).astype(np.uint8)
+
+
+def colour_training_set(
+    data: str,
+    *,
+    size: int = 64,
+    images: Optional[str] = None,
+    preprocess: Optional[str] = None,
+    train_size: Optional[int] = None,
+    data_seed: int = 0,
+) -> LevelImages:
+    """The 8-bit colour training set ``data`` names, as :class:`LevelImages` ``[N, C, size, size]``.
+
+    ``colour-sprites``: the generated set (64 px; at 32 px each 2x2 block's mean level); ``photos``:
+    :func:`elbits.data.photos.photo_patches`; ``images``: the folder (or image file, or uint8 array file)
+    ``images`` read by :class:`elbits.data.images.ImageFolder` with ``preprocess``. At most ``train_size``
+    images, drawn without replacement by ``np.random.default_rng(data_seed)`` and sorted (a set no larger
+    is used whole).
+    """
+    factor_bits: Optional[float] = None
+    if data == "colour-sprites":
+        from ..data.colour_sprites import colour_sprites
+
+        sprites = colour_sprites()
+        levels = np.ascontiguousarray(sprites.images.transpose(0, 3, 1, 2))
+        if size != levels.shape[-1]:
+            levels = _halve(levels)
+        factor_bits, what = sprites.factor_bits, "colour-sprites"
+    elif data == "photos":
+        from ..data.photos import photo_patches
+
+        levels = np.asarray(photo_patches(size))
+        what = "scikit-image photo patches"
+    elif data == "images":
+        from ..data.images import ImageFolder
+
+        if images is None:
+            raise InputError("data 'images' needs the folder of images (--images PATH)")
+        levels = ImageFolder(images, size=size, preprocess=preprocess).images
+        what = f"the images of {images}"
     else:
-        out = []
-        for i in items.tolist():
-            it = dataset[i]
-            img = it[0] if isinstance(it, (tuple, list)) and len(it) > 0 else it
-            if not isinstance(img, (torch.Tensor, np.ndarray)):
-                raise InputError(
-                    f"dataset[{i}] is a {type(it).__name__}"
-                    + (f" whose first element is a {type(img).__name__}" if img is not it else "")
-                    + "; expected an image tensor [C, H, W] in [0, 1], or a tuple starting with one"
-                )
-            out.append(torch.as_tensor(img))
-        shapes = {tuple(t.shape) for t in out}
-        if len(shapes) > 1:
-            raise InputError(
-                f"dataset images differ in shape ({sorted(shapes)[:3]}); expected one shape [C, H, W]"
-            )
-        x = torch.stack(out)
-    if x.dim() == 3:
-        x = x[:, None]
-    if x.dim() != 4:
-        raise InputError(f"dataset images are {list(x.shape[1:])}; expected [C, H, W] or [H, W]")
-    return x.float()
+        raise InputError(f"{data!r} is not a colour data set; expected one of colour-sprites, photos, images")
+    if len(levels) < 1:
+        raise InputError(f"{what}: no images")
+    if tuple(levels.shape[2:]) != (size, size):
+        raise InputError(f"{what} are {list(levels.shape[1:])}; expected [C, {size}, {size}]")
+    idx = ds.seeded_subset(len(levels), train_size, data_seed)
+    n = len(levels) if idx is None else len(idx)
+    source = f"{n} images {list(levels.shape[1:])} of {what}"
+    return LevelImages(levels, source, factor_bits if idx is None else None, idx)
+
+
+def training_set(cfg: Any) -> Dataset:
+    """The training set a :class:`~elbits.train.TrainConfig` names (``data``, ``npz``, ``train_size`` ...)."""
+    if not cfg.colour:
+        return build_dataset(cfg.npz, cfg.train_size, cfg.data_seed)
+    return colour_training_set(
+        cfg.data,
+        size=cfg.image_size,
+        images=cfg.images,
+        preprocess=cfg.preprocess,
+        train_size=cfg.train_size,
+        data_seed=cfg.data_seed,
+    )
 
 
 def check_images(x: torch.Tensor, where: str = "the dataset's images") -> None:
@@ -123,7 +201,8 @@ class Budget:
     ``empirical_bits``: H(X) of the uniform distribution over the training set, exact by de-duplication;
     ``marginal_sum_bits``: sum_i H(X_i) of its subpixels, on the grid ``levels`` (2: binary, 256: 8-bit;
     None when the values are on neither, then no marginals); ``factor_bits``: log2 of the dSprites factor
-    grid (19.49 bits), for dSprites data only. Unknown figures are None and ``note`` says why.
+    grid (19.49 bits), for dSprites data, or of the colour sprites' grid (all its images are distinct, so
+    this is log2 N, the set's H(X)). Unknown figures are None and ``note`` says why.
     """
 
     factor_bits: Optional[float]
@@ -202,6 +281,19 @@ def data_budget(dataset: Any, limit: int = BUDGET_LIMIT, batch: int = 8192) -> B
         return Budget(fac, emp.entropy.bits, marg.total.bits, n, int(emp.distinct), source, 2)
     if n < 1:
         raise InputError("the dataset is empty; expected at least one image")
+    if isinstance(dataset, LevelImages):
+        # 8-bit levels by construction: H(X) is log2 N when all N are distinct (the entropy of the uniform
+        # distribution over the set), less when some repeat.
+        if n > limit:
+            note = f"H(X) not computed over more than {limit} images"
+            return Budget(dataset.factor_bits, None, None, n, None, dataset.source, 256, note)
+        emp, marg = E.image_entropies(
+            (dataset.rows(np.arange(start, min(start + batch, n))) for start in range(0, n, batch)),
+            levels=256,
+        )
+        return Budget(
+            dataset.factor_bits, emp.entropy.bits, marg.total.bits, n, int(emp.distinct), dataset.source, 256
+        )
     shape = list(fetch(dataset, [0]).shape[1:])
     source = f"{n} images {shape} of the given {type(dataset).__name__}"
     if n > limit:

@@ -24,7 +24,7 @@ from ..units import NATS_PER_BIT
 from . import distributed as D
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
-from .data import Budget, IndexStream, build_dataset, check_images, data_budget, fetch, step_seed
+from .data import Budget, IndexStream, check_images, data_budget, fetch, step_seed, training_set
 from .decoders import Head, resolve_head, split_output
 from .logging import JsonlLogger, TensorBoardLogger, read_jsonl
 from .runs import (
@@ -201,9 +201,18 @@ def train(
 
 
 def _default_model(cfg: TrainConfig, head: Head, x: torch.Tensor) -> nn.Module:
-    from ..models import BurgessVAE
+    from ..models import BurgessVAE, ColourVAE
     from ..models.burgess import MAX_CHANNELS
 
+    if cfg.colour:  # the colour VAE, its decoder sized for the likelihood's layout
+        side = x.shape[-1]
+        if x.shape[-2] != side or side not in (32, 64):
+            raise InputError(
+                f"the default colour model (ColourVAE) reads [C, 32, 32] or [C, 64, 64] images; these are "
+                f"{list(x.shape[1:])}: pass a model of your own (train(cfg, model=...))"
+            )
+        torch.manual_seed(cfg.seed)
+        return ColourVAE(cfg.z_dim, x.shape[1], side, cfg.likelihood, cfg.mixture_components)
     if tuple(x.shape[2:]) != (64, 64) or not 1 <= x.shape[1] <= MAX_CHANNELS:
         raise InputError(
             f"the default model (BurgessVAE) reads [C, 64, 64] images, C <= {MAX_CHANNELS}; these are "
@@ -236,7 +245,7 @@ def _train(
     claim_out_dir(out, cfg, resume, d.main)
     state = load_checkpoint(resume) if resume is not None else None
     if dataset is None:
-        dataset = build_dataset(cfg.npz, cfg.train_size, cfg.data_seed)
+        dataset = training_set(cfg)
     if len(dataset) < 1:
         raise InputError("the dataset is empty; expected at least one image")
     first = fetch(dataset, [0])
@@ -367,10 +376,13 @@ def _train(
                     bar.update(1)
                     if step % 10 == 0 or step == cfg.steps:
                         s = meter.scalars(reduce=False)
+                        d_text = (  # colour models are compared in bits/dim
+                            f"D={s['distortion_bits_per_dim']:.3f} bits/dim"
+                            if cfg.colour
+                            else f"D={s['distortion_bits']:.1f} bits"
+                        )
                         bar.set_postfix_str(
-                            f"R={s['rate_bits']:.2f} bits D={s['distortion_bits']:.1f} bits "
-                            f"beta={crit.beta:.3g}",
-                            refresh=False,
+                            f"R={s['rate_bits']:.2f} bits {d_text} beta={crit.beta:.3g}", refresh=False
                         )
                 on_grid = step % cfg.log_every == 0
                 if on_grid:
