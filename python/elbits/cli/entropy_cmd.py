@@ -1,25 +1,47 @@
-"""``elbits entropy dsprites``: what dSprites needs, in bits and nats per image.
+"""``elbits entropy``: what a data set needs, in bits.
 
-The full procedural set (737,280 images) is rendered and hashed in one streaming pass; see
+``elbits entropy dsprites``: factor entropy, exact H(X) and pixel marginals in bits and nats per image. The
+full procedural set (737,280 images) is rendered and hashed in one streaming pass; see
 docs/data-and-entropy.md for its timing. ``--limit N`` takes N evenly spaced indices instead.
+
+``elbits entropy images DIR | photos | colour-sprites``: the bounds table of a colour set in bits/image and
+bits/dim (raw 8 bits/dim, PNG, WebP and JPEG-XL lossless per image, lzma/bz2/zstd over the set, log2 N, log2
+distinct, exact H(set); with ``--checkpoint`` the model's -ELBO, I(X;Z) and the bits-back codec's size), each
+row marked with what it bounds: H(set), the entropy of the listed images, or H(p), of the distribution behind
+them. Without ``imagecodecs`` the WebP, JPEG-XL and zstd rows are skipped with a note.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
+from pathlib import Path
+from typing import Any, Optional
 
 import numpy as np
 
 from ..errors import InputError
-from ._args import positive_int, readable_file
+from ._args import checkpoint, positive_int, readable_file
+
+DATASETS = ["dsprites", "images", "photos", "colour-sprites"]
+_CKPT = checkpoint("checkpoint.pt", "model.pt")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "entropy", help="entropy table of a data set (factor, empirical H(X), pixel marginals)"
+        "entropy",
+        help="entropy table of a data set: dSprites factors and H(X), or bounds for colour images",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("dataset", choices=["dsprites"], help="data set (dsprites: procedural unless --npz)")
+    p.add_argument(
+        "dataset",
+        choices=DATASETS,
+        help="dsprites (procedural unless --npz), images PATH (a folder, image, .npy or .npz), photos "
+        "(skimage's photographs cut into patches), colour-sprites (H(X) = log2 N known)",
+    )
+    p.add_argument("path", nargs="?", default=None, help="images: the folder, image file, .npy or .npz")
     p.add_argument(
         "--npz",
         type=readable_file,
@@ -36,10 +58,58 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--batch", type=positive_int, default=8192, help="images per rendered/read batch (default 8192)"
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    colour = p.add_argument_group("colour bounds (images, photos, colour-sprites)")
+    colour.add_argument(
+        "--size",
+        type=positive_int,
+        default=None,
+        help="image side in px (images: as --preprocess's default; photos: 32; colour-sprites: 64, or 32/16)",
+    )
+    colour.add_argument(
+        "--preprocess",
+        default=None,
+        help="images: celeba64, celeba32, resize or none (see docs/data-and-entropy.md)",
+    )
+    colour.add_argument(
+        "--checkpoint",
+        type=_CKPT,
+        default=None,
+        help="a colour model (elbits checkpoint.pt or folder): adds its -ELBO, I(X;Z) and bits-back size",
+    )
+    colour.add_argument("--no-codec", action="store_true", help="with --checkpoint: skip the bits-back codec")
+    colour.add_argument(
+        "--no-baselines", action="store_true", help="skip PNG, WebP, JPEG-XL and the whole-set codecs"
+    )
+    colour.add_argument(
+        "--elbo-samples",
+        type=positive_int,
+        default=4,
+        help="posterior samples per image for the -ELBO (default %(default)s)",
+    )
+    colour.add_argument(
+        "--surgery-points",
+        type=positive_int,
+        default=2048,
+        help="images whose z are sampled for I(X;Z) (default %(default)s)",
+    )
+    out = colour.add_mutually_exclusive_group()
+    out.add_argument("--markdown", action="store_true", help="print the table as markdown")
+    out.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.dataset != "dsprites":
+        return run_bounds(args)
+    for flag, value in (("path", args.path), ("--size", args.size), ("--preprocess", args.preprocess)):
+        if value is not None:
+            raise InputError(f"{flag} is for images, photos and colour-sprites, not dsprites")
+    if args.checkpoint is not None:
+        raise InputError("--checkpoint is for images, photos and colour-sprites, not dsprites")
+    return run_dsprites(args)
+
+
+def run_dsprites(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from elbits import entropy as E
@@ -84,4 +154,80 @@ def run(args: argparse.Namespace) -> int:
     print(f"{'distinct images':<44}{emp.distinct:>12d}")
     if args.limit:
         print("(subset: the factor entropy row is the full grid's; compare H(X) with log N)")
+    return 0
+
+
+def colour_set(args: argparse.Namespace) -> tuple[Any, str, Optional[float]]:
+    """``(images uint8 [N, C, H, W], description, exact H(p) in bits or None)`` for the dataset named."""
+    if args.npz is not None:
+        raise InputError("--npz is for dsprites; pass images PATH for a .npz of colour images")
+    if args.dataset == "images":
+        if args.path is None:
+            raise InputError("images needs a PATH: a folder of PNG/JPEG files, an image, a .npy or a .npz")
+        if not Path(args.path).exists():
+            raise InputError(f"no such file or folder: {args.path}")
+        from elbits.data.images import load_images
+
+        kw = {"size": args.size, "preprocess": args.preprocess, "limit": args.limit}
+        x = load_images(args.path, **{k: v for k, v in kw.items() if v is not None})
+        return x, f"{args.path}", None
+    if args.path is not None:
+        raise InputError(f"{args.dataset} takes no PATH (got {args.path!r}); use images PATH for files")
+    if args.preprocess is not None:
+        raise InputError(f"--preprocess is for images PATH, not {args.dataset}")
+    if args.dataset == "photos":
+        from elbits.data.photos import photo_patches
+
+        size = args.size or 32
+        x = photo_patches(size, limit=args.limit)
+        return x, f"photos ({size}x{size} patches)", None
+    from elbits.data.colour_sprites import colour_sprites
+
+    size = args.size or 64
+    if size not in (16, 32, 64):
+        raise InputError(
+            f"colour-sprites come at --size 64, 32 or 16 (a stride of the 64 px images), got {size}"
+        )
+    from elbits.entropy import empirical_entropy
+
+    imgs = colour_sprites().images[:, :: 64 // size, :: 64 // size]
+    # the factors are uniform and the image a function of them, so H(p) is the exact entropy of the whole
+    # enumeration: log2 N at 64 and 32 px, less at 16 px where some small sprites render alike
+    exact = empirical_entropy(imgs).entropy.bits
+    if args.limit is not None:
+        if args.limit > len(imgs):
+            raise InputError(f"--limit {args.limit} is more than the {len(imgs)} colour sprites")
+        imgs = imgs[np.unique(np.linspace(0, len(imgs) - 1, args.limit).round().astype(np.int64))]
+    return np.ascontiguousarray(np.moveaxis(imgs, -1, 1)), f"colour-sprites ({size}x{size})", exact
+
+
+def run_bounds(args: argparse.Namespace) -> int:
+    from elbits.entropy import image_bounds
+
+    x, source, exact = colour_set(args)
+    model = likelihood = None
+    if args.checkpoint is not None:
+        from elbits.evaluate import load_model
+        from elbits.experiments.compress import likelihood_of
+
+        model, info = load_model(args.checkpoint, "cpu")
+        likelihood = likelihood_of(info)
+    elif args.no_codec:
+        raise InputError("--no-codec needs --checkpoint (the codec is the model's)")
+    b = image_bounds(
+        x,
+        model=model,
+        likelihood=likelihood,
+        codec=not args.no_codec,
+        baselines=not args.no_baselines,
+        exact_bits=exact,
+        exact_name="exact H(p) (colour sprites, uniform factors)",
+        elbo_samples=args.elbo_samples,
+        surgery_points=args.surgery_points,
+        source=source,
+    )
+    if args.json:
+        print(json.dumps(b.to_dict()))
+    else:
+        print(b.to_markdown() if args.markdown else b.to_text())
     return 0

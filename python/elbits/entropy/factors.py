@@ -1,4 +1,4 @@
-"""What the data needs, in bits: factor, empirical, marginal-pixel entropies and codec bounds.
+"""What the data needs, in bits: factor, joint, DAG and plug-in entropies, de-duplication, pixel marginals.
 
 Every function returns values carrying their unit (:class:`~elbits.units.Quantity`, nats and bits).
 Entropies of images are per image (``per="image"``); of factors, per sample.
@@ -7,8 +7,6 @@ Entropies of images are per image (``per="image"``); of factors, per sample.
 from __future__ import annotations
 
 import hashlib
-import io
-import lzma
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -17,7 +15,7 @@ from typing import Optional, Union
 import numpy as np
 import torch
 
-from .units import Quantity, nats_to_bits
+from ..units import Quantity, nats_to_bits
 
 ArrayLike = Union[np.ndarray, torch.Tensor, Sequence[float]]
 Images = Union[np.ndarray, torch.Tensor, Iterable[Union[np.ndarray, torch.Tensor]]]
@@ -340,70 +338,8 @@ def total_correlation(
     return _nats(m.nats - j.nats, "image")
 
 
-@dataclass(frozen=True)
-class ColourBounds:
-    """Upper bounds on H(X) of an image set where it is unknown, bits per image.
-
-    - ``log2_n``: log N for N images (H of any distribution over the set is at most this);
-    - ``raw``: 8 bits x subpixels;
-    - ``png``: mean PNG file size (Pillow, optimize, level 9) — a per-image lossless code;
-    - ``lzma``: xz over the whole set concatenated, divided by N — a code for the set as a block; an
-      empirical figure for this one realisation (it bounds H(X) per image in expectation for i.i.d. sets).
-    ``tightest`` names the smallest of the codec bounds and of ``log2_n``.
-    """
-
-    log2_n: Quantity
-    raw: Quantity
-    png: Quantity
-    lzma: Quantity
-    images: int
-
-    @property
-    def tightest(self) -> str:
-        vals = {
-            "log2_n": self.log2_n.bits,
-            "png": self.png.bits,
-            "lzma": self.lzma.bits,
-            "raw": self.raw.bits,
-        }
-        return min(vals, key=lambda k: vals[k])
-
-    @property
-    def tighter_codec(self) -> str:
-        """Which lossless codec gives the tighter bound: ``"png"`` or ``"lzma"``."""
-        return "png" if self.png.bits < self.lzma.bits else "lzma"
-
-
-def _bits(value: float) -> Quantity:
-    return Quantity(float(value), "bits", "image")
-
-
-def colour_bounds(images: Union[np.ndarray, torch.Tensor]) -> ColourBounds:
-    """Bounds on H(X) for ``[N, H, W, C]`` (or ``[N, H, W]``) uint8 images, bits per image."""
-    from PIL import Image
-
-    x = images.detach().cpu().numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
-    if x.dtype != np.uint8:
-        raise ValueError(f"colour bounds need uint8 images, got {x.dtype}")
-    n = len(x)
-    if n == 0:
-        raise ValueError("no images")
-    subpixels = int(np.prod(x.shape[1:]))
-    png_bytes = 0
-    for im in x:
-        buf = io.BytesIO()
-        Image.fromarray(im.squeeze(-1) if im.ndim == 3 and im.shape[-1] == 1 else im).save(
-            buf, format="PNG", optimize=True, compress_level=9
-        )
-        png_bytes += buf.tell()
-    xz = len(lzma.compress(np.ascontiguousarray(x).tobytes(), preset=9 | lzma.PRESET_EXTREME))
-    return ColourBounds(
-        _bits(math.log2(n)), _bits(8 * subpixels), _bits(8 * png_bytes / n), _bits(8 * xz / n), n
-    )
-
-
 def dsprites_factor_entropy() -> Quantity:
     """log(1 * 3 * 6 * 40 * 32 * 32): 19.49 bits per sample."""
-    from .data.dsprites import SIZES
+    from ..data.dsprites import SIZES
 
     return factor_entropy(SIZES)
