@@ -16,7 +16,7 @@ from .ops.device_flags import check_device_errors
 from .terms import ELBOTerms
 from .units import Quantity
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the one version: pyproject.toml reads it (scikit-build metadata.version)
 
 __all__ = [
     "ELBOLoss",
