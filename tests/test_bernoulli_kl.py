@@ -1,9 +1,14 @@
-"""The fused Bernoulli + KL op against the float64 reference (elbits.reference)."""
+"""The fused Bernoulli + KL op against the float64 reference (elbits.reference).
+
+Tests parametrised over ``device`` run on the CPU everywhere and on CUDA with a CUDA build and a GPU
+(tests/helpers/devices.py); the reference always runs on the CPU in float64.
+"""
 
 import math
 
 import pytest
 import torch
+from helpers.devices import DEVICES
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -70,24 +75,29 @@ def test_non_contiguous_inputs():
     check_against_reference(logits[..., ::2], target[..., ::2], mu[:, ::2], logvar[:, ::2])
 
 
-@pytest.mark.parametrize("ldtype", [torch.float32, torch.float16, torch.bfloat16])
-def test_gradients_match_reference(ldtype):
-    logits, target, mu, logvar = make((3, 2, 9, 13), ldtype=ldtype)
-    for t in (logits, mu, logvar):
-        t.requires_grad_(True)
-    w = torch.rand(3, dtype=torch.float64)
-    terms = elbits.elbo_terms(logits, target, mu, logvar)
-    ((terms.recon.double() * w).sum() + (terms.kl.double() * 0.5).sum()).backward()
-    got = [t.grad.clone() for t in (logits, mu, logvar)]
-    assert all(g.dtype == ldtype for g in got)
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("ldtype", LOGIT_DTYPES)
+@pytest.mark.parametrize("tdtype", [torch.float32, torch.uint8])
+@pytest.mark.parametrize("shape", [(3, 2, 9, 13), (1, 1), (3, 5, 7), (17, 1, 64, 64), (2, 40000)])
+def test_values_and_gradients_match_reference(device, ldtype, tdtype, shape):
+    logits, target, mu, logvar = make(shape, ldtype=ldtype, tdtype=tdtype)
+    leaves = [t.to(device).requires_grad_(True) for t in (logits, mu, logvar)]
+    w = torch.rand(shape[0], dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    terms = elbits.elbo_terms(leaves[0], target.to(device), leaves[1], leaves[2])
+    assert terms.recon.device.type == device
+    ((terms.recon.double() * w.to(device)).sum() + (terms.kl.double() * 0.5).sum()).backward()
     x64, mu64, lv64 = (t.detach().double().requires_grad_(True) for t in (logits, mu, logvar))
     want = ref.elbo_terms(x64, target, mu64, lv64)
+    recon = terms.recon.detach().cpu().double()
+    tol = RTOL[ldtype] * want.recon.detach().abs() + 1e-5 * math.sqrt(terms.dims)
+    assert ((recon - want.recon.detach()).abs() <= tol).all(), (recon, want.recon)
+    torch.testing.assert_close(terms.kl.detach().cpu().double(), want.kl.detach(), rtol=1e-6, atol=1e-6)
     ((want.recon * w).sum() + (want.kl * 0.5).sum()).backward()
-    atol = {torch.float32: 1e-6, torch.float16: 1e-3, torch.bfloat16: 8e-3}[ldtype]
-    for g, t in zip(got, (x64, mu64, lv64)):
-        torch.testing.assert_close(
-            g.double(), t.grad, rtol=1e-2 if ldtype != torch.float32 else 1e-5, atol=atol
-        )
+    atol = {torch.float32: 1e-6, torch.float16: 1e-3, torch.bfloat16: 8e-3, torch.float64: 1e-12}[ldtype]
+    rtol = {torch.float32: 1e-5, torch.float64: 1e-10}.get(ldtype, 1e-2)
+    for leaf, t in zip(leaves, (x64, mu64, lv64)):
+        assert leaf.grad.dtype == ldtype and leaf.grad.device.type == device
+        torch.testing.assert_close(leaf.grad.cpu().double(), t.grad, rtol=rtol, atol=atol)
 
 
 def test_gradcheck_float64():
@@ -217,3 +227,38 @@ def test_streaming_store_path_for_large_working_sets():
     (want.recon * w.double()).sum().backward()
     torch.testing.assert_close(logits.grad.double(), x64.grad, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(terms.recon.double(), want.recon, rtol=2e-6, atol=1e-3)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("layout", ["misaligned_base", "odd_row_stride", "odd_row_length", "packed"])
+@pytest.mark.parametrize("ldtype", [torch.float32, torch.float16, torch.bfloat16, torch.float64])
+@pytest.mark.parametrize("tdtype", [torch.uint8, torch.float32, torch.float64])
+def test_bernoulli_packed_and_unpacked_layouts(device, layout, ldtype, tdtype):
+    """The CUDA loop reads 16-byte packs only when n, the row strides and the base pointers allow it;
+    every other layout must take the element-wise loop and give the same answer."""
+    g = torch.Generator().manual_seed(5)
+    b, n = 5, 4 * 4100  # two chunks per row on the GPU
+    width = {"odd_row_stride": n + 3, "odd_row_length": n - 1}.get(layout, n)
+    flat = torch.randn(b * (width + 1) + 1, generator=g, dtype=torch.float64).to(ldtype)
+    tflat = (torch.rand(b * (width + 1) + 1, generator=g) < 0.4).to(tdtype)
+    if layout == "misaligned_base":
+        x, t = flat[1 : b * n + 1].view(b, n), tflat[1 : b * n + 1].view(b, n)
+    elif layout == "odd_row_stride":
+        x, t = flat[: b * width].view(b, width)[:, :n], tflat[: b * width].view(b, width)[:, :n]
+    else:
+        x, t = flat[: b * width].view(b, width), tflat[: b * width].view(b, width)
+    mu = torch.zeros(b, 2, dtype=ldtype)
+    leaf = x.to(device).requires_grad_(True)
+    terms = elbits.elbo_terms(leaf, t.to(device), mu.to(device), mu.to(device))
+    # row 0's upstream gradient is the prescale the forward stored (its rows are skipped), the others not
+    w = torch.tensor([1.0 / b, 0.5, 2.0, 1.0, 3.0], dtype=torch.float32)
+    (terms.recon * w.to(device)).sum().backward()
+    want = ref.elbo_terms(x.double(), t, mu.double(), mu.double())
+    rtol = 1e-12 if ldtype == torch.float64 else 2e-6
+    torch.testing.assert_close(terms.recon.detach().cpu().double(), want.recon, rtol=rtol, atol=1e-3)
+    atol = 1e-12 if ldtype == torch.float64 else (3e-6 if ldtype == torch.float32 else 3e-2)
+    expect = w.double()[:, None] * (torch.sigmoid(x.double()) - t.double())
+    torch.testing.assert_close(leaf.grad.cpu().double(), expect, rtol=0, atol=atol)
+    with torch.no_grad():  # no gradient buffer: the packed loop must not touch one
+        again = elbits.elbo_terms(x.to(device), t.to(device), mu.to(device), mu.to(device)).recon
+    torch.testing.assert_close(again.cpu(), terms.recon.detach().cpu())

@@ -1,98 +1,104 @@
-"""Colour / 8-bit likelihoods (issue 3) against the float64 references in elbits.reference."""
+"""Colour / 8-bit likelihoods (issue 3) against the float64 references in elbits.reference.
+
+Tests parametrised over ``device`` run on the CPU everywhere and on CUDA with a CUDA build and a GPU
+(tests/helpers/devices.py); the reference always runs on the CPU in float64. The shapes that span several
+CUDA blocks per sample exercise the chunked reductions and the grids there.
+"""
 
 import math
 
 import pytest
 import torch
+from helpers.colour_inputs import (
+    CB_LOGITS,
+    LOW,
+    NAMES,
+    RTOL,
+    check_compile_matches_eager,
+    colour_case,
+    gaussian_params,
+    latents,
+    levels,
+    mixture_params,
+    small_case,
+)
+from helpers.devices import DEVICES
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import elbits
 from elbits import reference as ref
 
-LOW = [torch.float16, torch.bfloat16]
-# Relative tolerance on per-sample sums (parameters are rounded to the dtype first,
-# so both sides see the same numbers; what remains is float32 arithmetic).
-RTOL = {torch.float32: 2e-5, torch.float16: 2e-5, torch.bfloat16: 2e-5, torch.float64: 1e-10}
 
-
-def latents(batch, z=4, dtype=torch.float32, seed=1):
-    g = torch.Generator().manual_seed(seed)
-    return torch.randn(batch, z, generator=g).to(dtype), torch.randn(batch, z, generator=g).to(dtype)
-
-
-def levels(shape, seed=0, dtype=torch.uint8):
-    g = torch.Generator().manual_seed(seed)
-    t = torch.randint(0, 256, shape, generator=g)
-    flat = t.view(-1)
-    flat[: min(4, flat.numel())] = torch.tensor([0, 255, 1, 254])[: min(4, flat.numel())]  # every edge bin
-    return t.to(dtype)
-
-
-def check(name, params, target, grad=True, rtol=None, gtol=2e-4):
-    """Values and gradients (w.r.t. params, weighted per sample) vs the float64 reference."""
-    params = params.detach().requires_grad_(grad)
-    mu, logvar = latents(
-        params.shape[0], dtype=params.dtype if params.dtype != torch.float64 else torch.float64
-    )
-    terms = elbits.elbo_terms(params, target, mu, logvar, name)
+def check(name, params, target, device="cpu", gtol=2e-4):
+    """Values, KL and gradients (w.r.t. params, weighted per sample) on ``device`` vs the float64
+    reference on the CPU."""
+    mu, logvar = latents(params.shape[0], dtype=params.dtype)
+    p = params.detach().to(device).requires_grad_(True)
+    terms = elbits.elbo_terms(p, target.to(device), mu.to(device), logvar.to(device), name)
     want = ref.elbo_terms(params.detach(), target, mu, logvar, name)
-    assert terms.recon.shape == (params.shape[0],)
+    assert terms.recon.device.type == device and terms.recon.shape == (params.shape[0],)
     assert terms.dims == want.dims
-    rtol = RTOL[params.dtype] if rtol is None else rtol
-    tol = rtol * want.recon.abs() + 1e-4 * math.sqrt(terms.dims)
-    assert ((terms.recon.double() - want.recon).abs() <= tol).all(), (terms.recon, want.recon)
-    if not grad:
-        return
+    recon = terms.recon.detach().cpu().double()
+    tol = RTOL[params.dtype] * want.recon.abs() + 1e-4 * math.sqrt(terms.dims)
+    assert ((recon - want.recon).abs() <= tol).all(), (recon, want.recon)
+    torch.testing.assert_close(terms.kl.detach().cpu().double(), want.kl, rtol=1e-5, atol=1e-6)
     w = torch.rand(params.shape[0], dtype=torch.float64, generator=torch.Generator().manual_seed(3)) + 0.5
-    (terms.recon.double() * w).sum().backward()
+    (terms.recon.double() * w.to(device)).sum().backward()
     p64 = params.detach().double().requires_grad_(True)
     (ref.elbo_terms(p64, target, mu, logvar, name).recon * w).sum().backward()
-    assert params.grad.dtype == params.dtype
-    err = (params.grad.double() - p64.grad).abs()
+    assert p.grad.dtype == params.dtype and p.grad.device.type == device
+    err = (p.grad.cpu().double() - p64.grad).abs()
     scale = p64.grad.abs().max().clamp(min=1.0)
     assert (err <= gtol * scale + 1e-2 * p64.grad.abs()).all(), err.max()
+    if device == "cuda":
+        elbits.check_device_errors()  # valid inputs: nothing flagged
 
 
 # ------------------------------------------------------------------ categorical-256
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, *LOW])
 @pytest.mark.parametrize("tdtype", [torch.uint8, torch.int64])
-def test_categorical_values_grads(dtype, tdtype):
+def test_categorical_values_grads(device, dtype, tdtype):
     g = torch.Generator().manual_seed(0)
     logits = (torch.randn(3, 256, 3, 5, 4, generator=g) * 4).to(dtype)
-    check("categorical256", logits, levels((3, 3, 5, 4), dtype=tdtype))
+    check("categorical256", logits, levels((3, 3, 5, 4), dtype=tdtype), device)
 
 
-@pytest.mark.parametrize("shape", [(1, 256, 1), (2, 256, 7), (2, 256, 13, 11), (1, 256, 300)])
-def test_categorical_shapes_and_saturation(shape):
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize(
+    "shape", [(1, 256, 1), (2, 256, 7), (2, 256, 13, 11), (1, 256, 300), (3, 256, 20, 37)]
+)
+def test_categorical_shapes_and_saturation(device, shape):
     g = torch.Generator().manual_seed(1)
     logits = torch.randn(shape, generator=g) * 30
     logits[:, 7] += 1e4  # one class saturates; the others underflow in the softmax
-    check("categorical256", logits, levels((shape[0], *shape[2:])))
+    check("categorical256", logits, levels((shape[0], *shape[2:])), device)
 
 
-def test_categorical_noncontiguous_and_inplace():
+@pytest.mark.parametrize("device", DEVICES)
+def test_categorical_noncontiguous_and_inplace(device):
     g = torch.Generator().manual_seed(2)
     base = torch.randn(4, 8, 8, 256, generator=g)
     logits = base.permute(0, 3, 1, 2)  # channels-last storage: not sample-contiguous as NCHW
-    target = levels((4, 8, 8))
-    check("categorical256", logits, target)
+    check("categorical256", logits, levels((4, 8, 8)), device)
     # In place: same gradient, written into the logits buffer.
-    x = torch.randn(2, 256, 6, 5, generator=g)
-    mu, lv = latents(2)
+    x = torch.randn(2, 256, 6, 5, generator=g).to(device)
+    target = levels((2, 6, 5)).to(device)
+    mu, lv = (t.to(device) for t in latents(2))
     a = x.clone().requires_grad_(True)
-    elbits.elbo_terms(a, levels((2, 6, 5)), mu, lv, "categorical256").recon.sum().backward()
+    elbits.elbo_terms(a, target, mu, lv, "categorical256").recon.sum().backward()
     h = x.clone().requires_grad_(True)
     logits = h * 1.0  # a non-leaf decoder output nobody else saved
-    elbits.elbo_terms(logits, levels((2, 6, 5)), mu, lv, "categorical256_inplace").recon.sum().backward()
+    elbits.elbo_terms(logits, target, mu, lv, "categorical256_inplace").recon.sum().backward()
     torch.testing.assert_close(h.grad, a.grad)
     torch.testing.assert_close(logits.detach(), a.grad)  # the buffer now holds the gradient
     # A producer that saved its output for backward: the declared mutation is caught.
     h2 = x.clone().requires_grad_(True)
     out = h2.exp()
-    terms = elbits.elbo_terms(out, levels((2, 6, 5)), mu, lv, "categorical256_inplace")
+    terms = elbits.elbo_terms(out, target, mu, lv, "categorical256_inplace")
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         terms.recon.sum().backward()
 
@@ -109,24 +115,24 @@ def test_categorical_sums_to_one():
 # ------------------------------------------------------------ logistic mixture (PixelCNN++)
 
 
-def mixture_params(batch, chans, k, side=4, seed=0, dtype=torch.float32, scale=1.0):
-    g = torch.Generator().manual_seed(seed)
-    per = 10 if chans == 3 else 3
-    p = torch.randn(batch, per * k, side, side, generator=g) * scale
-    _k, _l, means, log_scales, coeffs = ref._mixture_split(p, chans)
-    means.mul_(0.5)
-    log_scales.mul_(1.5).sub_(2.5)  # scales from e^-7 (clamped) to ~e^2: sharp and flat bins
-    return p.to(dtype)
-
-
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("chans,k", [(3, 1), (3, 10), (1, 1), (1, 10)])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, *LOW])
-def test_mixture_values_grads(chans, k, dtype):
+def test_mixture_values_grads(device, chans, k, dtype):
     p = mixture_params(2, chans, k, dtype=dtype)
-    check("logistic_mixture", p, levels((2, chans, 4, 4)))
+    check("logistic_mixture", p, levels((2, chans, 4, 4)), device)
 
 
-def test_mixture_saturated_and_matches_pixelcnn():
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("chans,k", [(3, 5), (1, 3)])
+def test_mixture_several_blocks(device, chans, k):
+    # 23 x 23 = 529 pixels: three CUDA blocks per sample, the last one partial.
+    p = mixture_params(3, chans, k, side=23, seed=4)
+    check("logistic_mixture", p, levels((3, chans, 23, 23), seed=4), device, gtol=1e-3)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_mixture_saturated(device):
     p = mixture_params(2, 3, 3, seed=5, scale=1.0)
     _k, logit, means, log_scales, coeffs = ref._mixture_split(p, 3)
     log_scales[0] = -12.0  # below the -7 clamp: zero gradient there
@@ -134,20 +140,24 @@ def test_mixture_saturated_and_matches_pixelcnn():
     means[1, 1] = 40.0  # far outside [-1, 1]: bin masses ~exp(-1e4) where PixelCNN++ falls back
     coeffs[0, 0] = 30.0  # tanh saturated
     logit[1] *= 50.0
-    target = levels((2, 3, 4, 4))
-    check("logistic_mixture", p, target, gtol=1e-3)
+    check("logistic_mixture", p, levels((2, 3, 4, 4)), device, gtol=1e-3)
+
+
+def test_mixture_reference_matches_pixelcnn():
     # Where bin masses are not tiny the published formula agrees with the exact one.
     q = mixture_params(2, 3, 4, seed=6)
     ref._mixture_split(q, 3)[3].fill_(-1.0)  # wide logistics: every bin mass above the 1e-5 switch
+    target = levels((2, 3, 4, 4))
     torch.testing.assert_close(
         ref.pixelcnn_pp_nll(q.double(), target), ref.logistic_mixture_nll(q, target), rtol=1e-9, atol=1e-9
     )
 
 
-def test_mixture_float_targets():
-    p = mixture_params(2, 3, 2)
-    lv = levels((2, 3, 4, 4))
-    mu, logvar = latents(2)
+@pytest.mark.parametrize("device", DEVICES)
+def test_mixture_float_targets(device):
+    p = mixture_params(2, 3, 2).to(device)
+    lv = levels((2, 3, 4, 4)).to(device)
+    mu, logvar = (t.to(device) for t in latents(2))
     a = elbits.elbo_terms(p, lv, mu, logvar, "logistic_mixture").recon
     b = elbits.elbo_terms(p, lv.float() / 127.5 - 1.0, mu, logvar, "logistic_mixture").recon
     torch.testing.assert_close(a, b)
@@ -182,28 +192,30 @@ def test_mixture_sums_to_one():
 # ------------------------------------------------------------- discretized Gaussian
 
 
-def gaussian_params(batch, chans, side=4, seed=0, dtype=torch.float32):
-    g = torch.Generator().manual_seed(seed)
-    means = torch.randn(batch, chans, side, side, generator=g) * 0.6
-    log_scales = torch.randn(batch, chans, side, side, generator=g) * 2.0 - 3.0
-    return torch.cat([means, log_scales], 1).to(dtype)
-
-
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("chans", [1, 3])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, *LOW])
-def test_gaussian_values_grads(chans, dtype):
+def test_gaussian_values_grads(device, chans, dtype):
     p = gaussian_params(2, chans)
     if dtype == torch.float16:
         p[:, chans:].clamp_(min=-4.0)  # sharper bins have gradients beyond float16's 65504
-    check("discretized_gaussian", p.to(dtype), levels((2, chans, 4, 4)))
+    check("discretized_gaussian", p.to(dtype), levels((2, chans, 4, 4)), device)
 
 
-def test_gaussian_saturated():
+@pytest.mark.parametrize("device", DEVICES)
+def test_gaussian_saturated(device):
     p = gaussian_params(2, 3, seed=4)
     p[0, 3:] = -15.0  # sigma ~ 3e-7: bins far from the mean underflow erfc
     p[1, :3] = 30.0
     p[1, 3] = 12.0
-    check("discretized_gaussian", p, levels((2, 3, 4, 4)), gtol=1e-3)
+    check("discretized_gaussian", p, levels((2, 3, 4, 4)), device, gtol=1e-3)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_gaussian_several_blocks(device):
+    # 3 x 40 x 41 = 4920 subpixels: three CUDA chunks per sample, the last one partial.
+    p = gaussian_params(3, 3, side=41, seed=5)[:, :, :40]
+    check("discretized_gaussian", p, levels((3, 3, 40, 41), seed=5), device, gtol=1e-3)
 
 
 def test_gaussian_sums_to_one():
@@ -218,17 +230,23 @@ def test_gaussian_sums_to_one():
 
 # ------------------------------------------------------------- continuous Bernoulli
 
-CB_LOGITS = [0.0, 1e-6, -1e-4, 0.01, -0.3, 0.49, 0.51, -0.7, 2.0, -15.0, 40.0, -100.0]
 
-
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, *LOW])
-def test_cb_values_grads(dtype):
+def test_cb_values_grads(device, dtype):
     g = torch.Generator().manual_seed(0)
     logits = torch.cat([torch.tensor(CB_LOGITS), torch.randn(36, generator=g) * 3]).view(2, 3, 8).to(dtype)
     target = torch.rand(2, 3, 8, generator=g)
     target[0, 0, :2] = torch.tensor([0.0, 1.0])
-    check("continuous_bernoulli", logits, target, gtol=5e-5)
-    check("continuous_bernoulli", logits, (target * 255).round().to(torch.uint8), gtol=5e-5)
+    check("continuous_bernoulli", logits, target, device, gtol=5e-5)
+    check("continuous_bernoulli", logits, (target * 255).round().to(torch.uint8), device, gtol=5e-5)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_cb_several_blocks(device):
+    g = torch.Generator().manual_seed(1)
+    logits = torch.randn(3, 3, 61, 59, generator=g) * 2  # 10797 per sample: three chunks of 4096
+    check("continuous_bernoulli", logits, torch.rand(3, 3, 61, 59, generator=g), device, gtol=1e-4)
 
 
 def test_cb_normalised():
@@ -243,19 +261,6 @@ def test_cb_normalised():
 
 
 # ------------------------------------------------------------------ all likelihoods
-
-
-def small_case(name, dtype=torch.float64):
-    if name == "categorical256":
-        return torch.randn(2, 256, 2, 3, dtype=dtype), levels((2, 2, 3))
-    if name == "logistic_mixture":
-        return mixture_params(2, 3, 2, side=2).to(dtype), levels((2, 3, 2, 2))
-    if name == "discretized_gaussian":
-        return gaussian_params(2, 3, side=2).to(dtype), levels((2, 3, 2, 2))
-    return torch.randn(2, 3, 2, 2, dtype=dtype), torch.rand(2, 3, 2, 2)
-
-
-NAMES = ["categorical256", "logistic_mixture", "discretized_gaussian", "continuous_bernoulli"]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -308,25 +313,31 @@ def test_elbo_loss_module(name):
     torch.testing.assert_close(loss.detach(), (last.recon + last.kl_total).mean())
 
 
-def check_compile_matches_eager(name, params, target, mu, lv):
-    """Gradients of the batch-mean loss under torch.compile(fullgraph=True) equal eager ones."""
-
-    def f(p, t, m, v):
-        terms = elbits.elbo_terms(p, t, m, v, name)
-        # kl.sum(1): Dynamo before torch 2.13 cannot read the kl_total property (test_hostile_autograd.py)
-        return (terms.recon + terms.kl.sum(1)).mean()
-
-    p1 = params.clone().requires_grad_(True)
-    p2 = params.clone().requires_grad_(True)
-    f(p1, target, mu, lv).backward()
-    torch.compile(f, fullgraph=True)(p2, target, mu, lv).backward()
-    torch.testing.assert_close(p1.grad, p2.grad)
-
-
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("name", NAMES)
-def test_compile_fullgraph(name):
+def test_compile_fullgraph(device, name):
+    torch._dynamo.reset()
     params, target = small_case(name, torch.float32)
-    check_compile_matches_eager(name, params, target, *latents(2))
+    check_compile_matches_eager(
+        name, params.to(device), target.to(device), *(t.to(device) for t in latents(2))
+    )
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("name", ["logistic_mixture", "discretized_gaussian", "continuous_bernoulli"])
+def test_batch_mean_gradient_is_prescaled(device, name):
+    """A batch-mean loss: the forward stores hint * gradient (hint = 1/B) and backward skips
+    every row; half the batch weighted differently exercises the rescale next to the skip."""
+    params, target = colour_case(name, "cpu", batch=4)
+    mu, lv = latents(4)
+    w = torch.tensor([1.0, 3.0, 1.0, 0.5])
+    p = params.clone().to(device).requires_grad_(True)
+    terms = elbits.elbo_terms(p, target.to(device), mu.to(device), lv.to(device), name)
+    (terms.recon.mean() + (terms.recon * (w.to(device) - 1)).sum() / 4).backward()
+    p64 = params.double().requires_grad_(True)
+    want = ref.elbo_terms(p64, target, mu.double(), lv.double(), name)
+    (want.recon * w.double()).sum().div(4).backward()
+    torch.testing.assert_close(p.grad.cpu().double(), p64.grad, rtol=1e-4, atol=1e-5)
 
 
 # ------------------------------------------------------------------------- hypothesis
