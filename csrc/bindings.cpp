@@ -5,7 +5,7 @@
 
 #include <string>
 
-#include "cpu/isa_kernels.h"
+#include "cpu/isa_dispatch.h"
 #include "cpu/kernels.h"
 #include "cpu/parallel.h"
 

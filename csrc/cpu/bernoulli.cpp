@@ -5,10 +5,10 @@
 #include <vector>
 
 #include "elbits/bernoulli.h"
-#include "isa_kernels.h"
+#include "isa_dispatch.h"
 #include "kernels.h"
 #include "parallel.h"
-#include "rows.h"
+#include "row_reduce.h"
 
 namespace elbits::cpu {
 namespace {

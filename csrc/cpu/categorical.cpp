@@ -6,15 +6,16 @@
 // that reads logits and writes (softmax - onehot) * scale, class by class.
 #include <type_traits>
 
-#include "colour_common.h"
 #include "elbits/categorical.h"
+#include "elbits/dispatch.h"
+#include "elbits/dtypes.h"
+#include "isa_clones.h"
 #include "kernels.h"
 #include "parallel.h"
-#include "rows.h"
+#include "row_reduce.h"
 
 namespace elbits::cpu {
 namespace {
-using namespace colour;
 
 constexpr int64_t kTile = 128;      // pixels per forward task: 256 x 128 x 4 B = 128 KiB
 constexpr int64_t kClassBlock = 16;  // classes per backward task
@@ -79,8 +80,8 @@ ELBITS_INLINE void bwd_block(const S* x, int64_t P, const L* t, int c0, int c1, 
 
 }  // namespace
 
-// Per-ISA clones of the tile loops (see colour_common.h).
-namespace colour_isa {
+// Per-ISA clones of the tile loops (see isa_clones.h).
+namespace isa_clones {
 #define ELBITS_CAT_CLONES(S, L)                                                                        \
   ELBITS_CLONES void cat_fwd(const S* x, int64_t P, const L* t, int64_t n, compute_t<S>* lse_m,       \
                              compute_t<S>* lse_inv, double* nll, uint32_t* flags) {                   \
@@ -100,7 +101,7 @@ ELBITS_CAT_CLONES(bf16_t, int64_t)
 ELBITS_CAT_CLONES(double, uint8_t)
 ELBITS_CAT_CLONES(double, int64_t)
 #undef ELBITS_CAT_CLONES
-}  // namespace colour_isa
+}  // namespace isa_clones
 
 PixelFlags categorical256_forward(const CategoricalArgs& a) {
   return reduce_pixel_rows(a.logits, a.logits_dtype, a.logits_batch_stride, a.target, a.target_dtype,
@@ -108,7 +109,7 @@ PixelFlags categorical256_forward(const CategoricalArgs& a) {
                            [&](auto x, auto t, int64_t b, int64_t p0, int64_t n, double* sum, uint32_t* f) {
     using T = compute_t<std::remove_cv_t<std::remove_pointer_t<decltype(x)>>>;
     T* lse = static_cast<T*>(a.lse) + b * 2 * a.pixels + p0;  // [B, 2, P]: max, then 1 / s
-    colour_isa::cat_fwd(x, a.pixels, t, n, lse, lse + a.pixels, sum, f);
+    isa_clones::cat_fwd(x, a.pixels, t, n, lse, lse + a.pixels, sum, f);
   });
 }
 
@@ -129,7 +130,7 @@ void categorical256_backward(const CategoricalArgs& a, const void* scale, DType 
         const T* lse = static_cast<const T*>(a.lse) + b * 2 * a.pixels;
         S* o = static_cast<S*>(grad) + b * kLevels * a.pixels;
         const T g = static_cast<T>(load_scale(scale, scale_dtype, b * scale_stride));
-        colour_isa::cat_bwd(x, a.pixels, t, c0, c0 + static_cast<int>(kClassBlock), lse, lse + a.pixels, g, o);
+        isa_clones::cat_bwd(x, a.pixels, t, c0, c0 + static_cast<int>(kClassBlock), lse, lse + a.pixels, g, o);
       });
     });
   });

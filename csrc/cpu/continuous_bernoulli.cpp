@@ -2,16 +2,16 @@
 #include <algorithm>
 #include <vector>
 
-#include "colour_common.h"
 #include "elbits/continuous_bernoulli.h"
 #include "elbits/dispatch.h"
+#include "elbits/dtypes.h"
+#include "isa_clones.h"
 #include "kernels.h"
 #include "parallel.h"
-#include "rows.h"
+#include "row_reduce.h"
 
 namespace elbits::cpu {
 namespace {
-using namespace colour;
 
 constexpr int64_t kChunk = 8192;
 // Sums in the compute type over blocks this short stay near its epsilon per lane
@@ -52,8 +52,8 @@ ELBITS_INLINE void cb_loop(const S* x, const TT* t, S* g, compute_t<S> gs, int64
 
 }  // namespace
 
-// Per-ISA clones of the loop (see colour_common.h).
-namespace cb_isa {
+// Per-ISA clones of the loop (see isa_clones.h).
+namespace isa_clones {
 #define ELBITS_CB_CLONES(S, TT)                                                                           \
   ELBITS_CLONES void cb_chunk(const S* x, const TT* t, S* g, compute_t<S> gs, int64_t n, double* sum,      \
                               uint32_t* flags) {                                                          \
@@ -69,7 +69,7 @@ ELBITS_CB_TARGETS(half_t)
 ELBITS_CB_TARGETS(bf16_t)
 #undef ELBITS_CB_TARGETS
 #undef ELBITS_CB_CLONES
-}  // namespace cb_isa
+}  // namespace isa_clones
 
 BernoulliFlags continuous_bernoulli_rows(const BernoulliArgs& a) {
   BernoulliFlags out;
@@ -84,7 +84,7 @@ BernoulliFlags continuous_bernoulli_rows(const BernoulliArgs& a) {
         const S* x = static_cast<const S*>(a.logits) + row * a.logits_row_stride + begin;
         const TT* t = static_cast<const TT*>(a.target) + row * a.target_row_stride + begin;
         S* g = a.grad ? static_cast<S*>(a.grad) + row * a.n + begin : nullptr;
-        cb_isa::cb_chunk(x, t, g, static_cast<compute_t<S>>(a.grad_scale), len, sum, f);
+        isa_clones::cb_chunk(x, t, g, static_cast<compute_t<S>>(a.grad_scale), len, sum, f);
       });
     });
   });

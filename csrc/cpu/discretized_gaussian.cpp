@@ -1,15 +1,14 @@
 // Discretized Gaussian per subpixel, float64 arithmetic (erfc), gradient stored.
 #include <type_traits>
 
-#include "colour_common.h"
 #include "elbits/discretized_gaussian.h"
+#include "elbits/dtypes.h"
 #include "elbits/logmath.h"
 #include "kernels.h"
-#include "rows.h"
+#include "row_reduce.h"
 
 namespace elbits::cpu {
 namespace {
-using namespace colour;
 
 constexpr int64_t kChunk = 1024;  // pixels per task
 

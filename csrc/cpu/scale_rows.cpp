@@ -4,7 +4,7 @@
 
 #include "kernels.h"
 #include "parallel.h"
-#include "isa_kernels.h"
+#include "isa_dispatch.h"
 
 namespace elbits::cpu {
 namespace {

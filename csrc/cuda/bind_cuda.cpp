@@ -30,6 +30,23 @@ DType dt(int code) { return static_cast<DType>(code); }
 double* f64p(uintptr_t p) { return static_cast<double*>(mptr(p)); }
 int* i32p(uintptr_t p) { return static_cast<int*>(mptr(p)); }
 
+// Bernoulli-shaped likelihoods (Bernoulli, continuous Bernoulli): [batch, n] rows, as
+// bindings.cpp's bernoulli_like_rows.
+using BernoulliRowsFn = const char* (*)(const void*, DType, int64_t, const void*, DType, int64_t, int64_t, int64_t,
+                                        void*, double, void*, bool, double*, int*, bool, uintptr_t);
+
+template <BernoulliRowsFn F>
+void bernoulli_like_rows(uintptr_t logits, int logits_dtype, int64_t logits_row_stride, uintptr_t target,
+                         int target_dtype, int64_t target_row_stride, int64_t batch, int64_t n, uintptr_t grad,
+                         double grad_scale, uintptr_t recon, bool out_f64, uintptr_t partial, uintptr_t flags,
+                         bool check_finite, uintptr_t stream) {
+  launch([&] {
+    return F(cptr(logits), dt(logits_dtype), logits_row_stride, cptr(target), dt(target_dtype), target_row_stride,
+             batch, n, mptr(grad), grad_scale, mptr(recon), out_f64, f64p(partial), i32p(flags), check_finite, stream);
+  });
+}
+
+// Per-subpixel likelihoods (logistic mixture, discretized Gaussian), as bindings.cpp's pixel_rows.
 using PixelRowsFn = const char* (*)(const void*, DType, int64_t, const void*, DType, int64_t, int64_t, int64_t,
                                     int64_t, int64_t, void*, double, void*, bool, double*, int*, bool, uintptr_t);
 
@@ -49,16 +66,7 @@ void pixel_rows(uintptr_t params, int params_dtype, int64_t params_bs, uintptr_t
 
 void register_cuda(py::module_& m) {
   m.def("cuda_bernoulli_chunks_per_row", &cuda::bernoulli_chunks_per_row);
-  m.def("cuda_bernoulli_nll_rows",
-        [](uintptr_t logits, int logits_dtype, int64_t logits_row_stride, uintptr_t target, int target_dtype,
-           int64_t target_row_stride, int64_t batch, int64_t n, uintptr_t grad, double grad_scale, uintptr_t recon,
-           bool out_f64, uintptr_t partial, uintptr_t flags, bool check_finite, uintptr_t stream) {
-          launch([&] {
-            return cuda::bernoulli_nll_rows(cptr(logits), dt(logits_dtype), logits_row_stride, cptr(target),
-                                            dt(target_dtype), target_row_stride, batch, n, mptr(grad), grad_scale,
-                                            mptr(recon), out_f64, f64p(partial), i32p(flags), check_finite, stream);
-          });
-        });
+  m.def("cuda_bernoulli_nll_rows", &bernoulli_like_rows<&cuda::bernoulli_nll_rows>);
   m.def("cuda_gaussian_kl_rows",
         [](uintptr_t mu, int mu_dtype, int64_t mu_s0, int64_t mu_s1, uintptr_t logvar, int logvar_dtype,
            int64_t lv_s0, int64_t lv_s1, int64_t batch, int64_t z, uintptr_t kl, uintptr_t dlogvar, bool out_f64,
@@ -104,17 +112,7 @@ void register_cuda(py::module_& m) {
   m.def("cuda_discretized_gaussian_chunks_per_row", &cuda::discretized_gaussian_chunks_per_row);
   m.def("cuda_discretized_gaussian_rows", &pixel_rows<&cuda::discretized_gaussian_rows>);
   m.def("cuda_continuous_bernoulli_chunks_per_row", &cuda::continuous_bernoulli_chunks_per_row);
-  m.def("cuda_continuous_bernoulli_rows",
-        [](uintptr_t logits, int logits_dtype, int64_t logits_row_stride, uintptr_t target, int target_dtype,
-           int64_t target_row_stride, int64_t batch, int64_t n, uintptr_t grad, double grad_scale, uintptr_t recon,
-           bool out_f64, uintptr_t partial, uintptr_t flags, bool check_finite, uintptr_t stream) {
-          launch([&] {
-            return cuda::continuous_bernoulli_rows(cptr(logits), dt(logits_dtype), logits_row_stride, cptr(target),
-                                                   dt(target_dtype), target_row_stride, batch, n, mptr(grad),
-                                                   grad_scale, mptr(recon), out_f64, f64p(partial), i32p(flags),
-                                                   check_finite, stream);
-          });
-        });
+  m.def("cuda_continuous_bernoulli_rows", &bernoulli_like_rows<&cuda::continuous_bernoulli_rows>);
 }
 
 }  // namespace elbits

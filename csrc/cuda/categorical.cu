@@ -21,7 +21,7 @@
 
 namespace elbits::cuda {
 namespace {
-using namespace colour;
+using namespace common;
 
 constexpr int kGroup = 8;          // classes per online-softmax step
 constexpr int kClassesPerBlock = 32;  // backward: classes per block (grid.y = 256 / 32)

@@ -1,8 +1,7 @@
-// Private helpers of the CUDA kernels (bernoulli_kl.cu, categorical.cu,
-// logistic_mixture.cu, discretized_gaussian.cu, continuous_bernoulli.cu):
-// storage loads/stores in the compute type, the fixed-order block reduction and
-// the finishing kernel. The per-element math itself is
-// only ever the shared headers in csrc/include/elbits.
+// Launch helpers shared by every CUDA kernel file (namespace common): the block size,
+// the fixed-order block reduction, the finishing kernel that adds a row's chunk
+// partials in order, stream handles and launch status. The per-element math itself
+// is only ever the shared headers in csrc/include/elbits.
 #pragma once
 #include <cuda_runtime.h>
 
@@ -12,7 +11,7 @@
 #include "elbits/dtypes.h"
 #include "kernels.h"
 
-namespace elbits::cuda::colour {
+namespace elbits::cuda::common {
 namespace {
 
 constexpr int kThreads = 256;
@@ -79,4 +78,4 @@ inline void launch_finish(const double* partial, int64_t chunks, int64_t batch, 
 
 
 }  // namespace
-}  // namespace elbits::cuda::colour
+}  // namespace elbits::cuda::common

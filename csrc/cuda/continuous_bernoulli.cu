@@ -13,7 +13,7 @@
 
 namespace elbits::cuda {
 namespace {
-using namespace colour;
+using namespace common;
 
 constexpr int64_t kChunk = 16 * kThreads;  // elements per block
 

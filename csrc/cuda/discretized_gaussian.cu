@@ -14,7 +14,7 @@
 
 namespace elbits::cuda {
 namespace {
-using namespace colour;
+using namespace common;
 
 constexpr int64_t kChunk = 8 * kThreads;  // subpixels per block
 

@@ -19,7 +19,7 @@ enum Flag : int {
   kTargetLevelOutOfRange = 32,
 };
 
-// Per-sample Bernoulli NLL sums (nats) and, if grad != nullptr, grad_scale * d nll / d logits.
+// bernoulli.cu: per-sample Bernoulli NLL sums (nats) and, if grad != nullptr, grad_scale * d nll / d logits.
 // partial: scratch of batch * chunks_per_row(n) floats64 on the device.
 // Every launcher returns its launch status: nullptr, or the CUDA error's name.
 const char* bernoulli_nll_rows(const void* logits, DType logits_dtype, int64_t logits_row_stride,
@@ -29,11 +29,12 @@ const char* bernoulli_nll_rows(const void* logits, DType logits_dtype, int64_t l
 
 int64_t bernoulli_chunks_per_row(int64_t n);
 
+// gaussian_kl.cu: as the CPU's gaussian_kl_rows.
 const char* gaussian_kl_rows(const void* mu, DType mu_dtype, int64_t mu_s0, int64_t mu_s1, const void* logvar,
                              DType logvar_dtype, int64_t lv_s0, int64_t lv_s1, int64_t batch, int64_t z, void* kl,
                              void* dlogvar, bool out_f64, int* flags, bool check_finite, uintptr_t stream);
 
-// As the CPU's scale_rows: out = g * (scale[b] / prescale); in place, rows whose
+// scale_rows.cu: as the CPU's scale_rows, out = g * (scale[b] / prescale); in place, rows whose
 // scale equals prescale are skipped.
 const char* scale_rows(const void* g, void* out, DType dtype, int64_t batch, int64_t n, const void* scale,
                        DType scale_dtype, int64_t scale_stride, double prescale, uintptr_t stream);

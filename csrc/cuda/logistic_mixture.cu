@@ -23,7 +23,7 @@
 
 namespace elbits::cuda {
 namespace {
-using namespace colour;
+using namespace common;
 
 // log P(pixel | component k) and, per channel, d log P / d mean and d / d log-scale
 // (0 below the -7 clamp); coef = tanh of the channel-coupling coefficients (C = 3).

@@ -1,6 +1,7 @@
-// Hot loops compiled once per x86-64 ISA level. isa_loops.cpp is built three
-// times (baseline, x86-64-v3 = AVX2/FMA/F16C, x86-64-v4 = AVX-512) with a
-// different ELBITS_ISA_NS each; isa_kernels() picks one table at first use from
+// The dispatch table of the Bernoulli and scale hot loops, one per x86-64 ISA level.
+// Their bodies (isa_loop_bodies.cpp) are built three times (baseline, x86-64-v3 =
+// AVX2/FMA/F16C, x86-64-v4 = AVX-512) with a different ELBITS_ISA_NS each, and each
+// build fills a table; isa_kernels() (isa_dispatch.cpp) picks one at first use from
 // what the CPU reports. The wheel itself assumes only baseline x86-64.
 #pragma once
 #include <cstdint>

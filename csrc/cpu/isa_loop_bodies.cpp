@@ -1,4 +1,4 @@
-// The per-ISA hot loops (see isa_kernels.h). Everything here is inlined math
+// The bodies of the per-ISA hot loops (the table: isa_dispatch.h). Everything here is inlined math
 // from csrc/include/elbits, so each copy is vectorised for its own ISA.
 #include <cstdint>
 #include <cstring>
@@ -9,7 +9,7 @@
 
 #include "elbits/bernoulli.h"
 #include "elbits/dtypes.h"
-#include "isa_kernels.h"
+#include "isa_dispatch.h"
 
 #ifndef ELBITS_ISA_NS
 #error "compile with -DELBITS_ISA_NS=isa_base|isa_v3|isa_v4"

@@ -1,5 +1,6 @@
-// The fixed-order end of every per-sample reduction on the CPU: each row's chunk
-// partials (float64) are added in chunk order, whatever thread computed them.
+// The row-reduction driver of every CPU likelihood: rows cut into fixed chunks, the
+// chunks run on the thread pool, and each row's chunk partials (float64) added in chunk
+// order, whatever thread computed them, so results do not depend on the thread count.
 #pragma once
 #include <algorithm>
 #include <cstdint>

@@ -1,4 +1,5 @@
-#include "isa_kernels.h"
+// Picks the table of per-ISA loop bodies (isa_dispatch.h) from what the CPU reports.
+#include "isa_dispatch.h"
 
 namespace elbits::cpu {
 namespace {
