@@ -38,16 +38,21 @@ test: install lint docs
 	# the wheel: builds it, checks it links no libtorch, smoke-tests it in a fresh venv
 	cd tests && ../$(PY) -m pytest -q -p no:cacheprovider -m slow test_wheel.py
 
+# The C++/CUDA sources clang-format checks (style: .clang-format).
+CSRC := $(wildcard csrc/*.cpp csrc/*/*.h csrc/*/*.cpp csrc/*/*.cu csrc/*/*.cuh csrc/include/elbits/*.h)
+
 # The checks the test command runs (and .pre-commit-config.yaml runs before a commit); `make format` fixes
 # what they can.
 lint: install
 	$(VENV)/bin/ruff check python tests benchmarks
 	$(VENV)/bin/ruff format --check python tests benchmarks
+	$(VENV)/bin/clang-format --dry-run --Werror $(CSRC)
 	$(VENV)/bin/mypy
 
 format: install
 	$(VENV)/bin/ruff check --fix python tests benchmarks
 	$(VENV)/bin/ruff format python tests benchmarks
+	$(VENV)/bin/clang-format -i $(CSRC)
 
 # The documentation site (site/): --strict turns a broken link, a page missing from the nav or an API
 # reference that no longer resolves into a failure.

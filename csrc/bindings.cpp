@@ -20,11 +20,21 @@ void* mut_ptr(uintptr_t p) { return reinterpret_cast<void*>(p); }
 // Bernoulli-shaped likelihoods (Bernoulli, continuous Bernoulli): [batch, n] rows, one flag set.
 template <cpu::BernoulliFlags (*Fn)(const cpu::BernoulliArgs&)>
 py::dict bernoulli_like_rows(uintptr_t logits, int logits_dtype, int64_t logits_row_stride, uintptr_t target,
-                             int target_dtype, int64_t target_row_stride, int64_t batch, int64_t n,
-                             uintptr_t grad, double grad_scale, uintptr_t recon, bool out_f64, int n_threads) {
-  cpu::BernoulliArgs a{ptr(logits), static_cast<DType>(logits_dtype), logits_row_stride, ptr(target),
-                       static_cast<DType>(target_dtype), target_row_stride, batch, n, mut_ptr(grad),
-                       mut_ptr(recon), out_f64, n_threads, grad_scale};
+                             int target_dtype, int64_t target_row_stride, int64_t batch, int64_t n, uintptr_t grad,
+                             double grad_scale, uintptr_t recon, bool out_f64, int n_threads) {
+  cpu::BernoulliArgs a{ptr(logits),
+                       static_cast<DType>(logits_dtype),
+                       logits_row_stride,
+                       ptr(target),
+                       static_cast<DType>(target_dtype),
+                       target_row_stride,
+                       batch,
+                       n,
+                       mut_ptr(grad),
+                       mut_ptr(recon),
+                       out_f64,
+                       n_threads,
+                       grad_scale};
   cpu::BernoulliFlags f;
   {
     py::gil_scoped_release nogil;
@@ -37,9 +47,9 @@ py::dict bernoulli_like_rows(uintptr_t logits, int logits_dtype, int64_t logits_
   return out;
 }
 
-py::dict gaussian_kl_rows(uintptr_t mu, int mu_dtype, int64_t mu_s0, int64_t mu_s1, uintptr_t logvar,
-                          int logvar_dtype, int64_t lv_s0, int64_t lv_s1, int64_t batch, int64_t z,
-                          uintptr_t kl, uintptr_t dlogvar, bool out_f64) {
+py::dict gaussian_kl_rows(uintptr_t mu, int mu_dtype, int64_t mu_s0, int64_t mu_s1, uintptr_t logvar, int logvar_dtype,
+                          int64_t lv_s0, int64_t lv_s1, int64_t batch, int64_t z, uintptr_t kl, uintptr_t dlogvar,
+                          bool out_f64) {
   cpu::View2D m{ptr(mu), static_cast<DType>(mu_dtype), mu_s0, mu_s1};
   cpu::View2D lv{ptr(logvar), static_cast<DType>(logvar_dtype), lv_s0, lv_s1};
   cpu::KLFlags f;
@@ -53,13 +63,12 @@ py::dict gaussian_kl_rows(uintptr_t mu, int mu_dtype, int64_t mu_s0, int64_t mu_
   return out;
 }
 
-void scale_rows(uintptr_t g, uintptr_t out, int dtype, int64_t batch, int64_t n, uintptr_t scale,
-                int scale_dtype, int64_t scale_stride, double prescale, int n_threads) {
+void scale_rows(uintptr_t g, uintptr_t out, int dtype, int64_t batch, int64_t n, uintptr_t scale, int scale_dtype,
+                int64_t scale_stride, double prescale, int n_threads) {
   py::gil_scoped_release nogil;
   cpu::scale_rows(ptr(g), mut_ptr(out), static_cast<DType>(dtype), batch, n, ptr(scale),
                   static_cast<DType>(scale_dtype), scale_stride, prescale, n_threads);
 }
-
 
 // ---- Colour / 8-bit likelihoods (categorical256, logistic mixture, discretized
 // Gaussian, continuous Bernoulli).
@@ -71,18 +80,27 @@ py::dict pixel_flags(const cpu::PixelFlags& f) {
 }
 
 cpu::CategoricalArgs categorical_args(uintptr_t logits, int logits_dtype, int64_t logits_bs, uintptr_t target,
-                                      int target_dtype, int64_t target_bs, int64_t batch, int64_t pixels,
-                                      uintptr_t lse, uintptr_t recon, bool out_f64, int n_threads) {
-  return cpu::CategoricalArgs{ptr(logits), static_cast<DType>(logits_dtype), logits_bs, ptr(target),
-                              static_cast<DType>(target_dtype), target_bs, batch, pixels, mut_ptr(lse),
-                              mut_ptr(recon), out_f64, n_threads};
+                                      int target_dtype, int64_t target_bs, int64_t batch, int64_t pixels, uintptr_t lse,
+                                      uintptr_t recon, bool out_f64, int n_threads) {
+  return cpu::CategoricalArgs{ptr(logits),
+                              static_cast<DType>(logits_dtype),
+                              logits_bs,
+                              ptr(target),
+                              static_cast<DType>(target_dtype),
+                              target_bs,
+                              batch,
+                              pixels,
+                              mut_ptr(lse),
+                              mut_ptr(recon),
+                              out_f64,
+                              n_threads};
 }
 
 py::dict categorical256_forward(uintptr_t logits, int logits_dtype, int64_t logits_bs, uintptr_t target,
                                 int target_dtype, int64_t target_bs, int64_t batch, int64_t pixels, uintptr_t lse,
                                 uintptr_t recon, bool out_f64, int n_threads) {
-  const auto a = categorical_args(logits, logits_dtype, logits_bs, target, target_dtype, target_bs, batch, pixels,
-                                  lse, recon, out_f64, n_threads);
+  const auto a = categorical_args(logits, logits_dtype, logits_bs, target, target_dtype, target_bs, batch, pixels, lse,
+                                  recon, out_f64, n_threads);
   cpu::PixelFlags f;
   {
     py::gil_scoped_release nogil;
@@ -94,8 +112,8 @@ py::dict categorical256_forward(uintptr_t logits, int logits_dtype, int64_t logi
 void categorical256_backward(uintptr_t logits, int logits_dtype, int64_t logits_bs, uintptr_t target, int target_dtype,
                              int64_t target_bs, int64_t batch, int64_t pixels, uintptr_t lse, uintptr_t scale,
                              int scale_dtype, int64_t scale_stride, uintptr_t grad, int n_threads) {
-  const auto a = categorical_args(logits, logits_dtype, logits_bs, target, target_dtype, target_bs, batch, pixels,
-                                  lse, 0, false, n_threads);
+  const auto a = categorical_args(logits, logits_dtype, logits_bs, target, target_dtype, target_bs, batch, pixels, lse,
+                                  0, false, n_threads);
   py::gil_scoped_release nogil;
   cpu::categorical256_backward(a, ptr(scale), static_cast<DType>(scale_dtype), scale_stride, mut_ptr(grad));
 }
@@ -104,9 +122,21 @@ template <cpu::PixelFlags (*Fn)(const cpu::PixelArgs&)>
 py::dict pixel_rows(uintptr_t params, int params_dtype, int64_t params_bs, uintptr_t target, int target_dtype,
                     int64_t target_bs, int64_t batch, int64_t channels, int64_t pixels, int64_t n_mix, uintptr_t grad,
                     double grad_scale, uintptr_t recon, bool out_f64, int n_threads) {
-  cpu::PixelArgs a{ptr(params), static_cast<DType>(params_dtype), params_bs, ptr(target),
-                   static_cast<DType>(target_dtype), target_bs, batch, channels, pixels, n_mix, mut_ptr(grad),
-                   mut_ptr(recon), out_f64, n_threads, grad_scale};
+  cpu::PixelArgs a{ptr(params),
+                   static_cast<DType>(params_dtype),
+                   params_bs,
+                   ptr(target),
+                   static_cast<DType>(target_dtype),
+                   target_bs,
+                   batch,
+                   channels,
+                   pixels,
+                   n_mix,
+                   mut_ptr(grad),
+                   mut_ptr(recon),
+                   out_f64,
+                   n_threads,
+                   grad_scale};
   cpu::PixelFlags f;
   {
     py::gil_scoped_release nogil;
@@ -114,7 +144,6 @@ py::dict pixel_rows(uintptr_t params, int params_dtype, int64_t params_bs, uintp
   }
   return pixel_flags(f);
 }
-
 
 }  // namespace
 

@@ -64,8 +64,8 @@ int target_slot(DType d) {
 BernoulliChunkFn pick_kernel(DType logits, DType target) {
   const int col = target_slot(target);
   if (logits == DType::Float64) {
-    static const BernoulliChunkFn f64[5] = {chunk_f64<float>, chunk_f64<half_t>, chunk_f64<bf16_t>,
-                                            chunk_f64<uint8_t>, chunk_f64<double>};
+    static const BernoulliChunkFn f64[5] = {chunk_f64<float>, chunk_f64<half_t>, chunk_f64<bf16_t>, chunk_f64<uint8_t>,
+                                            chunk_f64<double>};
     return f64[col];
   }
   const int row = logits == DType::Float32 ? 0 : logits == DType::Float16 ? 1 : 2;

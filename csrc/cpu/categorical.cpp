@@ -17,7 +17,7 @@
 namespace elbits::cpu {
 namespace {
 
-constexpr int64_t kTile = 128;      // pixels per forward task: 256 x 128 x 4 B = 128 KiB
+constexpr int64_t kTile = 128;       // pixels per forward task: 256 x 128 x 4 B = 128 KiB
 constexpr int64_t kClassBlock = 16;  // classes per backward task
 constexpr int kSumBlock = 16;        // classes per partial sum of the forward's sum-exp
 
@@ -82,15 +82,14 @@ ELBITS_INLINE void bwd_block(const S* x, int64_t P, const L* t, int c0, int c1, 
 
 // Per-ISA clones of the tile loops (see isa_clones.h).
 namespace isa_clones {
-#define ELBITS_CAT_CLONES(S, L)                                                                        \
-  ELBITS_CLONES void cat_fwd(const S* x, int64_t P, const L* t, int64_t n, compute_t<S>* lse_m,       \
-                             compute_t<S>* lse_inv, double* nll, uint32_t* flags) {                   \
-    fwd_tile<S, L>(x, P, t, n, lse_m, lse_inv, nll, flags);                                            \
-  }                                                                                                   \
-  ELBITS_CLONES void cat_bwd(const S* x, int64_t P, const L* t, int c0, int c1,                       \
-                             const compute_t<S>* lse_m, const compute_t<S>* lse_inv, compute_t<S> g,   \
-                             S* out) {                                                                \
-    bwd_block<S, L>(x, P, t, c0, c1, lse_m, lse_inv, g, out);                                          \
+#define ELBITS_CAT_CLONES(S, L)                                                                                        \
+  ELBITS_CLONES void cat_fwd(const S* x, int64_t P, const L* t, int64_t n, compute_t<S>* lse_m, compute_t<S>* lse_inv, \
+                             double* nll, uint32_t* flags) {                                                           \
+    fwd_tile<S, L>(x, P, t, n, lse_m, lse_inv, nll, flags);                                                            \
+  }                                                                                                                    \
+  ELBITS_CLONES void cat_bwd(const S* x, int64_t P, const L* t, int c0, int c1, const compute_t<S>* lse_m,             \
+                             const compute_t<S>* lse_inv, compute_t<S> g, S* out) {                                    \
+    bwd_block<S, L>(x, P, t, c0, c1, lse_m, lse_inv, g, out);                                                          \
   }
 ELBITS_CAT_CLONES(float, uint8_t)
 ELBITS_CAT_CLONES(float, int64_t)
@@ -113,8 +112,8 @@ PixelFlags categorical256_forward(const CategoricalArgs& a) {
   });
 }
 
-void categorical256_backward(const CategoricalArgs& a, const void* scale, DType scale_dtype,
-                             int64_t scale_stride, void* grad) {
+void categorical256_backward(const CategoricalArgs& a, const void* scale, DType scale_dtype, int64_t scale_stride,
+                             void* grad) {
   if (a.batch == 0 || a.pixels == 0) return;
   const int64_t blocks = kLevels / kClassBlock;
   dispatch_float(a.logits_dtype, [&](auto s_tag) {

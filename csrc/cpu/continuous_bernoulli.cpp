@@ -19,13 +19,16 @@ constexpr int64_t kChunk = 8192;
 constexpr int64_t kBlock = 512;
 
 template <class T, class TT>
-ELBITS_INLINE T target_value(TT v) { return static_cast<T>(to_float(v)); }
+ELBITS_INLINE T target_value(TT v) {
+  return static_cast<T>(to_float(v));
+}
 template <class T>
-ELBITS_INLINE T target_value(uint8_t v) { return static_cast<T>(v) / T(255); }
+ELBITS_INLINE T target_value(uint8_t v) {
+  return static_cast<T>(v) / T(255);
+}
 
 template <class S, class TT, bool kGrad>
-ELBITS_INLINE void cb_loop(const S* x, const TT* t, S* g, compute_t<S> gs, int64_t n, double* sum,
-                           uint32_t* flags) {
+ELBITS_INLINE void cb_loop(const S* x, const TT* t, S* g, compute_t<S> gs, int64_t n, double* sum, uint32_t* flags) {
   using T = compute_t<S>;
   double acc = 0.0;
   uint32_t bad = 0, range = 0;
@@ -54,15 +57,15 @@ ELBITS_INLINE void cb_loop(const S* x, const TT* t, S* g, compute_t<S> gs, int64
 
 // Per-ISA clones of the loop (see isa_clones.h).
 namespace isa_clones {
-#define ELBITS_CB_CLONES(S, TT)                                                                           \
-  ELBITS_CLONES void cb_chunk(const S* x, const TT* t, S* g, compute_t<S> gs, int64_t n, double* sum,      \
-                              uint32_t* flags) {                                                          \
-    if (g) cb_loop<S, TT, true>(x, t, g, gs, n, sum, flags);                                              \
-    else cb_loop<S, TT, false>(x, t, g, gs, n, sum, flags);                                               \
+#define ELBITS_CB_CLONES(S, TT)                                                                       \
+  ELBITS_CLONES void cb_chunk(const S* x, const TT* t, S* g, compute_t<S> gs, int64_t n, double* sum, \
+                              uint32_t* flags) {                                                      \
+    if (g) cb_loop<S, TT, true>(x, t, g, gs, n, sum, flags);                                          \
+    else cb_loop<S, TT, false>(x, t, g, gs, n, sum, flags);                                           \
   }
-#define ELBITS_CB_TARGETS(S) \
-  ELBITS_CB_CLONES(S, uint8_t) ELBITS_CB_CLONES(S, float) ELBITS_CB_CLONES(S, double) \
-  ELBITS_CB_CLONES(S, half_t) ELBITS_CB_CLONES(S, bf16_t)
+#define ELBITS_CB_TARGETS(S)   \
+  ELBITS_CB_CLONES(S, uint8_t) \
+  ELBITS_CB_CLONES(S, float) ELBITS_CB_CLONES(S, double) ELBITS_CB_CLONES(S, half_t) ELBITS_CB_CLONES(S, bf16_t)
 ELBITS_CB_TARGETS(float)
 ELBITS_CB_TARGETS(double)
 ELBITS_CB_TARGETS(half_t)

@@ -1,7 +1,7 @@
 // Gaussian KL per latent dimension. [batch, z] is small next to the image
 // tensors, so it runs on the calling thread in float64 whatever the storage.
-#include "elbits/dispatch.h"
 #include "elbits/gaussian_kl.h"
+#include "elbits/dispatch.h"
 #include "kernels.h"
 
 namespace elbits::cpu {
@@ -27,17 +27,15 @@ void kl_loop(const View2D& mu, const View2D& logvar, int64_t batch, int64_t z, O
 
 }  // namespace
 
-KLFlags gaussian_kl_rows(const View2D& mu, const View2D& logvar, int64_t batch, int64_t z, void* kl,
-                         void* dlogvar, bool out_f64) {
+KLFlags gaussian_kl_rows(const View2D& mu, const View2D& logvar, int64_t batch, int64_t z, void* kl, void* dlogvar,
+                         bool out_f64) {
   KLFlags flags;
   dispatch_float(mu.dtype, [&](auto m_tag) {
     dispatch_float(logvar.dtype, [&](auto l_tag) {
       using M = decltype(m_tag);
       using L = decltype(l_tag);
-      if (out_f64)
-        kl_loop<M, L>(mu, logvar, batch, z, static_cast<double*>(kl), static_cast<double*>(dlogvar), flags);
-      else
-        kl_loop<M, L>(mu, logvar, batch, z, static_cast<float*>(kl), static_cast<float*>(dlogvar), flags);
+      if (out_f64) kl_loop<M, L>(mu, logvar, batch, z, static_cast<double*>(kl), static_cast<double*>(dlogvar), flags);
+      else kl_loop<M, L>(mu, logvar, batch, z, static_cast<float*>(kl), static_cast<float*>(dlogvar), flags);
     });
   });
   return flags;

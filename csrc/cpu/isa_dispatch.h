@@ -12,8 +12,8 @@ namespace elbits::cpu {
 // with streaming stores if `stream`), n elements; writes the chunk's NLL sum (nats)
 // and three flags: non-finite x, t outside [0, 1] (or NaN), and finite inputs whose
 // loss overflowed float32.
-using BernoulliChunkFn = void (*)(const void* x, const void* t, void* g, double gs, bool stream, int64_t n,
-                                  double* sum, uint32_t* flags);
+using BernoulliChunkFn = void (*)(const void* x, const void* t, void* g, double gs, bool stream, int64_t n, double* sum,
+                                  uint32_t* flags);
 // out[i] = g[i] * s over n elements (g and out of one storage type).
 using ScaleFn = void (*)(const void* g, void* out, int64_t n, float s);
 
@@ -26,8 +26,14 @@ struct IsaKernels {
 
 const IsaKernels& isa_kernels();
 
-namespace isa_base { void fill(IsaKernels& k); }
-namespace isa_v3 { void fill(IsaKernels& k); }
-namespace isa_v4 { void fill(IsaKernels& k); }
+namespace isa_base {
+void fill(IsaKernels& k);
+}
+namespace isa_v3 {
+void fill(IsaKernels& k);
+}
+namespace isa_v4 {
+void fill(IsaKernels& k);
+}
 
 }  // namespace elbits::cpu

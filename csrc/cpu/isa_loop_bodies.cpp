@@ -75,8 +75,7 @@ void stream_bytes(char* dst, const char* src, int64_t n) {
 // kGrad: write the gradient (times gs). stream: through an L1-resident block and
 // streaming stores (for working sets larger than the caches; see bernoulli.cpp).
 template <class LT, class TT, bool kGrad>
-void bernoulli_loop(const LT* x, const TT* t, LT* g, float gs, bool stream, int64_t n, double* sum,
-                    uint32_t* flags) {
+void bernoulli_loop(const LT* x, const TT* t, LT* g, float gs, bool stream, int64_t n, double* sum, uint32_t* flags) {
   double total = 0.0;
   float t_min = 0.0f, t_max = 0.0f;
   alignas(64) LT block[kBlock];

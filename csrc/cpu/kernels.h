@@ -52,15 +52,15 @@ struct KLFlags {
   bool nonfinite_logvar = false;
 };
 
-KLFlags gaussian_kl_rows(const View2D& mu, const View2D& logvar, int64_t batch, int64_t z, void* kl,
-                         void* dlogvar, bool out_f64);
+KLFlags gaussian_kl_rows(const View2D& mu, const View2D& logvar, int64_t batch, int64_t z, void* kl, void* dlogvar,
+                         bool out_f64);
 
 // out[b, i] = g[b, i] * (scale[b] / prescale): contiguous [batch, n] rows of dtype;
 // scale is float32 or float64 [batch] (any stride); prescale is the factor the
 // forward already applied. out may alias g; in place, rows whose scale equals
 // prescale are left untouched (no memory traffic).
-void scale_rows(const void* g, void* out, DType dtype, int64_t batch, int64_t n, const void* scale,
-                DType scale_dtype, int64_t scale_stride, double prescale, int n_threads);
+void scale_rows(const void* g, void* out, DType dtype, int64_t batch, int64_t n, const void* scale, DType scale_dtype,
+                int64_t scale_stride, double prescale, int n_threads);
 
 }  // namespace elbits::cpu
 
@@ -96,8 +96,8 @@ struct CategoricalArgs {
 PixelFlags categorical256_forward(const CategoricalArgs& a);
 // grad [B, 256, P] contiguous, logits dtype: (softmax - onehot) * scale[b]
 // (scale float32/float64 [B], any stride). grad may be the logits buffer itself.
-void categorical256_backward(const CategoricalArgs& a, const void* scale, DType scale_dtype,
-                             int64_t scale_stride, void* grad);
+void categorical256_backward(const CategoricalArgs& a, const void* scale, DType scale_dtype, int64_t scale_stride,
+                             void* grad);
 
 // Per-subpixel likelihoods with the gradient stored by forward (Bernoulli pattern).
 struct PixelArgs {
@@ -110,8 +110,8 @@ struct PixelArgs {
   int64_t batch;
   int64_t channels;  // image channels C
   int64_t pixels;
-  int64_t n_mix;     // logistic mixture components K (unused otherwise)
-  void* grad;        // nullable, contiguous like params, params dtype, times grad_scale
+  int64_t n_mix;  // logistic mixture components K (unused otherwise)
+  void* grad;     // nullable, contiguous like params, params dtype, times grad_scale
   void* recon;
   bool out_f64;
   int n_threads;

@@ -70,8 +70,7 @@ ELBITS_INLINE MixScratch<T> mix_scratch(int64_t C, int64_t K) {
 
 // Pass 1: each channel's target level as x in [-1, 1] and the edge-bin weights.
 template <class T, class L>
-ELBITS_INLINE void load_levels(const L* tgt, int64_t P, int64_t n, int64_t C, const MixScratch<T>& s,
-                               uint32_t& range) {
+ELBITS_INLINE void load_levels(const L* tgt, int64_t P, int64_t n, int64_t C, const MixScratch<T>& s, uint32_t& range) {
   for (int64_t c = 0; c < C; ++c) {
 #pragma GCC ivdep
     for (int64_t p = 0; p < n; ++p) {
@@ -86,8 +85,8 @@ ELBITS_INLINE void load_levels(const L* tgt, int64_t P, int64_t n, int64_t C, co
 // Pass 2: per component k, log P(pixel | k) summed over the channels (lp), with
 // d lp / d mean and d lp / d log-scale per channel (0 below the -7 clamp).
 template <class S, class T>
-ELBITS_INLINE void component_pass(const S* prm, int64_t P, int64_t n, int64_t C, int64_t K,
-                                  const MixScratch<T>& s, T* badv) {
+ELBITS_INLINE void component_pass(const S* prm, int64_t P, int64_t n, int64_t C, int64_t K, const MixScratch<T>& s,
+                                  T* badv) {
   const int64_t nb = C == 3 ? 3 * K : 2 * K;  // channels per image channel block
   auto row = [&](int64_t ch) { return prm + ch * P; };
   for (int64_t k = 0; k < K; ++k) {
@@ -257,10 +256,10 @@ ELBITS_INLINE void mix_tile(const S* prm, int64_t P, const L* tgt, int64_t n, in
 
 // Per-ISA clones of the tile loop (see isa_clones.h).
 namespace isa_clones {
-#define ELBITS_MIX_CLONES(S, L)                                                                       \
-  ELBITS_CLONES void mix(const S* prm, int64_t P, const L* tgt, int64_t n, int64_t C, int64_t K,     \
-                         S* grad, double gs, double* nll_sum, uint32_t* flags) {                     \
-    mix_tile<S, L>(prm, P, tgt, n, C, K, grad, static_cast<compute_t<S>>(gs), nll_sum, flags);           \
+#define ELBITS_MIX_CLONES(S, L)                                                                                      \
+  ELBITS_CLONES void mix(const S* prm, int64_t P, const L* tgt, int64_t n, int64_t C, int64_t K, S* grad, double gs, \
+                         double* nll_sum, uint32_t* flags) {                                                         \
+    mix_tile<S, L>(prm, P, tgt, n, C, K, grad, static_cast<compute_t<S>>(gs), nll_sum, flags);                       \
   }
 ELBITS_MIX_CLONES(float, uint8_t)
 ELBITS_MIX_CLONES(float, int64_t)

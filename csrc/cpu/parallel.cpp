@@ -5,8 +5,8 @@
 
 #include <atomic>
 #include <condition_variable>
-#include <string>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 

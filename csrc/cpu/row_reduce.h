@@ -12,8 +12,7 @@
 
 namespace elbits::cpu {
 
-inline void finish_rows(const std::vector<double>& partial, int64_t batch, int64_t chunks, void* recon,
-                        bool out_f64) {
+inline void finish_rows(const std::vector<double>& partial, int64_t batch, int64_t chunks, void* recon, bool out_f64) {
   for (int64_t row = 0; row < batch; ++row) {
     double s = 0.0;
     for (int64_t c = 0; c < chunks; ++c) s += partial[row * chunks + c];
@@ -28,8 +27,8 @@ inline void finish_rows(const std::vector<double>& partial, int64_t batch, int64
 // writes recon[row] from the partials in chunk order. Returns every task's
 // kFlags flags (read them with any_flag). Results do not depend on n_threads.
 template <int kFlags, class Fn>
-std::vector<uint32_t> reduce_rows(int64_t batch, int64_t n, int64_t chunk, int n_threads, void* recon,
-                                  bool out_f64, Fn&& fn) {
+std::vector<uint32_t> reduce_rows(int64_t batch, int64_t n, int64_t chunk, int n_threads, void* recon, bool out_f64,
+                                  Fn&& fn) {
   const int64_t chunks = n <= 0 ? 1 : (n + chunk - 1) / chunk;
   const int64_t n_tasks = batch * chunks;
   std::vector<double> partial(n_tasks);
@@ -69,8 +68,8 @@ PixelFlags reduce_pixel_rows(const void* params, DType params_dtype, int64_t par
       using L = decltype(l_tag);
       flags = reduce_rows<2>(batch, pixels, tile, n_threads, recon, out_f64,
                              [&](int64_t b, int64_t p0, int64_t n, double* sum, uint32_t* f) {
-        fn(static_cast<const S*>(params) + b * params_bs + p0, static_cast<const L*>(levels) + b * levels_bs + p0,
-           b, p0, n, sum, f);
+        fn(static_cast<const S*>(params) + b * params_bs + p0, static_cast<const L*>(levels) + b * levels_bs + p0, b,
+           p0, n, sum, f);
       });
     });
   });

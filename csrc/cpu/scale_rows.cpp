@@ -2,9 +2,9 @@
 // forward pass: one read and one write per element.
 #include <algorithm>
 
+#include "isa_dispatch.h"
 #include "kernels.h"
 #include "parallel.h"
-#include "isa_dispatch.h"
 
 namespace elbits::cpu {
 namespace {
@@ -19,8 +19,8 @@ void scale_f64(const void* g, void* out, int64_t n, double s) {
 
 }  // namespace
 
-void scale_rows(const void* g, void* out, DType dtype, int64_t batch, int64_t n, const void* scale,
-                DType scale_dtype, int64_t scale_stride, double prescale, int n_threads) {
+void scale_rows(const void* g, void* out, DType dtype, int64_t batch, int64_t n, const void* scale, DType scale_dtype,
+                int64_t scale_stride, double prescale, int n_threads) {
   const int64_t chunks_per_row = std::max<int64_t>(1, (n + kChunk - 1) / kChunk);
   const int size = dtype_size(dtype);
   parallel_for(batch * chunks_per_row, n_threads, [&](int64_t task) {

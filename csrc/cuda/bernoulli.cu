@@ -3,10 +3,10 @@
 // loops and the reductions are CUDA's own.
 #include <cuda_runtime.h>
 
+#include "common.cuh"
 #include "elbits/bernoulli.h"
 #include "elbits/dispatch.h"
 #include "elbits/dtypes.h"
-#include "common.cuh"
 #include "kernels.h"
 
 namespace elbits::cuda {
@@ -27,8 +27,8 @@ template <class T, int V> struct alignas(sizeof(T) * V) Pack { T v[V]; };
 // all three base pointers are multiples of V elements, so every row and chunk (kChunk is
 // a multiple of V) starts on a pack boundary.
 template <class LT, class TT, int V>
-__global__ void bernoulli_chunks(const LT* __restrict__ x, int64_t x_stride, const TT* __restrict__ t,
-                                 int64_t t_stride, int64_t n, int64_t chunks, LT* __restrict__ g, compute_t<LT> gs,
+__global__ void bernoulli_chunks(const LT* __restrict__ x, int64_t x_stride, const TT* __restrict__ t, int64_t t_stride,
+                                 int64_t n, int64_t chunks, LT* __restrict__ g, compute_t<LT> gs,
                                  double* __restrict__ partial, int* __restrict__ flags, bool check_finite) {
   using acc_t = compute_t<LT>;
   // A 1-D grid of batch x chunks blocks: no 65,535 limit on the batch.
@@ -69,8 +69,7 @@ bool packs_fit(const void* p, size_t elem) {
 
 template <class LT, class TT>
 void launch_bernoulli(const void* x, int64_t xs, const void* t, int64_t ts, int64_t batch, int64_t n, void* g,
-                      double gs, double* partial, int* flags, bool check_finite, int64_t chunks,
-                      cudaStream_t stream) {
+                      double gs, double* partial, int* flags, bool check_finite, int64_t chunks, cudaStream_t stream) {
   const unsigned grid = static_cast<unsigned>(chunks * batch);
   using acc_t = compute_t<LT>;
   constexpr int V = sizeof(LT) == 8 ? 2 : 4;  // 16-byte logit packs (8 for half/bf16)
@@ -78,30 +77,30 @@ void launch_bernoulli(const void* x, int64_t xs, const void* t, int64_t ts, int6
   const bool packed = n % V == 0 && xs % V == 0 && ts % V == 0 && packs_fit<V>(x, sizeof(LT)) &&
                       packs_fit<V>(t, sizeof(TT)) && (g == nullptr || packs_fit<V>(g, sizeof(LT)));
   if (packed)
-    bernoulli_chunks<LT, TT, V><<<grid, kThreads, 0, stream>>>(static_cast<const LT*>(x), xs,
-        static_cast<const TT*>(t), ts, n, chunks, static_cast<LT*>(g), static_cast<acc_t>(gs), partial, flags,
-        check_finite);
+    bernoulli_chunks<LT, TT, V><<<grid, kThreads, 0, stream>>>(static_cast<const LT*>(x), xs, static_cast<const TT*>(t),
+                                                               ts, n, chunks, static_cast<LT*>(g),
+                                                               static_cast<acc_t>(gs), partial, flags, check_finite);
   else
-    bernoulli_chunks<LT, TT, 1><<<grid, kThreads, 0, stream>>>(static_cast<const LT*>(x), xs,
-        static_cast<const TT*>(t), ts, n, chunks, static_cast<LT*>(g), static_cast<acc_t>(gs), partial, flags,
-        check_finite);
+    bernoulli_chunks<LT, TT, 1><<<grid, kThreads, 0, stream>>>(static_cast<const LT*>(x), xs, static_cast<const TT*>(t),
+                                                               ts, n, chunks, static_cast<LT*>(g),
+                                                               static_cast<acc_t>(gs), partial, flags, check_finite);
 }
 
 }  // namespace
 
 int64_t bernoulli_chunks_per_row(int64_t n) { return n <= 0 ? 1 : (n + kChunk - 1) / kChunk; }
 
-const char* bernoulli_nll_rows(const void* logits, DType logits_dtype, int64_t logits_row_stride,
-                               const void* target, DType target_dtype, int64_t target_row_stride, int64_t batch,
-                               int64_t n, void* grad, double grad_scale, void* recon, bool out_f64, double* partial,
-                               int* flags, bool check_finite, uintptr_t stream_handle) {
+const char* bernoulli_nll_rows(const void* logits, DType logits_dtype, int64_t logits_row_stride, const void* target,
+                               DType target_dtype, int64_t target_row_stride, int64_t batch, int64_t n, void* grad,
+                               double grad_scale, void* recon, bool out_f64, double* partial, int* flags,
+                               bool check_finite, uintptr_t stream_handle) {
   if (batch == 0) return nullptr;
   const cudaStream_t stream = as_stream(stream_handle);
   const int64_t chunks = bernoulli_chunks_per_row(n);
   dispatch_float(logits_dtype, [&](auto l_tag) {
     dispatch_target(target_dtype, [&](auto t_tag) {
-      launch_bernoulli<decltype(l_tag), decltype(t_tag)>(logits, logits_row_stride, target, target_row_stride, batch,
-                                                         n, grad, grad_scale, partial, flags, check_finite, chunks,
+      launch_bernoulli<decltype(l_tag), decltype(t_tag)>(logits, logits_row_stride, target, target_row_stride, batch, n,
+                                                         grad, grad_scale, partial, flags, check_finite, chunks,
                                                          stream);
     });
   });

@@ -23,14 +23,14 @@ namespace elbits::cuda {
 namespace {
 using namespace common;
 
-constexpr int kGroup = 8;          // classes per online-softmax step
+constexpr int kGroup = 8;             // classes per online-softmax step
 constexpr int kClassesPerBlock = 32;  // backward: classes per block (grid.y = 256 / 32)
 
 template <class S, class L>
 __global__ void __launch_bounds__(kThreads)
     cat_forward(const S* __restrict__ x, int64_t x_bs, const L* __restrict__ t, int64_t t_bs, int64_t P,
-                compute_t<S>* __restrict__ lse, double* __restrict__ partial, int* __restrict__ flags,
-                int64_t chunks, bool check_finite) {
+                compute_t<S>* __restrict__ lse, double* __restrict__ partial, int* __restrict__ flags, int64_t chunks,
+                bool check_finite) {
   using T = compute_t<S>;
   const int64_t b = blockIdx.x / chunks;
   const int64_t p = (blockIdx.x % chunks) * kThreads + threadIdx.x;
@@ -122,10 +122,9 @@ const char* categorical256_forward(const void* logits, DType logits_dtype, int64
     using S = decltype(s_tag);
     dispatch_level(target_dtype, [&](auto l_tag) {
       using L = decltype(l_tag);
-      cat_forward<S, L><<<grid, kThreads, 0, stream>>>(static_cast<const S*>(logits), logits_bs,
-                                                       static_cast<const L*>(target), target_bs, pixels,
-                                                       static_cast<compute_t<S>*>(lse), partial, flags, chunks,
-                                                       check_finite);
+      cat_forward<S, L><<<grid, kThreads, 0, stream>>>(
+          static_cast<const S*>(logits), logits_bs, static_cast<const L*>(target), target_bs, pixels,
+          static_cast<compute_t<S>*>(lse), partial, flags, chunks, check_finite);
     });
   });
   launch_finish(partial, chunks, batch, recon, out_f64, stream);
@@ -144,10 +143,9 @@ const char* categorical256_backward(const void* logits, DType logits_dtype, int6
     using S = decltype(s_tag);
     dispatch_level(target_dtype, [&](auto l_tag) {
       using L = decltype(l_tag);
-      cat_backward<S, L><<<grid, kThreads, 0, stream>>>(static_cast<const S*>(logits), logits_bs,
-                                                        static_cast<const L*>(target), target_bs, pixels,
-                                                        static_cast<const compute_t<S>*>(lse), scale, scale_dtype,
-                                                        scale_stride, static_cast<S*>(grad), pixel_blocks);
+      cat_backward<S, L><<<grid, kThreads, 0, stream>>>(
+          static_cast<const S*>(logits), logits_bs, static_cast<const L*>(target), target_bs, pixels,
+          static_cast<const compute_t<S>*>(lse), scale, scale_dtype, scale_stride, static_cast<S*>(grad), pixel_blocks);
     });
   });
   return launch_status();

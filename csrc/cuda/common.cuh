@@ -71,11 +71,11 @@ inline const char* launch_status() {
 inline void launch_finish(const double* partial, int64_t chunks, int64_t batch, void* recon, bool out_f64,
                           cudaStream_t stream) {
   if (out_f64)
-    finish_rows<double><<<blocks_for(batch), kThreads, 0, stream>>>(partial, chunks, batch, static_cast<double*>(recon));
+    finish_rows<double>
+        <<<blocks_for(batch), kThreads, 0, stream>>>(partial, chunks, batch, static_cast<double*>(recon));
   else
     finish_rows<float><<<blocks_for(batch), kThreads, 0, stream>>>(partial, chunks, batch, static_cast<float*>(recon));
 }
-
 
 }  // namespace
 }  // namespace elbits::cuda::common

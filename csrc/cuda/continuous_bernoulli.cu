@@ -18,7 +18,9 @@ using namespace common;
 constexpr int64_t kChunk = 16 * kThreads;  // elements per block
 
 template <class TT>
-__device__ __forceinline__ double target_value(TT v) { return static_cast<double>(to_float(v)); }
+__device__ __forceinline__ double target_value(TT v) {
+  return static_cast<double>(to_float(v));
+}
 __device__ __forceinline__ double target_value(uint8_t v) { return v / 255.0; }
 
 template <class S, class TT>
@@ -50,10 +52,9 @@ __global__ void __launch_bounds__(kThreads)
 int64_t continuous_bernoulli_chunks_per_row(int64_t n) { return n <= 0 ? 1 : (n + kChunk - 1) / kChunk; }
 
 const char* continuous_bernoulli_rows(const void* logits, DType logits_dtype, int64_t logits_row_stride,
-                                      const void* target, DType target_dtype, int64_t target_row_stride,
-                                      int64_t batch, int64_t n, void* grad, double grad_scale, void* recon,
-                                      bool out_f64, double* partial, int* flags, bool check_finite,
-                                      uintptr_t stream_handle) {
+                                      const void* target, DType target_dtype, int64_t target_row_stride, int64_t batch,
+                                      int64_t n, void* grad, double grad_scale, void* recon, bool out_f64,
+                                      double* partial, int* flags, bool check_finite, uintptr_t stream_handle) {
   if (batch == 0) return nullptr;
   const cudaStream_t stream = as_stream(stream_handle);
   const int64_t chunks = continuous_bernoulli_chunks_per_row(n);
@@ -62,10 +63,9 @@ const char* continuous_bernoulli_rows(const void* logits, DType logits_dtype, in
     using S = decltype(s_tag);
     dispatch_target(target_dtype, [&](auto t_tag) {
       using TT = decltype(t_tag);
-      cb_kernel<S, TT><<<grid, kThreads, 0, stream>>>(static_cast<const S*>(logits), logits_row_stride,
-                                                      static_cast<const TT*>(target), target_row_stride, n,
-                                                      static_cast<S*>(grad), static_cast<compute_t<S>>(grad_scale),
-                                                      partial, flags, chunks, check_finite);
+      cb_kernel<S, TT><<<grid, kThreads, 0, stream>>>(
+          static_cast<const S*>(logits), logits_row_stride, static_cast<const TT*>(target), target_row_stride, n,
+          static_cast<S*>(grad), static_cast<compute_t<S>>(grad_scale), partial, flags, chunks, check_finite);
     });
   });
   launch_finish(partial, chunks, batch, recon, out_f64, stream);

@@ -21,13 +21,13 @@ constexpr int64_t kChunk = 8 * kThreads;  // subpixels per block
 template <class S, class L>
 __global__ void __launch_bounds__(kThreads)
     dg_kernel(const S* __restrict__ prm, int64_t p_bs, const L* __restrict__ tgt, int64_t t_bs, int64_t n,
-              S* __restrict__ grad, double gs, double* __restrict__ partial, int* __restrict__ flags,
-              int64_t chunks, bool check_finite) {
+              S* __restrict__ grad, double gs, double* __restrict__ partial, int* __restrict__ flags, int64_t chunks,
+              bool check_finite) {
   const int64_t b = blockIdx.x / chunks;
   const int64_t begin = (blockIdx.x % chunks) * kChunk;
   const int64_t end = begin + kChunk < n ? begin + kChunk : n;
-  const S* mr = prm + b * p_bs;       // means
-  const S* lr = mr + n;               // log-scales
+  const S* mr = prm + b * p_bs;  // means
+  const S* lr = mr + n;          // log-scales
   const L* t = tgt + b * t_bs;
   S* gm = grad ? grad + b * 2 * n : nullptr;
   double acc = 0.0;
@@ -67,10 +67,9 @@ const char* discretized_gaussian_rows(const void* params, DType params_dtype, in
     using S = decltype(s_tag);
     dispatch_level(target_dtype, [&](auto l_tag) {
       using L = decltype(l_tag);
-      dg_kernel<S, L><<<grid, kThreads, 0, stream>>>(static_cast<const S*>(params), params_bs,
-                                                     static_cast<const L*>(target), target_bs, channels * pixels,
-                                                     static_cast<S*>(grad), grad_scale, partial, flags, chunks,
-                                                     check_finite);
+      dg_kernel<S, L><<<grid, kThreads, 0, stream>>>(
+          static_cast<const S*>(params), params_bs, static_cast<const L*>(target), target_bs, channels * pixels,
+          static_cast<S*>(grad), grad_scale, partial, flags, chunks, check_finite);
     });
   });
   launch_finish(partial, chunks, batch, recon, out_f64, stream);

@@ -41,13 +41,13 @@ const char* gaussian_kl_rows(const void* mu, DType mu_dtype, int64_t mu_s0, int6
     dispatch_float(logvar_dtype, [&](auto v_tag) {
       using L = decltype(v_tag);
       if (out_f64)
-        kl_kernel<M, L, double><<<blocks_for(total), kThreads, 0, stream>>>(static_cast<const M*>(mu), mu_s0, mu_s1,
-            static_cast<const L*>(logvar), lv_s0, lv_s1, batch, z, static_cast<double*>(kl),
-            static_cast<double*>(dlogvar), flags, check_finite);
+        kl_kernel<M, L, double><<<blocks_for(total), kThreads, 0, stream>>>(
+            static_cast<const M*>(mu), mu_s0, mu_s1, static_cast<const L*>(logvar), lv_s0, lv_s1, batch, z,
+            static_cast<double*>(kl), static_cast<double*>(dlogvar), flags, check_finite);
       else
-        kl_kernel<M, L, float><<<blocks_for(total), kThreads, 0, stream>>>(static_cast<const M*>(mu), mu_s0, mu_s1,
-            static_cast<const L*>(logvar), lv_s0, lv_s1, batch, z, static_cast<float*>(kl),
-            static_cast<float*>(dlogvar), flags, check_finite);
+        kl_kernel<M, L, float><<<blocks_for(total), kThreads, 0, stream>>>(
+            static_cast<const M*>(mu), mu_s0, mu_s1, static_cast<const L*>(logvar), lv_s0, lv_s1, batch, z,
+            static_cast<float*>(kl), static_cast<float*>(dlogvar), flags, check_finite);
     });
   });
   return launch_status();

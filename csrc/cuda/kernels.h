@@ -22,10 +22,10 @@ enum Flag : int {
 // bernoulli.cu: per-sample Bernoulli NLL sums (nats) and, if grad != nullptr, grad_scale * d nll / d logits.
 // partial: scratch of batch * chunks_per_row(n) floats64 on the device.
 // Every launcher returns its launch status: nullptr, or the CUDA error's name.
-const char* bernoulli_nll_rows(const void* logits, DType logits_dtype, int64_t logits_row_stride,
-                               const void* target, DType target_dtype, int64_t target_row_stride, int64_t batch,
-                               int64_t n, void* grad, double grad_scale, void* recon, bool out_f64, double* partial,
-                               int* flags, bool check_finite, uintptr_t stream);
+const char* bernoulli_nll_rows(const void* logits, DType logits_dtype, int64_t logits_row_stride, const void* target,
+                               DType target_dtype, int64_t target_row_stride, int64_t batch, int64_t n, void* grad,
+                               double grad_scale, void* recon, bool out_f64, double* partial, int* flags,
+                               bool check_finite, uintptr_t stream);
 
 int64_t bernoulli_chunks_per_row(int64_t n);
 
@@ -38,7 +38,6 @@ const char* gaussian_kl_rows(const void* mu, DType mu_dtype, int64_t mu_s0, int6
 // scale equals prescale are skipped.
 const char* scale_rows(const void* g, void* out, DType dtype, int64_t batch, int64_t n, const void* scale,
                        DType scale_dtype, int64_t scale_stride, double prescale, uintptr_t stream);
-
 
 // ---- Colour / 8-bit likelihoods (categorical.cu, logistic_mixture.cu,
 // discretized_gaussian.cu, continuous_bernoulli.cu): the CPU entry points of
@@ -81,16 +80,14 @@ int64_t discretized_gaussian_chunks_per_row(int64_t channels, int64_t pixels);
 const char* discretized_gaussian_rows(const void* params, DType params_dtype, int64_t params_bs, const void* target,
                                       DType target_dtype, int64_t target_bs, int64_t batch, int64_t channels,
                                       int64_t pixels, int64_t n_mix, void* grad, double grad_scale, void* recon,
-                                      bool out_f64, double* partial, int* flags, bool check_finite,
-                                      uintptr_t stream);
+                                      bool out_f64, double* partial, int* flags, bool check_finite, uintptr_t stream);
 
 // Continuous Bernoulli, [batch, n] rows (row strides given) as bernoulli_nll_rows;
 // targets float in [0, 1] or uint8 levels / 255.
 int64_t continuous_bernoulli_chunks_per_row(int64_t n);
 const char* continuous_bernoulli_rows(const void* logits, DType logits_dtype, int64_t logits_row_stride,
-                                      const void* target, DType target_dtype, int64_t target_row_stride,
-                                      int64_t batch, int64_t n, void* grad, double grad_scale, void* recon,
-                                      bool out_f64, double* partial, int* flags, bool check_finite,
-                                      uintptr_t stream);
+                                      const void* target, DType target_dtype, int64_t target_row_stride, int64_t batch,
+                                      int64_t n, void* grad, double grad_scale, void* recon, bool out_f64,
+                                      double* partial, int* flags, bool check_finite, uintptr_t stream);
 
 }  // namespace elbits::cuda

@@ -28,9 +28,8 @@ using namespace common;
 // log P(pixel | component k) and, per channel, d log P / d mean and d / d log-scale
 // (0 below the -7 clamp); coef = tanh of the channel-coupling coefficients (C = 3).
 template <int C, class S, class T>
-__device__ __forceinline__ T component(const S* pr, int64_t P, int64_t K, int64_t k, const T (&xs)[C],
-                                       const T (&lo)[C], const T (&hi)[C], T (&dm)[C], T (&dl)[C], T (&coef)[3],
-                                       T& badv) {
+__device__ __forceinline__ T component(const S* pr, int64_t P, int64_t K, int64_t k, const T (&xs)[C], const T (&lo)[C],
+                                       const T (&hi)[C], T (&dm)[C], T (&dl)[C], T (&coef)[3], T& badv) {
   const int64_t nb = C == 3 ? 3 * K : 2 * K;  // parameter rows per image channel
   if (C == 3) {
 #pragma unroll
@@ -63,9 +62,9 @@ __device__ __forceinline__ T component(const S* pr, int64_t P, int64_t K, int64_
 
 template <int C, class S, class L>
 __global__ void __launch_bounds__(kThreads)
-    mix_kernel(const S* __restrict__ prm, int64_t p_bs, const L* __restrict__ tgt, int64_t t_bs, int64_t P,
-               int64_t K, S* __restrict__ grad, compute_t<S> gs, double* __restrict__ partial,
-               int* __restrict__ flags, int64_t chunks, bool check_finite) {
+    mix_kernel(const S* __restrict__ prm, int64_t p_bs, const L* __restrict__ tgt, int64_t t_bs, int64_t P, int64_t K,
+               S* __restrict__ grad, compute_t<S> gs, double* __restrict__ partial, int* __restrict__ flags,
+               int64_t chunks, bool check_finite) {
   using T = compute_t<S>;
   const int64_t b = blockIdx.x / chunks;
   const int64_t p = (blockIdx.x % chunks) * kThreads + threadIdx.x;

@@ -42,10 +42,11 @@ const char* scale_rows(const void* g, void* out, DType dtype, int64_t batch, int
     using T = decltype(g_tag);
     if (scale_dtype == DType::Float64)
       scale_kernel<T, double><<<blocks, kThreads, 0, stream>>>(static_cast<const T*>(g), static_cast<T*>(out), n,
-          chunks, static_cast<const double*>(scale), scale_stride, prescale);
+                                                               chunks, static_cast<const double*>(scale), scale_stride,
+                                                               prescale);
     else
-      scale_kernel<T, float><<<blocks, kThreads, 0, stream>>>(static_cast<const T*>(g), static_cast<T*>(out), n,
-          chunks, static_cast<const float*>(scale), scale_stride, prescale);
+      scale_kernel<T, float><<<blocks, kThreads, 0, stream>>>(static_cast<const T*>(g), static_cast<T*>(out), n, chunks,
+                                                              static_cast<const float*>(scale), scale_stride, prescale);
   });
   return launch_status();
 }

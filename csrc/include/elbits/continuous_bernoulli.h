@@ -31,11 +31,11 @@ ELBITS_HD void continuous_bernoulli_nll(T eta, T x, T& nll, T& grad) {
   const T e = ex_nonpos(-a);
   // Series in eta^2 of log(expm1(eta)/eta) - eta/2 and of its derivative minus 1/2.
   const T e2 = eta * eta;
-  const T c1 = T(1.0 / 24), c2 = T(-1.0 / 2880), c3 = T(1.0 / 181440), c4 = T(-1.0 / 9676800),
-          c5 = T(1.0 / 479001600), c6 = T(-691.0 / 15692092416000.0);
+  const T c1 = T(1.0 / 24), c2 = T(-1.0 / 2880), c3 = T(1.0 / 181440), c4 = T(-1.0 / 9676800), c5 = T(1.0 / 479001600),
+          c6 = T(-691.0 / 15692092416000.0);
   const T ser = e2 * (c1 + e2 * (c2 + e2 * (c3 + e2 * (c4 + e2 * (c5 + e2 * c6)))));
-  const T dser = eta * (T(2) * c1 +
-                        e2 * (T(4) * c2 + e2 * (T(6) * c3 + e2 * (T(8) * c4 + e2 * (T(10) * c5 + e2 * T(12) * c6)))));
+  const T dser =
+      eta * (T(2) * c1 + e2 * (T(4) * c2 + e2 * (T(6) * c3 + e2 * (T(8) * c4 + e2 * (T(10) * c5 + e2 * T(12) * c6)))));
   // Elsewhere: the log form and sigmoid - (1/eta - 1/sinh eta).
   const T om = T(1) - e;
   const T step = eta > T(0) ? T(1) : T(0);

@@ -40,8 +40,7 @@ ELBITS_HD double log_ndtr(double z) {
   if (z > -30.0) return log(0.5 * erfc(-z * kSqrtHalf));
   // log Phi(z) = -z^2/2 - log(-z) - log(2 pi)/2 + log(1 - 1/z^2 + 3/z^4 - 15/z^6 + 105/z^8)
   const double w = 1.0 / (z * z);
-  return -0.5 * z * z - log(-z) - 0.91893853320467274178 +
-         log1p(w * (-1.0 + w * (3.0 + w * (-15.0 + w * 105.0))));
+  return -0.5 * z * z - log(-z) - 0.91893853320467274178 + log1p(w * (-1.0 + w * (3.0 + w * (-15.0 + w * 105.0))));
 }
 
 ELBITS_HD double log_npdf(double z) { return -0.5 * z * z - 0.91893853320467274178; }
@@ -84,8 +83,7 @@ ELBITS_HD void narrow_bin(double c, double delta, double log_2delta, double& log
 // The bin's centre and edges are (2 level - 255 +- 1) / 255, one rounding each: as
 // x +- h they would be two roundings off, which a narrow Gaussian whose mean sits on
 // an edge (P = 1/2 exactly) turns into a 2e-4 relative error (sigma = e^-30).
-ELBITS_HD void discretized_gaussian(int level, double m, double log_scale, double& logp, double& dm,
-                                    double& dls) {
+ELBITS_HD void discretized_gaussian(int level, double m, double log_scale, double& logp, double& dm, double& dls) {
   const double h = 1.0 / 255.0;
   const double x = (2 * level - 255) / 255.0;
   const double inv = exp(-log_scale);
@@ -93,9 +91,10 @@ ELBITS_HD void discretized_gaussian(int level, double m, double log_scale, doubl
   const double delta = h * inv;
   if (level > 0 && level < 255 && delta <= 0.25 && (c < 0.0 ? -c : c) * delta <= 0.25) {
     double dc, dls_c;
-    narrow_bin(c, delta, -4.848116364598481 - log_scale, logp, dc, dls_c);  // log(2h) - log_scale
-    dm = -dc * inv;                // d c / d m = -1 / sigma
-    dls = dls_c - c * dc;          // d c / d log_scale = -c
+    // -4.848... = log(2h); d c / d m = -1 / sigma, d c / d log_scale = -c.
+    narrow_bin(c, delta, -4.848116364598481 - log_scale, logp, dc, dls_c);
+    dm = -dc * inv;
+    dls = dls_c - c * dc;
     return;
   }
   const double a = ((2 * level - 254) / 255.0 - m) * inv;

@@ -44,7 +44,7 @@ ELBITS_HD bool not_finite(double x) { return !(x - x == 0.0); }
 // subnormal range). NaN passes the clamp (the comparison is false) and stays NaN.
 ELBITS_HD float exp_nonpos(float y) {
   const float kLog2e = 1.4426950408889634f;
-  const float kLn2Hi = 0.693145751953125f;     // ln2 with 12 trailing zero bits
+  const float kLn2Hi = 0.693145751953125f;      // ln2 with 12 trailing zero bits
   const float kLn2Lo = 1.428606765330187e-06f;  // ln2 - kLn2Hi
   const float kFloor = -88.02969193111305f;     // -127 ln2
   const float yc = y < kFloor ? kFloor : y;

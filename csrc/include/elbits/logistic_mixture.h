@@ -48,8 +48,7 @@ ELBITS_HD void log1mexp(double d, double log_d, double& l, double& ddl) {
 // log P(bin) of one subpixel and its derivatives w.r.t. the mean and the
 // (already clamped) log-scale. has_lo = 0 for level 0, has_hi = 0 for 255.
 template <class T>
-ELBITS_HD void discretized_logistic(T x, T has_lo, T has_hi, T m, T log_scale, T& logp, T& dm,
-                                    T& dls) {
+ELBITS_HD void discretized_logistic(T x, T has_lo, T has_hi, T m, T log_scale, T& logp, T& dm, T& dls) {
   const T h = T(1.0 / 255.0);
   const T s = ex_le8(-log_scale);  // log_scale >= -7
   const T c = x - m;

@@ -100,7 +100,9 @@ ELBITS_HD void lse_push2(T u, T w, T& mu, T& mw, T& q, T& k) {
 
 // exp(y) for a y that is <= 0 up to rounding (an exponent relative to a log-sum-exp).
 template <class T>
-ELBITS_HD T ex_rel(T y) { return ex_nonpos(y > T(0) ? T(0) : y); }  // NaN stays NaN
+ELBITS_HD T ex_rel(T y) {
+  return ex_nonpos(y > T(0) ? T(0) : y);
+}  // NaN stays NaN
 
 // tanh(x) = sign(x) (1 - e) / (1 + e), e = exp(-2|x|).
 template <class T>
