@@ -78,6 +78,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     colour.add_argument("--no-codec", action="store_true", help="with --checkpoint: skip the bits-back codec")
     colour.add_argument(
+        "--codec-limit",
+        type=positive_int,
+        default=None,
+        help="with --checkpoint: run the bits-back codec on N evenly spaced images (default: all)",
+    )
+    colour.add_argument(
         "--no-baselines", action="store_true", help="skip PNG, WebP, JPEG-XL and the whole-set codecs"
     )
     colour.add_argument(
@@ -219,6 +225,7 @@ def run_bounds(args: argparse.Namespace) -> int:
         model=model,
         likelihood=likelihood,
         codec=not args.no_codec,
+        codec_images=args.codec_limit,
         baselines=not args.no_baselines,
         exact_bits=exact,
         exact_name="exact H(p) (colour sprites, uniform factors)",
