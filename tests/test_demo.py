@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from elbits.models import BurgessVAE
-from elbits.train import evaluate, load_checkpoint
+from elbits.train import load_checkpoint, rd_pass
 from elbits.train.data import build_dataset
 
 TINY = [
@@ -94,7 +94,7 @@ def test_report_numbers_are_the_meters(demo):
     ds = build_dataset(cfg["npz"], cfg["train_size"], cfg["data_seed"])
     summary = json.loads((out / "summary.json").read_text())
     h = summary["budget"]["budget_bits"]
-    s = evaluate(model, ds, budget_bits=h, seed=cfg["seed"]).scalars()
+    s = rd_pass(model, ds, budget_bits=h, seed=cfg["seed"]).meter.scalars()
     assert s["samples"] == 256
     rate = _row(md, "rate R = KL")
     assert float(rate[1]) == pytest.approx(s["rate_bits"], abs=1.5e-3)

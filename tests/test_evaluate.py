@@ -122,7 +122,7 @@ def test_elbits_checkpoint_and_npy_validation(tmp_path):
 
 
 def test_progress_bar_counts_every_image_with_a_decoded_subset(monkeypatch):
-    import tqdm
+    import elbits.experiments.evaluate
 
     counts: list[int] = []
 
@@ -136,7 +136,7 @@ def test_progress_bar_counts_every_image_with_a_decoded_subset(monkeypatch):
         def close(self) -> None:
             pass
 
-    monkeypatch.setattr(tqdm, "tqdm", Bar)
+    monkeypatch.setattr(elbits.experiments.evaluate, "tqdm", Bar)
     torch.manual_seed(0)
     x = (torch.rand(20, 64, 64, generator=torch.Generator().manual_seed(1)) > 0.8).to(torch.uint8)
     ev = evaluate_model(

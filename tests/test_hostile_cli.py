@@ -29,9 +29,9 @@ _WORK = pytest.fail  # stands in for every expensive entry point: a misuse must 
 def _no_work(monkeypatch, tmp_path):
     import elbits.benchmarking
     import elbits.entropy
-    import elbits.evaluate
-    import elbits.report
-    import elbits.sweep
+    import elbits.experiments.demo
+    import elbits.experiments.evaluate
+    import elbits.experiments.sweep
     import elbits.train
 
     def started(*_a, **_k):
@@ -39,9 +39,9 @@ def _no_work(monkeypatch, tmp_path):
 
     for mod, name in [
         (elbits.train, "train"),
-        (elbits.report, "run_demo"),
-        (elbits.sweep, "run_sweep"),
-        (elbits.evaluate, "evaluate_checkpoint"),
+        (elbits.experiments.demo, "run_demo"),
+        (elbits.experiments.sweep, "run_sweep"),
+        (elbits.experiments.evaluate, "evaluate_checkpoint"),
         (elbits.benchmarking, "measure"),
         (elbits.entropy, "image_entropies"),
         (elbits, "elbo_terms"),

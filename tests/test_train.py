@@ -12,8 +12,8 @@ from torch import nn
 
 from elbits.train import (
     TrainConfig,
-    evaluate,
     load_checkpoint,
+    rd_pass,
     read_jsonl,
     tensorboard_available,
     train,
@@ -139,7 +139,7 @@ def test_user_model_and_dataset(tmp_path):
     assert r.budget.empirical_bits == pytest.approx(6.0) and r.budget.factor_bits is None
     assert r.final["samples"] == 64 and r.final["distortion_bits_per_dim"] > 0
     assert "geco_lambda" in r.history[-1]
-    m = evaluate(model, data, budget_bits=6.0, head=r.head)
+    m = rd_pass(model, data, budget_bits=6.0, head=r.head).meter
     assert m.scalars()["samples"] == 64
 
 

@@ -14,10 +14,10 @@ from torch.nn import functional as F
 
 from elbits import reference as ref
 from elbits.api import LIKELIHOODS
+from elbits.experiments.demo import reconstruction_batch
 from elbits.report import build_summary, terminal_table
-from elbits.report.demo import reconstruction_batch
 from elbits.report.markdown import render
-from elbits.train import Head, TrainConfig, data_budget, evaluate, train, training_likelihoods
+from elbits.train import Head, TrainConfig, data_budget, rd_pass, train, training_likelihoods
 from elbits.train.decoders import KINDS
 
 
@@ -261,8 +261,8 @@ def test_every_evaluation_pass_runs_in_eval_mode(tmp_path, split):
     assert model.training  # restored after the final pass
     assert model.modes[:3] == [True] * 3 and not any(model.modes[3:])  # 3 steps trained, the final pass not
     stats = model.body[1].running_mean.clone()
-    a = evaluate(model, data, seed=1, head=r.head).scalars()
-    b = evaluate(model, data, seed=1, head=r.head).scalars()
+    a = rd_pass(model, data, seed=1, head=r.head).meter.scalars()
+    b = rd_pass(model, data, seed=1, head=r.head).meter.scalars()
     assert a == b and torch.equal(stats, model.body[1].running_mean)  # no dropout, no BatchNorm update
     assert r.eval_z == ("sampled from q(z|x)" if split else "as the model's eval-mode forward draws it")
     model.eval()

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, Optional, Union
 
 import torch
+import torch.distributed as dist
 
 from .terms import ELBOTerms
 from .units import BITS_PER_NAT, Quantity, bits_per_dim, nats_to_bits
@@ -71,15 +72,8 @@ class RateDistortionMeter:
     # -- global sums ---------------------------------------------------------------------------------
     def _global(self, reduce: bool = True) -> tuple[int, int, float, float, torch.Tensor]:
         kl = self.kl_sum if self.kl_sum is not None else torch.zeros(0, dtype=torch.float64)
-        if not (
-            reduce
-            and self.distributed
-            and torch.distributed.is_available()
-            and torch.distributed.is_initialized()
-        ):
+        if not (reduce and self.distributed and dist.is_available() and dist.is_initialized()):
             return self.count, self.dims, self.recon_sum, self.recon_sq_sum, kl
-        import torch.distributed as dist
-
         # Latent size may be unknown on a rank that saw no batch: agree on it first.
         z = torch.tensor([kl.numel(), self.dims], dtype=torch.float64)
         dist.all_reduce(z, op=dist.ReduceOp.MAX)

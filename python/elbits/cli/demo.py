@@ -8,15 +8,13 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..experiments import demo as driver  # a module attribute: tests stand in for run_demo
+from ..train import TrainConfig, TrainingInterrupted
 from ._args import output_dir
+from .train import add_train_arguments, check_train_args, config_kwargs
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from elbits.report import DEMO_DEFAULTS
-    from elbits.train import TrainConfig
-
-    from .train import add_train_arguments
-
     p = sub.add_parser(
         "demo",
         help="train a beta-VAE on dSprites for a few CPU minutes and write a report",
@@ -26,29 +24,22 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--out", type=output_dir, default="elbits-report", help="report folder (default %(default)s)"
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar, no summary")
-    add_train_arguments(p, {**TrainConfig().to_dict(), **DEMO_DEFAULTS})
+    add_train_arguments(p, {**TrainConfig().to_dict(), **driver.DEMO_DEFAULTS})
     p.set_defaults(func=run, check=check)
 
 
 def check(args: argparse.Namespace) -> None:
-    from .train import check_train_args
-
     check_train_args(args, Path(args.out) / "run")  # where run_demo puts the training files
 
 
 def run(args: argparse.Namespace) -> int:
-    from elbits.report import run_demo
-    from elbits.train import TrainingInterrupted
-
-    from .train import config_kwargs
-
     kw = config_kwargs(args)
     kw["progress"] = kw["progress"] and not args.quiet
     command = "elbits demo" + (
         " " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 and sys.argv[1] == "demo" else ""
     )
     try:
-        run_demo(args.out, command=command, quiet=args.quiet, **kw)
+        driver.run_demo(args.out, command=command, quiet=args.quiet, **kw)
     except TrainingInterrupted as e:
         print(f"elbits demo: {e}", file=sys.stderr)
         return 130

@@ -14,7 +14,10 @@ from __future__ import annotations
 import argparse
 import json
 
+from ..data.dsprites import NUM_IMAGES
 from ..errors import InputError
+from ..experiments import evaluate as driver  # a module attribute: tests stand in for it
+from ..report.evaluation import append_csv, format_text, plot_evaluation
 from ._args import checkpoint, count_or_all, device, image_file, output_file, positive_int, seed
 
 
@@ -87,8 +90,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def check(args: argparse.Namespace) -> None:
-    from elbits.data.dsprites import NUM_IMAGES
-
     if args.label is not None and args.csv is None:
         raise InputError("--label names the row of --csv: give --csv FILE too")
     if args.images is None and args.limit > NUM_IMAGES:
@@ -101,9 +102,7 @@ def check(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from elbits.evaluate import append_csv, evaluate_checkpoint, format_text, plot_evaluation
-
-    ev = evaluate_checkpoint(
+    ev = driver.evaluate_checkpoint(
         args.checkpoint,
         args.images,
         limit=args.limit or None,

@@ -13,6 +13,8 @@ import json
 from pathlib import Path
 
 from ..errors import InputError
+from ..experiments import sweep as driver  # a module attribute: tests stand in for run_sweep
+from ..train import TrainConfig
 from ._args import (
     checkpoint,
     count_or_all,
@@ -22,15 +24,13 @@ from ._args import (
     positive_float,
     positive_int,
 )
+from .train import add_train_arguments, check_train_args, config_kwargs
 
 # Training options that the sweep does not take (controller, its settings, resume).
 _NOT_SWEEP_OPTIONS = ("controller", "target_bits", "capacity_bits", "capacity_steps", "gamma", "resume")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from elbits.cli.train import add_train_arguments
-    from elbits.train import TrainConfig
-
     p = sub.add_parser(
         "sweep",
         help="train over a list of betas / rate targets; CSV and R-D plot with bounds",
@@ -88,8 +88,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def check(args: argparse.Namespace) -> None:
-    from elbits.cli.train import check_train_args
-
     if not args.betas and not args.targets:
         raise InputError("nothing to train: give at least one value in --betas or --targets")
     for flag, values in (("--betas", args.betas), ("--targets", args.targets)):
@@ -113,14 +111,10 @@ def check(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from elbits.cli.train import config_kwargs
-    from elbits.sweep import run_sweep
-    from elbits.train import TrainConfig
-
     kw = config_kwargs(args)
     kw.update(controller="fixed", resume=None)
     base = TrainConfig(out_dir=args.out, **kw)
-    res = run_sweep(
+    res = driver.run_sweep(
         base,
         args.betas,
         args.targets,

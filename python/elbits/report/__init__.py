@@ -1,11 +1,17 @@
-"""Reports of a training run: report.md (budget, rate, distortion, bound, the seed's table) and PNG plots.
+"""Rendering: what a run or an evaluation measured, as files and text; nothing here trains or evaluates.
 
-``run_demo()`` is ``elbits demo``: train the reference beta-VAE on dSprites, then write the report.
+- a training run's report (:func:`write_report`: report.md with the budget, rate, distortion, bound and
+  the seed's table, summary.json and the PNG plots), from :func:`build_summary`;
+- ``elbits evaluate``'s text, plot and CSV row (:mod:`elbits.report.evaluation`);
+- a sweep's CSV and plots (:mod:`elbits.report.sweep`).
+
+The drivers that produce the results are in :mod:`elbits.experiments` (``elbits demo``:
+:func:`elbits.experiments.demo.run_demo`).
 """
 
 from __future__ import annotations
 
-from .demo import DEMO_DEFAULTS, demo_config, run_demo, write_report
+from .files import write_report
 from .summary import build_summary, terminal_table
 
-__all__ = ["DEMO_DEFAULTS", "build_summary", "demo_config", "run_demo", "terminal_table", "write_report"]
+__all__ = ["build_summary", "terminal_table", "write_report"]

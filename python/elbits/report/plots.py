@@ -12,6 +12,7 @@ from ..units import nats_to_bits
 
 
 def _figure(w: float, h: float) -> Any:
+    # matplotlib is the slowest import here (seconds on a small machine): only a plot pays for it.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 

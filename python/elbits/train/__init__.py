@@ -10,7 +10,8 @@ from .config import CONTROLLERS, TrainConfig
 from .data import Budget, IndexStream, build_dataset, check_images, data_budget, fetch
 from .decoders import DECODER_OUTPUTS, Head, resolve_head, training_likelihoods
 from .logging import read_jsonl, tensorboard_available
-from .loop import TrainResult, build_controller, evaluate, sampled_z, train
+from .loop import TrainResult, build_controller, train
+from .rd_pass import RDPass, rd_pass, sampled_z
 from .runs import TrainingInterrupted
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "Budget",
     "Head",
     "IndexStream",
+    "RDPass",
     "TrainConfig",
     "TrainResult",
     "TrainingInterrupted",
@@ -26,9 +28,9 @@ __all__ = [
     "build_dataset",
     "check_images",
     "data_budget",
-    "evaluate",
     "fetch",
     "load_checkpoint",
+    "rd_pass",
     "read_jsonl",
     "resolve_head",
     "sampled_z",

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -27,6 +26,7 @@ from .config import TrainConfig
 from .data import Budget, IndexStream, check_images, data_budget, fetch, step_seed, training_set
 from .decoders import Head, resolve_head, split_output
 from .logging import JsonlLogger, TensorBoardLogger, read_jsonl
+from .rd_pass import rd_pass, sampled_z
 from .runs import (
     StopRequest,
     TrainingInterrupted,
@@ -97,68 +97,6 @@ def _controller_scalars(ctrl: Any) -> dict[str, float]:
 
 def _unwrap(model: nn.Module) -> nn.Module:
     return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
-
-
-def sampled_z(model: nn.Module) -> bool:
-    """Whether :func:`evaluate` draws z from q(z|x) itself (the model has ``encode`` and ``decode``), so
-    that D is the ELBO's distortion; else the model's eval-mode ``forward`` decides z (typically z = mu)."""
-    base = _unwrap(model)
-    return callable(getattr(base, "encode", None)) and callable(getattr(base, "decode", None))
-
-
-@torch.no_grad()
-def evaluate(
-    model: nn.Module,
-    dataset: Any,
-    *,
-    budget_bits: Optional[float] = None,
-    batch_size: int = 256,
-    seed: int = 0,
-    device: Optional[torch.device] = None,
-    rank: int = 0,
-    world: int = 1,
-    limit: Optional[int] = None,
-    head: Optional[Head] = None,
-) -> RateDistortionMeter:
-    """Rate and distortion of ``model`` over every image of ``dataset`` (rank r takes positions r, r+W, ...),
-    or over ``limit`` evenly spaced ones when the set is larger (an estimate of the same means).
-
-    The model runs in eval mode (BatchNorm's running statistics, no dropout), its mode restored after.
-    With ``encode``/``decode`` D is the ELBO's: the reconstruction of a z *sampled* from q(z|x) (seeded by
-    ``seed``), so D + R is a code length and H - D <= R holds; any other model is called as it is
-    (:func:`sampled_z`). ``head``: the likelihood and decoder output (default: the model's declared
-    ``decoder_output`` of a Bernoulli likelihood; a BurgessVAE's logits); every batch's output is checked
-    against it. Under a process group the returned meter's scalars are global (call them on every rank).
-    """
-    base: Any = _unwrap(model)
-    was_training = base.training
-    if device is None:
-        device = next(base.parameters()).device
-    meter = RateDistortionMeter(budget=None if budget_bits is None else budget_bits * NATS_PER_BIT)
-    g = torch.Generator().manual_seed(int(seed) * 1_000_003 + rank)
-    n = len(dataset)
-    every = (
-        np.arange(n) if limit is None or n <= limit else np.linspace(0, n - 1, limit).round().astype(np.int64)
-    )
-    positions = every[rank::world]
-    split = sampled_z(base)
-    base.eval()
-    try:
-        for start in range(0, len(positions), batch_size):
-            x = fetch(dataset, positions[start : start + batch_size]).to(device)
-            if head is None:
-                head = resolve_head(getattr(base, "likelihood", "bernoulli"), None, base, x.shape[1])
-            if split:
-                mu, logvar = base.encode(x)
-                eps = torch.randn(mu.shape, generator=g, dtype=mu.dtype).to(device)
-                out = base.decode(mu + eps * torch.exp(0.5 * logvar))
-            else:
-                out, mu, logvar = split_output(base(x), x)
-            head.check(out, x, "the model's decoder output in evaluation")
-            meter.update(head.terms(out, x, mu, logvar))
-    finally:
-        base.train(was_training)
-    return meter
 
 
 def _resume_path(cfg: TrainConfig) -> Optional[Path]:
@@ -411,17 +349,17 @@ def _train(
     final = final_meter = None
     eval_z = None
     if cfg.eval_at_end:
-        final_meter = evaluate(
+        final_meter = rd_pass(
             model,
             dataset,
-            budget_bits=bound_bits,
+            head=head,
             seed=cfg.seed,
+            budget_bits=bound_bits,
             device=d.device,
             rank=d.rank,
             world=d.world,
             limit=cfg.eval_limit,
-            head=head,
-        )
+        ).meter
         final = final_meter.scalars()
         final["beta"] = float(crit.beta)
         eval_z = "sampled from q(z|x)" if sampled_z(model) else "as the model's eval-mode forward draws it"
