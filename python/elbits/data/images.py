@@ -184,14 +184,13 @@ def list_images(root: PathLike) -> tuple[list[Path], int]:
     return files, skipped
 
 
-def _to_rgb(im: Image.Image, where: str, keep_grey: bool = False) -> Image.Image:
+def _to_rgb(im: Image.Image, where: str) -> Image.Image:
     mode = im.mode
-    if mode == "RGB" or (keep_grey and mode == "L"):
+    if mode == "RGB":
         return im
     if mode.startswith("I;16") or (mode == "I" and im.format == "PNG"):  # 16-bit greyscale PNG
         levels = (np.asarray(im).astype(np.int64) >> 8).clip(0, 255).astype(np.uint8)
-        grey = Image.fromarray(levels)
-        return grey if keep_grey else grey.convert("RGB")
+        return Image.fromarray(levels).convert("RGB")
     if mode in ("I", "F"):
         raise InputError(f"{where}: mode {mode} (32-bit levels) has no 8-bit reading; expected 8 or 16 bits")
     try:
