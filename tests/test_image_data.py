@@ -240,6 +240,7 @@ def test_pickled_dataset_reopens_its_cache(celeba: Path, tmp_path: Path) -> None
 def test_fetch_scales_image_folders(celeba: Path, tmp_path: Path) -> None:
     from elbits import train
 
+    assert train.fetch is fetch  # training reads batches through elbits.data
     ds = ImageFolder(celeba, cache_dir=tmp_path / "cache")
     x = fetch(ds, [4, 0, 4])
     assert x.dtype == torch.float32 and x.shape == (3, 3, 64, 64)
