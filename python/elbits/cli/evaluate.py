@@ -2,11 +2,14 @@
 image.
 
 CHECKPOINT is a disentangling-vae Burgess ``model.pt`` (or its folder) or an ``elbits train`` checkpoint.
-Images: the procedural dSprites (a seeded random subset of ``--limit`` images; ``--limit 0``: all 737,280,
-a GPU-sized job) or ``--images`` (a ``.npy`` uint8 {0, 1} ``[N, 64, 64]`` / ``[N, 1, 64, 64]``, or the
-reference 10x10 PNG grid). D averages ``--samples`` draws z ~ q(z|x) per image. I(X;Z) is the ELBO-surgery
-estimate for x uniform over the evaluated images (<= log2 N): see python/elbits/analysis.py and
-docs/results.md.
+Images of a dSprites model: the procedural dSprites (a seeded random subset of ``--limit`` images;
+``--limit 0``: all 737,280, a GPU-sized job) or ``--images`` (a ``.npy`` uint8 {0, 1} ``[N, 64, 64]`` /
+``[N, 1, 64, 64]``, or the reference 10x10 PNG grid). Images of a colour model (``elbits train --data ...``):
+``--images PATH`` (a folder of PNG/JPEG, an image file or a uint8 array, with ``--preprocess`` as in train),
+``--data photos`` or ``colour-sprites``, by default the set it trained on, at its ``--size``; ``--limit``
+of them. Figures in bits per image and bits/dim. D averages ``--samples`` draws z ~ q(z|x) per image.
+I(X;Z) is the ELBO-surgery estimate for x uniform over the evaluated images (<= log2 N): see
+python/elbits/analysis.py and docs/results.md.
 """
 
 from __future__ import annotations
@@ -15,10 +18,12 @@ import argparse
 import json
 
 from ..data.dsprites import NUM_IMAGES
+from ..data.images import PREPROCESS
 from ..errors import InputError
 from ..experiments import evaluate as driver  # a module attribute: tests stand in for it
 from ..report.evaluation import append_csv, format_text, plot_evaluation
-from ._args import checkpoint, count_or_all, device, image_file, output_file, positive_int, seed
+from ..train.config import SIZES
+from ._args import checkpoint, count_or_all, device, image_source, output_file, positive_int, seed
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -35,17 +40,38 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--images",
-        type=image_file,
+        type=image_source,
         default=None,
-        help=".npy of binary 64x64 images, or the 10x10 reference PNG grid",
+        metavar="PATH",
+        help="dSprites models: a .npy of binary 64x64 images or the 10x10 reference PNG grid; colour models: "
+        "a folder of PNG/JPEG images, an image file or a uint8 .npy / .npz [N, C, H, W]",
+    )
+    p.add_argument(
+        "--data",
+        choices=("dsprites", "colour-sprites", "photos"),
+        default=None,
+        help="the images by name (default: procedural dSprites, or a colour model's training set)",
+    )
+    p.add_argument(
+        "--size",
+        type=int,
+        choices=SIZES,
+        default=None,
+        help="colour images' side in pixels (default: the checkpoint's)",
+    )
+    p.add_argument(
+        "--preprocess",
+        choices=PREPROCESS,
+        default=None,
+        help="--images of a colour model: how images are cropped and resized (as in elbits train)",
     )
     p.add_argument(
         "--limit",
         type=count_or_all,
         default=16384,
-        help="procedural images (random subset); 0 = the whole grid (default %(default)s)",
+        help="images evaluated (a random subset); 0 = all of them (default %(default)s)",
     )
-    p.add_argument("--data-seed", type=seed, default=0, help="which procedural images (default %(default)s)")
+    p.add_argument("--data-seed", type=seed, default=0, help="which images (default %(default)s)")
     p.add_argument(
         "--samples", type=positive_int, default=4, help="z draws per image for D (default %(default)s)"
     )
@@ -92,7 +118,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 def check(args: argparse.Namespace) -> None:
     if args.label is not None and args.csv is None:
         raise InputError("--label names the row of --csv: give --csv FILE too")
-    if args.images is None and args.limit > NUM_IMAGES:
+    if args.images is not None and args.data is not None:
+        raise InputError(f"--images {args.images} and --data {args.data} name two image sets: give one")
+    if args.preprocess is not None and args.images is None:
+        raise InputError("--preprocess is for --images PATH (how its images are cropped and resized)")
+    if args.images is None and args.data in (None, "dsprites") and args.limit > NUM_IMAGES:
         raise InputError(
             f"--limit {args.limit} is more than the {NUM_IMAGES} procedural dSprites images; "
             f"expected 0 (all) to {NUM_IMAGES}"
@@ -105,6 +135,9 @@ def run(args: argparse.Namespace) -> int:
     ev = driver.evaluate_checkpoint(
         args.checkpoint,
         args.images,
+        data=args.data,
+        size=args.size,
+        preprocess=args.preprocess,
         limit=args.limit or None,
         data_seed=args.data_seed,
         device=args.device,
@@ -115,6 +148,7 @@ def run(args: argparse.Namespace) -> int:
         mi_samples=args.mi_samples,
         progress=args.progress,
         distortion_images=args.distortion_images or None,
+        examples=8 if args.plot else 0,
     )
     if args.plot:
         plot_evaluation(ev, args.plot)
