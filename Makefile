@@ -28,7 +28,7 @@ $(TORCH_STAMP):
 	touch $@
 
 install: $(TORCH_STAMP)
-	$(PIP) install -q ".[test,interop]"
+	$(PIP) install -q ".[test,interop,colour]"
 
 demo: install
 	$(VENV)/bin/elbits demo

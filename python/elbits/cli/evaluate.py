@@ -16,14 +16,35 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 
 from ..data.dsprites import NUM_IMAGES
 from ..data.images import PREPROCESS
 from ..errors import InputError
 from ..experiments import evaluate as driver  # a module attribute: tests stand in for it
+from ..models.checkpoints import load_model
 from ..report.evaluation import append_csv, format_text, plot_evaluation
 from ..train.config import SIZES
 from ._args import checkpoint, count_or_all, device, image_source, output_file, positive_int, seed
+
+_SUFFIXES = (".npy", ".npz", ".png", ".jpg", ".jpeg")
+
+
+def evaluation_images(text: str) -> str:
+    """--images: a readable .npy / .npz / PNG / JPEG file, or a folder of images (a colour model's; the
+    driver tells a dSprites model's user that it reads files)."""
+    if text and not os.path.lexists(text):
+        raise argparse.ArgumentTypeError(f"no such file or folder: {text!r}")
+    image_source(text)
+    if not os.path.isdir(text) and os.path.splitext(text)[1].lower() not in _SUFFIXES:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected a .npy of binary 64x64 images or the reference 10x10 .png grid (dSprites "
+            "models), or a folder of PNG/JPEG images, an image file or a uint8 .npy / .npz (colour models)"
+        )
+    return text
+
+
+evaluation_images.__name__ = "image_source"  # a path the user named (the CLI's OSError messages)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -40,7 +61,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--images",
-        type=image_source,
+        type=evaluation_images,
         default=None,
         metavar="PATH",
         help="dSprites models: a .npy of binary 64x64 images or the 10x10 reference PNG grid; colour models: "
@@ -122,6 +143,19 @@ def check(args: argparse.Namespace) -> None:
         raise InputError(f"--images {args.images} and --data {args.data} name two image sets: give one")
     if args.preprocess is not None and args.images is None:
         raise InputError("--preprocess is for --images PATH (how its images are cropped and resized)")
+    if args.images is not None and os.path.isdir(args.images):
+        # Only a colour model reads a folder; which kind the checkpoint is, its file says (a few MB read).
+        try:
+            info = load_model(args.checkpoint)[1]
+        except InputError as e:
+            raise InputError(
+                f"--images {args.images} is a folder, which only a colour checkpoint reads, and {e}"
+            ) from None
+        if not info.get("colour"):
+            raise InputError(
+                f"--images {args.images} is a folder; {info['path']} is a binary dSprites model, which reads "
+                "a .npy of 0/1 images [N, 64, 64] or the reference PNG grid"
+            )
     if args.images is None and args.data in (None, "dsprites") and args.limit > NUM_IMAGES:
         raise InputError(
             f"--limit {args.limit} is more than the {NUM_IMAGES} procedural dSprites images; "
