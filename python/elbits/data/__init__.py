@@ -13,6 +13,7 @@ from .dsprites import (
     ProceduralDSprites,
     classes_to_index,
     classes_to_values,
+    dsprites_factor_entropy,
     index_to_classes,
     iter_images,
     load_npz,
@@ -23,6 +24,7 @@ from .images import PREPROCESS, ImageFolder, ImageReport, load_images
 from .photos import photo_names, photo_patches
 
 __all__ = [
+    "dsprites_factor_entropy",
     "BASES",
     "FACTOR_NAMES",
     "METADATA",

@@ -336,10 +336,3 @@ def total_correlation(
     m = marginal.total if isinstance(marginal, MarginalPixelEntropy) else marginal
     j = joint.entropy if isinstance(joint, EmpiricalEntropy) else joint
     return _nats(m.nats - j.nats, "image")
-
-
-def dsprites_factor_entropy() -> Quantity:
-    """log(1 * 3 * 6 * 40 * 32 * 32): 19.49 bits per sample."""
-    from ..data.dsprites import SIZES
-
-    return factor_entropy(SIZES)
