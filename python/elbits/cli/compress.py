@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import Union
 
 from ._args import checkpoint, count_or_all, image_file, output_file, positive_int, readable_file, seed
 
@@ -39,9 +40,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data-seed", type=seed, default=0, help="which procedural images (default %(default)s)")
     p.add_argument(
         "--latent-bits",
-        type=positive_int,
+        type=latent_bits,
         default=12,
-        help="2^P equal-mass buckets per latent (default %(default)s)",
+        help="P: 2^P equal-mass buckets per latent, 2..20; auto: a P per latent from the posteriors' "
+        "scales (default %(default)s)",
     )
     p.add_argument(
         "--batch-size", type=positive_int, default=256, help="images per network call (default %(default)s)"
@@ -74,6 +76,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     d.add_argument("--progress", action="store_true", help="a progress bar on stderr")
     d.set_defaults(func=run_decompress)
+
+
+def latent_bits(text: str) -> Union[int, str]:
+    """``auto`` or an integer precision P (checked by the codec, which names the range)."""
+    return "auto" if text == "auto" else positive_int(text)
 
 
 def run_compress(args: argparse.Namespace) -> int:

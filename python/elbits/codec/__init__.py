@@ -5,7 +5,7 @@ bits per image (plus a fixed start-up and header); see :mod:`elbits.codec.bitsba
 :mod:`elbits.codec.container` for the file format.
 """
 
-from .bitsback import BitsBackCodec, CodecStats, step_sizes
+from .bitsback import BitsBackCodec, CodecStats, plan_step
 from .container import MAGIC, VERSION, model_fingerprint
 
-__all__ = ["MAGIC", "VERSION", "BitsBackCodec", "CodecStats", "model_fingerprint", "step_sizes"]
+__all__ = ["MAGIC", "VERSION", "BitsBackCodec", "CodecStats", "model_fingerprint", "plan_step"]

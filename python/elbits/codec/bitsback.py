@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 import constriction
 import numpy as np
@@ -31,10 +31,10 @@ from .. import units
 from ..errors import InputError
 from ..logprobs import discrete_likelihood
 from . import container, pixels
-from .latents import Buckets
+from .latents import Buckets, check_bits, check_window, choose_bits
 
 _STACK = constriction.stream.stack
-_UNIFORM_MODEL = constriction.stream.model.Uniform
+_UNIFORM = constriction.stream.model.Uniform()  # each latent's bucket count passed per symbol
 _SEED_STATE = 0x656C62697473  # the seed words are a constant of the format, never user data
 
 
@@ -91,15 +91,19 @@ class CodecStats:
         return out
 
 
-def step_sizes(n: int, batch: int, ramp: float) -> list[int]:
-    """Images per step: 1 at first, then ``ramp`` times the images already coded, at most ``batch``.
-    The stack then always holds about as many bits as a step's posteriors take off it."""
-    sizes, done = [], 0
-    while done < n:
-        b = min(batch, max(1, int(done * ramp)), n - done)
-        sizes.append(b)
-        done += b
-    return sizes
+#: a step takes at most this share of the stack's bits: its posteriors' bits are estimated, and a stack that
+#: runs dry hands out zeros instead of bits that come back, which costs the file what it took
+_STACK_SHARE = 0.8
+_STACK_MARGIN_BITS = 64
+
+
+def plan_step(pop_bits: np.ndarray, start: int, stack_bits: int, batch: int, ramp: float) -> int:
+    """Images in the step that begins at image ``start``: as many as the stack's ``stack_bits`` can give
+    their posteriors (``pop_bits`` ``[N]``, estimated bits each), at most ``batch`` and ``ramp`` times the
+    images coded so far, at least 1. The encoder records the sizes, so the decoder needs no estimate."""
+    room = _STACK_SHARE * (stack_bits - _STACK_MARGIN_BITS)
+    fit = int(np.searchsorted(np.cumsum(pop_bits[start : start + batch]), room, side="right"))
+    return max(1, min(fit, batch, len(pop_bits) - start, int(start * ramp)))
 
 
 def default_input(likelihood: str) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -119,10 +123,16 @@ class BitsBackCodec:
     - ``likelihood``: ``bernoulli`` (images {0, 1}), ``categorical256``, ``logistic_mixture`` (1 or 3
       channels, with its channel coupling) or ``discretized_gaussian`` (levels 0..255). A density
       (``continuous_bernoulli``, ``gaussian``, ``laplace``) is refused: its NLL is no code length.
-    - ``latent_bits``: P, each latent dimension's prior is cut into 2^P buckets of equal mass (a latent
-      costs P bits under the prior). ``latent_window``: the posterior is coded over the buckets within
-      this many sigmas of its mean.
-    - ``batch``: images per network call once the stack is warm; ``ramp``: how fast steps grow to it.
+    - ``latent_bits``: P (default 12), each latent dimension's prior is cut into 2^P buckets of equal
+      mass (a latent costs P bits under the prior); ``"auto"`` picks a P per dimension from the
+      posteriors of the images coded, the smallest that gives each of them at least
+      :data:`~elbits.codec.latents.BUCKETS_PER_SIGMA` buckets per sigma (the file records the P's; on
+      the beta = 1 dSprites checkpoint it codes 0.4 % above P = 12, see docs/codec.md).
+      ``latent_window``: the posterior is coded over the buckets within this many sigmas of its mean.
+      Decoding takes both from the file.
+    - ``batch``: images per network call once the stack is warm; ``ramp``: how fast steps grow to it (a
+      step has at most ``ramp`` times the images coded before it, and no more than the stack's bits can
+      give posterior samples).
     - ``to_input``: maps uint8 images to what ``model.encode`` takes (default :func:`default_input`).
 
     Decoding needs bit-identical probabilities: the same model (its fingerprint is in the file), torch
@@ -135,7 +145,7 @@ class BitsBackCodec:
         model: nn.Module,
         likelihood: str,
         *,
-        latent_bits: int = 12,
+        latent_bits: Union[int, str] = 12,
         latent_window: float = 5.0,
         batch: int = 256,
         ramp: float = 0.5,
@@ -147,7 +157,8 @@ class BitsBackCodec:
                 "the model needs encode(x) -> (mu, logvar) and decode(z) -> likelihood parameters"
             )
         self.likelihood = discrete_likelihood(likelihood)
-        self.buckets = Buckets(latent_bits, latent_window)
+        self.latent_bits: Union[int, str] = "auto" if latent_bits == "auto" else check_bits(latent_bits)
+        self.latent_window = check_window(latent_window)
         for name, value, lo, hi in (("batch", batch, 1, 65536), ("seed_words", seed_words, 1, 4096)):
             if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
                 raise InputError(f"{name} must be an integer in {lo}..{hi}, got {value!r}")
@@ -183,17 +194,17 @@ class BitsBackCodec:
     def _seed(self) -> np.ndarray:
         return np.random.default_rng(_SEED_STATE).integers(1, 2**32, size=self.seed_words, dtype=np.uint32)
 
-    def _posteriors(self, x: torch.Tensor):
+    def _posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mu, logvar = self.model.encode(self.to_input(x))
         if mu.shape != logvar.shape or mu.dim() != 2 or mu.shape[0] != x.shape[0]:
             raise InputError(
                 f"model.encode must return mu and logvar [B, Z], got {list(mu.shape)} and "
                 f"{list(logvar.shape)} for {x.shape[0]} images"
             )
-        return self.buckets.posterior(mu, logvar), mu.shape[1]
+        return mu, logvar
 
-    def _params(self, index: np.ndarray) -> torch.Tensor:
-        return self.model.decode(self.buckets.z(index)).to(torch.float32)
+    def _params(self, buckets: Buckets, index: np.ndarray) -> torch.Tensor:
+        return self.model.decode(buckets.z(index)).to(torch.float32)
 
     # ---- encoding
 
@@ -227,24 +238,45 @@ class BitsBackCodec:
         env = self._environment()
         t0 = time.perf_counter()
         n = x.shape[0]
-        sizes = step_sizes(n, self.batch, self.ramp)
         net = np.zeros(n, dtype=np.float64)
         pixel_bits = np.zeros(n, dtype=np.float64)
         coder = _STACK.AnsCoder(self._seed())
-        z_dim = None
         with self._deterministic(env["threads"]):
             self._check_layout(x[:1])
+            # a first look at every posterior picks the precisions and sizes the steps; the coded ones
+            # come from each step's own batch, as the decoder computes them
+            glance = [self._posterior(chunk) for chunk in x.split(self.batch)]
+            mu_all, logvar_all = torch.cat([m for m, _ in glance]), torch.cat([v for _, v in glance])
+            z_dim = int(mu_all.shape[1])
+            if self.latent_bits == "auto":
+                bits = choose_bits(mu_all, logvar_all)
+            else:
+                bits = np.full(z_dim, self.latent_bits, dtype=np.int64)
+            buckets = Buckets(bits, self.latent_window)
+            pop_bits = buckets.pop_bits(mu_all, logvar_all)
+            prior_sizes = buckets.size.astype(np.int32)
+            held: Optional[np.ndarray] = None  # the previous step's latents, not yet pushed
+            sizes: list[int] = []
             start = 0
-            for size in sizes:
+            while start < n:
+                size = plan_step(pop_bits, start, coder.num_valid_bits(), self.batch, self.ramp)
+                sizes.append(size)
                 xs = x[start : start + size]
-                groups, z_dim = self._posteriors(xs)
+                groups = buckets.posterior(*self._posterior(xs))
                 index = np.zeros((size, z_dim), dtype=np.int64)
                 for i in range(size):  # bits back: a posterior sample, decoded off the stack
                     before = coder.num_valid_bits()
                     for dims, first, table in groups[i]:
                         index[i, dims] = first + coder.decode(pixels._CATEGORICAL, table)
                     net[start + i] -= before - coder.num_valid_bits()
-                params = self._params(index)
+                # The previous step's latents go on only now, under this step's pixels: so this step's
+                # posteriors were decoded from the previous step's pixel bits (compressed data, close to
+                # random) rather than from its latent indices, which are far from random bits wherever
+                # the model's aggregate posterior is far from its prior (docs/codec.md).
+                if held is not None:
+                    self._push_prior(coder, held, prior_sizes)
+                held = index
+                params = self._params(buckets, index)
                 context = xs.to(torch.int64)
                 for stage in reversed(pixels.stages(self.likelihood, x.shape[1])):
                     for lo, hi in pixels.chunks(size, params[0].numel()):
@@ -253,24 +285,23 @@ class BitsBackCodec:
                             before = coder.num_valid_bits()
                             pixels.push(coder, table[i - lo], context[i, stage].reshape(-1).numpy())
                             pixel_bits[start + i] += coder.num_valid_bits() - before
-                prior = _UNIFORM_MODEL(self.buckets.size)
-                for i in range(size):
-                    before = coder.num_valid_bits()
-                    coder.encode_reverse(index[i].astype(np.int32), prior)
-                    net[start + i] += coder.num_valid_bits() - before
+                # the prior is uniform over 2^P buckets: exactly P bits a latent
+                net[start : start + size] += float(bits.sum())
                 start += size
                 if progress is not None:
                     progress(size)
+            assert held is not None
+            self._push_prior(coder, held, prior_sizes)
         header = {
             "likelihood": self.likelihood,
             "shape": list(x.shape[1:]),
             "dtype": "uint8",
             "images": n,
             "z_dim": z_dim,
-            "latent_bits": self.buckets.bits,
-            "latent_window": self.buckets.window,
+            "latent_bits": bits.tolist(),
+            "latent_window": self.latent_window,
+            "steps": sizes,
             "batch": self.batch,
-            "ramp": self.ramp,
             "seed_words": self.seed_words,
             "model_sha256": self.fingerprint,
             **env,
@@ -286,7 +317,7 @@ class BitsBackCodec:
             container.header_bytes(blob),
             len(blob),
             seconds,
-            extra={"pixel_bits": pixel_bits, "latent_bits": net - pixel_bits},
+            extra={"pixel_bits": pixel_bits, "latent_bits": net - pixel_bits, "latent_precision": bits},
         )
         if elbo_samples:
             self.stats.nelbo_bits = self.nelbo_bits(x, elbo_samples)
@@ -296,10 +327,12 @@ class BitsBackCodec:
         """One decoder call on a probe z: the parameters must fit the images' shape, the coupling the
         channels."""
         try:
-            _groups, z_dim = self._posteriors(x)
+            mu, _logvar = self._posterior(x)
         except RuntimeError as e:
             raise InputError(f"the model cannot encode images {list(x.shape[1:])}: {e}") from None
-        params = self._params(np.zeros((1, z_dim), dtype=np.int64))
+        if mu.shape[1] < 1:
+            raise InputError("the model has no latent dimensions")
+        params = self.model.decode(torch.zeros(mu.shape, dtype=torch.float32)).to(torch.float32)
         try:
             for stage in pixels.stages(self.likelihood, x.shape[1]):
                 pixels.tables(params, self.likelihood, x.to(torch.int64), stage)
@@ -315,23 +348,24 @@ class BitsBackCodec:
         self, blob: bytes, *, strict: bool = True, progress: Optional[Callable[[int], None]] = None
     ) -> torch.Tensor:
         """The images (uint8 ``[N, C, H, W]``, bit-exact) of a file written by :meth:`encode` with this
-        model."""
+        model. The latent precisions and window are the file's."""
         header, words = container.unpack(blob)
         self._check_header(header, strict)
         shape = tuple(int(s) for s in header["shape"])
-        n, z_dim = int(header["images"]), int(header["z_dim"])
-        sizes = step_sizes(n, int(header["batch"]), float(header["ramp"]))
+        n = int(header["images"])
+        buckets = Buckets(header["latent_bits"], header["latent_window"])
+        prior_sizes = buckets.size.astype(np.int32)
+        sizes = [int(b) for b in header["steps"]]
+        if sum(sizes) != n or min(sizes, default=0) < 1:
+            raise InputError("the compressed data's step sizes do not add up to its images (corrupt file)")
         out = torch.empty((n, *shape), dtype=torch.uint8)
         coder = _STACK.AnsCoder(words.copy())
-        prior = _UNIFORM_MODEL(self.buckets.size)
         bounds = np.cumsum([0, *sizes])
         with self._deterministic(int(header["threads"])):
+            index = self._pop_prior(coder, sizes[-1], prior_sizes)
             for s in reversed(range(len(sizes))):
                 start, size = int(bounds[s]), sizes[s]
-                index = np.zeros((size, z_dim), dtype=np.int64)
-                for i in reversed(range(size)):
-                    index[i] = coder.decode(prior, z_dim)
-                params = self._params(index)
+                params = self._params(buckets, index)
                 context = torch.zeros((size, *shape), dtype=torch.int64)
                 for stage in pixels.stages(self.likelihood, shape[0]):
                     for lo, hi in reversed(pixels.chunks(size, params[0].numel())):
@@ -341,12 +375,13 @@ class BitsBackCodec:
                                 pixels.pop(coder, table[i - lo]).astype(np.int64)
                             ).reshape(context[i, stage].shape)
                 xs = context.to(torch.uint8)
-                groups, got_z = self._posteriors(xs)
-                if got_z != z_dim:
-                    raise InputError(f"the model has {got_z} latents, the file {z_dim}")
+                latents = index
+                if s > 0:
+                    index = self._pop_prior(coder, sizes[s - 1], prior_sizes)
+                groups = buckets.posterior(*self._posterior(xs))
                 for i in reversed(range(size)):  # give the posterior's bits back
                     for dims, first, table in reversed(groups[i]):
-                        sym = index[i, dims] - first
+                        sym = latents[i, dims] - first
                         if (sym < 0).any() or (sym >= table.shape[1]).any():
                             raise InputError(
                                 "the compressed data is inconsistent with this model (corrupt file)"
@@ -362,19 +397,22 @@ class BitsBackCodec:
             )
         return out
 
+    @staticmethod
+    def _push_prior(coder: Any, index: np.ndarray, sizes: np.ndarray) -> None:
+        coder.encode_reverse(index.reshape(-1).astype(np.int32), _UNIFORM, np.tile(sizes, len(index)))
+
+    @staticmethod
+    def _pop_prior(coder: Any, images: int, sizes: np.ndarray) -> np.ndarray:
+        return coder.decode(_UNIFORM, np.tile(sizes, images)).astype(np.int64).reshape(images, len(sizes))
+
     def _check_header(self, header: dict[str, Any], strict: bool) -> None:
         if not self.fingerprint.startswith(header.get("model_sha256", "-")):
             raise InputError("the file was written with a different model (its parameters' SHA-256 differs)")
-        mine = {
-            "likelihood": self.likelihood,
-            "latent_bits": self.buckets.bits,
-            "latent_window": self.buckets.window,
-        }
-        for key, value in mine.items():
-            if header.get(key) != value:
-                raise InputError(
-                    f"the file was written with {key}={header.get(key)!r}, this codec has {value!r}"
-                )
+        if header.get("likelihood") != self.likelihood:
+            raise InputError(
+                f"the file was written with likelihood {header.get('likelihood')!r}, this codec has "
+                f"{self.likelihood!r}"
+            )
         if strict:
             env = self._environment()
             for key in ("torch", "cpu_capability"):

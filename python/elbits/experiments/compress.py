@@ -112,8 +112,7 @@ def decompress(
     path = Path(file)
     blob = path.read_bytes()
     header, _ = container.unpack(blob, str(path))
-    settings = {"latent_bits": header["latent_bits"], "latent_window": header["latent_window"]}
-    codec, _info = load_codec(checkpoint, **settings)
+    codec, _info = load_codec(checkpoint)  # the precisions are the file's
     with atomic_output(out, overwrite) as tmp, _bar(progress, header["images"], "decompress") as step:
         x = codec.decode(blob, progress=step)
         with open(tmp, "wb") as f:
