@@ -11,6 +11,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..errors import InputError
+from ..likelihoods.layouts import out_channels
+from ..torchfiles import check_state_dict
 
 #: The likelihoods the colour decoder has a layout for (all read 8-bit levels).
 COLOUR_LIKELIHOODS = ("logistic_mixture", "categorical256", "categorical256_inplace", "discretized_gaussian")
@@ -24,16 +26,14 @@ _MAX_HIDDEN = 1024  # bounds what a file's weights may ask to allocate
 def colour_out_channels(likelihood: str, channels: int, mixtures: int = 5) -> int:
     """Decoder output channels per pixel for ``likelihood`` on ``channels``-channel images: ``10K`` (RGB) /
     ``3K`` (grey) for ``logistic_mixture``, ``256 C`` for ``categorical256``, ``2C`` for
-    ``discretized_gaussian`` (:class:`elbits.train.decoders.Head` has the layouts)."""
-    from ..train.decoders import Head
-
+    ``discretized_gaussian`` (:func:`elbits.likelihoods.layouts.out_channels`)."""
     if likelihood not in COLOUR_LIKELIHOODS:
         raise InputError(
             f"the colour VAE's decoder has layouts for likelihoods {list(COLOUR_LIKELIHOODS)}, "
             f"not {likelihood!r}"
         )
     kind = "logits" if likelihood.startswith("categorical256") else "params"
-    return Head(likelihood, kind, channels, mixtures).out_channels
+    return out_channels(likelihood, kind, channels, mixtures)
 
 
 class ColourVAE(nn.Module):
@@ -140,8 +140,6 @@ def colour_from_state_dict(
     the weights (keys, shapes, dtypes and finiteness checked before loading), ``likelihood`` and ``mixtures``
     come from the run's config (a checkpoint's ``config``). A mismatch raises
     :class:`~elbits.errors.InputError` naming ``where``."""
-    from ..torchfiles import check_state_dict
-
     if not isinstance(state, Mapping):
         raise InputError(f"{where}: expected a ColourVAE state_dict, got {type(state).__name__}")
     lin1, conv0 = state.get("dec_lin1.weight"), state.get("enc_convs.0.weight")

@@ -22,25 +22,15 @@ from typing import Any, Optional
 
 import torch
 
+from ..api import LIKELIHOODS, elbo_terms
 from ..errors import InputError
+from ..likelihoods.layouts import CONTINUOUS as _CONTINUOUS
+from ..likelihoods.layouts import DECODER_OUTPUTS as DECODER_OUTPUTS  # re-exported by elbits.train
+from ..likelihoods.layouts import EIGHT_BIT as _EIGHT_BIT
+from ..likelihoods.layouts import KINDS, LEVELS, out_channels
+from ..models import BurgessVAE
 from ..terms import ELBOTerms
 
-DECODER_OUTPUTS = ("logits", "probs", "mean", "params")
-LEVELS = 256
-# The kinds of output each likelihood reads; the first is the default model's (gaussian/laplace: "mean" when
-# a fixed scale is given, else "params" with a learned per-subpixel log-scale).
-KINDS: dict[str, tuple[str, ...]] = {
-    "bernoulli": ("logits", "probs"),
-    "continuous_bernoulli": ("logits",),
-    "categorical256": ("logits",),
-    "categorical256_inplace": ("logits",),
-    "logistic_mixture": ("params",),
-    "discretized_gaussian": ("params",),
-    "gaussian": ("params", "mean"),
-    "laplace": ("params", "mean"),
-}
-_EIGHT_BIT = ("categorical256", "categorical256_inplace", "logistic_mixture", "discretized_gaussian")
-_CONTINUOUS = ("gaussian", "laplace")
 # A float this far from a level (in levels) is off the 8-bit grid: float32 data / 255 is within 1e-4.
 GRID_TOL = 0.01
 
@@ -48,8 +38,6 @@ GRID_TOL = 0.01
 def training_likelihoods() -> tuple[str, ...]:
     """The likelihoods :func:`elbits.train.train` has a decoder layout for (those of :data:`KINDS` that
     :func:`elbits.elbo_terms` knows)."""
-    from ..api import LIKELIHOODS
-
     return tuple(k for k in KINDS if k in LIKELIHOODS)
 
 
@@ -106,18 +94,7 @@ class Head:
     @property
     def out_channels(self) -> int:
         """Channels of ``out`` per pixel."""
-        c, name = self.channels, self.likelihood
-        if name.startswith("categorical256"):
-            return LEVELS * c
-        if name == "logistic_mixture":
-            if c not in (1, 3):
-                raise InputError(
-                    f"likelihood 'logistic_mixture' models 1- or 3-channel images; these have {c}"
-                )
-            return (10 if c == 3 else 3) * self.components
-        if name == "discretized_gaussian" or (name in _CONTINUOUS and self.kind == "params"):
-            return 2 * c
-        return c
+        return out_channels(self.likelihood, self.kind, self.channels, self.components)
 
     @property
     def eight_bit(self) -> bool:
@@ -198,8 +175,6 @@ class Head:
 
     def terms(self, out: torch.Tensor, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> ELBOTerms:
         """:func:`elbits.elbo_terms` of a decoder output against images ``x``: nats per sample."""
-        from ..api import elbo_terms
-
         params, kw = self.arguments(out)
         name = "categorical256" if self.likelihood == "categorical256_inplace" else self.likelihood
         return elbo_terms(params, self.target(x), mu, logvar, name, **self.loss_settings(), **kw)
@@ -273,8 +248,6 @@ def resolve_head(
 ) -> Head:
     """The :class:`Head` of a run: the declared kind (``decoder_output``, or the model's ``decoder_output``
     attribute; the default model's when ``model`` is None or a BurgessVAE), checked against the likelihood."""
-    from ..models import BurgessVAE
-
     check_choice(likelihood, decoder_output, scale, discretize)
     own = getattr(model, "decoder_output", None) if model is not None else None
     if own is not None:
