@@ -14,9 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
+from torch.profiler import ProfilerActivity, profile
 
 from . import reference
 from .api import elbo_terms
+from .ops.buffers import release_buffers
 
 Loss = Callable[..., torch.Tensor]
 IMPLS = ("fused", "eager", "compile")
@@ -179,10 +181,6 @@ def allocated_bytes(fn: Callable[[], None], device: str | torch.device = "cpu") 
 
     elbits keeps its last gradient buffer for reuse (:func:`elbits.release_buffers`);
     it is dropped first, so that buffer is counted as allocated by the call it serves."""
-    from torch.profiler import ProfilerActivity, profile
-
-    from .ops.buffers import release_buffers
-
     release_buffers()
     dev = torch.device(device)
     if dev.type == "cuda":
@@ -205,8 +203,6 @@ def allocated_bytes(fn: Callable[[], None], device: str | torch.device = "cpu") 
 def kernel_ms(fn: Callable[[], None], device: str | torch.device, reps: int = 10) -> float:
     """Mean GPU time of the kernels (and device copies/memsets) one call of ``fn`` launches, in ms,
     from the torch profiler: the device's share of a call, without the host's launch overhead."""
-    from torch.profiler import ProfilerActivity, profile
-
     sync = synchronizer(device)
     sync()
     with profile(activities=[ProfilerActivity.CUDA]) as prof:

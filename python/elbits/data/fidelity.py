@@ -9,6 +9,7 @@ from typing import Union
 
 import numpy as np
 import torch
+from PIL import Image, UnidentifiedImageError
 
 from ..errors import InputError
 from . import dsprites as ds
@@ -25,8 +26,6 @@ def load_reference_grid(path: Union[str, Path]) -> np.ndarray:
     padding raises :class:`~elbits.errors.InputError` naming the file (its size is checked before the
     pixels are decoded).
     """
-    from PIL import Image, UnidentifiedImageError
-
     expected = f"expected the 10x10 grid of 64x64 binary images ({GRID_SIZE}x{GRID_SIZE} pixels, 0 or 255)"
     try:
         with Image.open(path, formats=["PNG"]) as im:

@@ -28,7 +28,7 @@ _MAX_BYTES = 1 << 31
 
 
 def _skimage_data():  # type: ignore[no-untyped-def]
-    try:
+    try:  # scikit-image is an optional extra (elbits[colour]), needed only for the photo patches
         import skimage.data as data
     except ImportError:
         raise InputError(

@@ -33,7 +33,11 @@ from typing import Any, Optional, Union
 
 import numpy as np
 import torch
+from PIL import Image
 
+from ..analysis import elbo_surgery
+from ..codec import BitsBackCodec
+from ..codec import baselines as B
 from ..errors import InputError
 from ..units import Quantity
 from .factors import empirical_entropy
@@ -277,8 +281,6 @@ def image_bounds(
         ),
     ]
     if baselines:
-        from ..codec import baselines as B
-
         for b in B.baselines(x.numpy(), binary=binary):
             key, of = _BASELINES.get(b.name, (b.name, f"{H_P} in exp."))
             group = "codec" if b.per_file else "set codec"
@@ -313,9 +315,6 @@ def _model_rows(
     seed: int,
     extra: dict[str, Any],
 ) -> list[BoundRow]:
-    from ..analysis import elbo_surgery
-    from ..codec import BitsBackCodec
-
     if likelihood is None:
         raise InputError("a model needs its likelihood (bernoulli, categorical256, logistic_mixture, ...)")
     if elbo_samples < 1:
@@ -448,8 +447,6 @@ class ColourBounds:
 
 def colour_bounds(images: Union[np.ndarray, torch.Tensor]) -> ColourBounds:
     """Bounds on H(X) for ``[N, H, W, C]`` (or ``[N, H, W]``) uint8 images, bits per image."""
-    from PIL import Image
-
     x = images.detach().cpu().numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
     if x.dtype != np.uint8:
         raise ValueError(f"colour bounds need uint8 images, got {x.dtype}")

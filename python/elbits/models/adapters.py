@@ -29,8 +29,10 @@ from torch import nn
 from torch.nn import functional as F
 from torch.overrides import TorchFunctionMode
 
+from .. import api
 from ..errors import InputError
 from ..terms import ELBOTerms
+from .burgess import BurgessVAE
 
 DECODER_OUTPUTS = ("logits", "probs")
 _CHOICES = ("auto", *DECODER_OUTPUTS)
@@ -44,8 +46,6 @@ _SIGMOIDS: tuple[Callable[..., Any], ...] = (
 
 def probs_input_available() -> bool:
     """Whether :func:`elbits.elbo_terms` reads probabilities (``input="probs"``) in this version."""
-    from .. import api
-
     return "probs" in getattr(api, "INPUTS", ()) and "input" in inspect.signature(api.elbo_terms).parameters
 
 
@@ -216,12 +216,10 @@ class VAEAdapter(nn.Module):
     def terms(self, x: torch.Tensor, target: Optional[torch.Tensor] = None, **kw: Any) -> ELBOTerms:
         """:func:`elbits.elbo_terms` of ``forward(x)`` against ``target`` (default ``x``): recon ``[B]``
         and KL ``[B, Z]`` in nats per sample, with the ``input`` this decoder needs."""
-        from ..api import elbo_terms
-
         out, mu, logvar = self(x)
         if self.decoder_output == "probs":
             kw["input"] = "probs"
-        return elbo_terms(out, x if target is None else target, mu, logvar, self.likelihood, **kw)
+        return api.elbo_terms(out, x if target is None else target, mu, logvar, self.likelihood, **kw)
 
     def extra_repr(self) -> str:
         return f"decoder_output={self.decoder_output!r}, latent_dim={self.latent_dim}"
@@ -353,8 +351,6 @@ class DisentanglingVAEAdapter(VAEAdapter):
 def adapt(model: nn.Module, decoder_output: str = "auto") -> nn.Module:
     """``model`` ready for elbits: a :class:`BurgessVAE` as it is, a pythae model in a :class:`PythaeAdapter`,
     a disentangling-vae one in a :class:`DisentanglingVAEAdapter`; an :class:`InputError` otherwise."""
-    from .burgess import BurgessVAE
-
     if isinstance(model, (BurgessVAE, VAEAdapter)):
         return model
     if type(model).__module__.split(".")[0] == "pythae" or hasattr(model, "model_config"):

@@ -13,6 +13,7 @@ from torch.nn import functional as F
 
 from ..data.npyfile import one_line
 from ..errors import InputError
+from ..torchfiles import check_state_dict, load_torch_file
 
 
 class _Encoder(nn.Module):
@@ -106,8 +107,6 @@ def burgess_from_state_dict(state: Any, where: str) -> BurgessVAE:
     checked (:func:`elbits.torchfiles.check_state_dict`) before anything is loaded: a mismatch raises
     :class:`~elbits.errors.InputError` naming ``where``.
     """
-    from ..torchfiles import check_state_dict
-
     if isinstance(state, Mapping) and "state_dict" in state:
         state = state["state_dict"]
     if not isinstance(state, Mapping):
@@ -149,8 +148,6 @@ def load_disentangling_vae(
     :meth:`BurgessVAE.encode` undoes. Read with ``weights_only=True``; these files (torch's pre-1.6 format)
     carry no checksum, so every key, shape and value is validated instead (:func:`burgess_from_state_dict`).
     """
-    from ..torchfiles import load_torch_file
-
     path = Path(path)
     if path.is_dir():
         path = path / "model.pt"

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 
 import torch
 
+from .._core import core
 from .._dtypes import FLOATS
 from ..errors import InputError
 
@@ -35,8 +36,6 @@ def check_dtype(name: str, t: torch.Tensor, allowed: Iterable[torch.dtype]) -> N
 
 def check_same_device(named: dict[str, torch.Tensor]) -> None:
     """All inputs on one device, and one elbits has kernels for (the CPU; CUDA in a CUDA build)."""
-    from .._core import core
-
     devices = {name: t.device for name, t in named.items()}
     first_name, first = next(iter(devices.items()))
     for name, dev in devices.items():

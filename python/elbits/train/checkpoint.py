@@ -24,6 +24,7 @@ from typing import Any, Union
 import torch
 
 from ..errors import InputError, MissingFileError
+from ..torchfiles import load_torch_file
 
 FORMAT = 2
 MAGIC = b"elbits checkpoint "
@@ -101,8 +102,6 @@ def load_checkpoint(
     if lead.startswith(MAGIC):
         state = _load_format2(path, lead, map_location)
     else:
-        from ..torchfiles import load_torch_file
-
         # Format 1 was a bare torch zip: load_torch_file verifies its CRC-32s (require_zip: the older
         # non-zip layout has none).
         state = load_torch_file(path, WHAT, map_location, require_zip=True)

@@ -8,7 +8,10 @@ import numbers
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from ..data.images import PREPROCESS
 from ..errors import InputError
+from ..models.colour import COLOUR_LIKELIHOODS
+from .decoders import check_choice
 
 CONTROLLERS = ("fixed", "capacity", "geco", "target-rate")
 #: Training sets: binary dSprites (the default), and the 8-bit colour sets (an image folder is ``images``).
@@ -105,8 +108,6 @@ class TrainConfig:
     discretize: bool = False
 
     def __post_init__(self) -> None:
-        from .decoders import check_choice
-
         if self.controller not in CONTROLLERS:
             raise InputError(f"controller must be one of {list(CONTROLLERS)}, got {self.controller!r}")
         for name in ("steps", "batch_size", "log_every", "z_dim", "mixture_components"):
@@ -144,13 +145,9 @@ class TrainConfig:
         self._check_data()
 
     def _check_data(self) -> None:
-        from ..models.colour import COLOUR_LIKELIHOODS
-
         if self.data not in DATA_SOURCES:
             raise InputError(f"data must be one of {list(DATA_SOURCES)}, got {self.data!r}")
         if self.preprocess is not None:
-            from ..data.images import PREPROCESS
-
             if self.preprocess not in PREPROCESS:
                 raise InputError(f"preprocess must be one of {list(PREPROCESS)}, got {self.preprocess!r}")
         if self.data == "images" and not self.images:

@@ -10,8 +10,12 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, DistributedSampler
 
+from .. import entropy as E
 from ..data import dsprites as ds
 from ..data.batches import fetch
+from ..data.colour_sprites import colour_sprites
+from ..data.images import ImageFolder
+from ..data.photos import photo_patches
 from ..errors import InputError
 
 CACHE_LIMIT = 1 << 17  # training sets up to this size are rendered once and kept bit-packed (64 MB)
@@ -98,21 +102,15 @@ def colour_training_set(
     """
     factor_bits: Optional[float] = None
     if data == "colour-sprites":
-        from ..data.colour_sprites import colour_sprites
-
         sprites = colour_sprites()
         levels = np.ascontiguousarray(sprites.images.transpose(0, 3, 1, 2))
         if size != levels.shape[-1]:
             levels = _halve(levels)
         factor_bits, what = sprites.factor_bits, "colour-sprites"
     elif data == "photos":
-        from ..data.photos import photo_patches
-
         levels = np.asarray(photo_patches(size))
         what = "scikit-image photo patches"
     elif data == "images":
-        from ..data.images import ImageFolder
-
         if images is None:
             raise InputError("data 'images' needs the folder of images (--images PATH)")
         levels = ImageFolder(images, size=size, preprocess=preprocess).images
@@ -259,8 +257,6 @@ def data_budget(dataset: Any, limit: int = BUDGET_LIMIT, batch: int = 8192) -> B
     """:class:`Budget` of a training set, computed now over all its images (at most ``limit``; beyond it
     H(X) is unknown, or the factor entropy of the whole dSprites grid). The images are checked on the way
     (:func:`check_images`): finite values in [0, 1]."""
-    from .. import entropy as E
-
     n = len(dataset)
     fac: Optional[float] = None
     if isinstance(dataset, (ds.NpzDSprites, ds.ProceduralDSprites)):

@@ -94,7 +94,7 @@ def read_jsonl(path: Union[str, Path]) -> list[dict[str, Any]]:
 
 
 def tensorboard_available() -> bool:
-    try:
+    try:  # tensorboard is not a dependency of elbits: looked for only when a run asks to log to it
         import torch.utils.tensorboard  # noqa: F401
     except Exception:  # tensorboard not installed (ImportError) or broken
         return False
@@ -108,6 +108,7 @@ class TensorBoardLogger:
     def __init__(self, log_dir: Union[str, Path], enabled: bool = True) -> None:
         self.writer: Any = None
         if enabled and tensorboard_available():
+            # not a dependency of elbits (tensorboard_available above): imported only for a run logging to it
             from torch.utils.tensorboard import SummaryWriter
 
             self.writer = SummaryWriter(str(log_dir))

@@ -14,11 +14,14 @@ from typing import Any, Optional
 
 import torch
 from torch import nn
+from tqdm import tqdm
 
 from .. import calibrate
 from ..errors import InputError
 from ..loss import ELBOLoss
 from ..meter import RateDistortionMeter
+from ..models import BurgessVAE, ColourVAE
+from ..models.burgess import MAX_CHANNELS
 from ..units import NATS_PER_BIT
 from . import distributed as D
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -139,9 +142,6 @@ def train(
 
 
 def _default_model(cfg: TrainConfig, head: Head, x: torch.Tensor) -> nn.Module:
-    from ..models import BurgessVAE, ColourVAE
-    from ..models.burgess import MAX_CHANNELS
-
     if cfg.colour:  # the colour VAE, its decoder sized for the likelihood's layout
         side = x.shape[-1]
         if x.shape[-2] != side or side not in (32, 64):
@@ -255,8 +255,6 @@ def _train(
     tb = TensorBoardLogger(out / "tb", enabled=cfg.tensorboard and d.main and step < cfg.steps)
     bar = None
     if d.main and cfg.progress and step < cfg.steps:
-        from tqdm import tqdm
-
         bar = tqdm(total=cfg.steps, initial=step, unit="step", desc="train", dynamic_ncols=True)
 
     def log_record(wall: float) -> dict[str, Any]:
