@@ -13,6 +13,8 @@ import os
 import tempfile
 from collections.abc import Callable
 
+import torch
+
 #: Seeds go to torch.manual_seed (at most 2**64 - 1) and numpy's default_rng (>= 0).
 SEED_MAX = 2**63 - 1
 
@@ -231,8 +233,6 @@ def device(allow_auto: bool = True) -> Callable[[str], str]:
     def parse(text: str) -> str:
         if allow_auto and text == "auto":
             return text
-        import torch
-
         try:
             dev = torch.device(text)
         except (RuntimeError, ValueError):

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 from dataclasses import asdict
 
+import torch
+
+from .. import benchmarking  # a module attribute: tests stand in for measure
+from .._core import core
+from ..benchmarking import CASES, DEFAULT_CASES
 from ..errors import InputError
 from ._args import device, positive_int
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from ..benchmarking import CASES, DEFAULT_CASES
-
     p = sub.add_parser("bench", help="time fused vs eager vs torch.compile (fwd+bwd) and print ratios")
     p.add_argument(
         "cases",
@@ -35,8 +39,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def check(args: argparse.Namespace) -> None:
-    from ..benchmarking import CASES
-
     unknown = [n for n in args.cases if n not in CASES]
     if unknown:
         raise InputError(f"unknown case(s) {', '.join(unknown)}; choose from {', '.join(CASES)}")
@@ -54,12 +56,6 @@ def _cpu_name() -> str:
 
 
 def machine(device: str = "cpu") -> dict[str, object]:
-    import os
-
-    import torch
-
-    from .._core import core
-
     return {
         "cpu": _cpu_name(),
         "cores": os.cpu_count(),
@@ -72,10 +68,12 @@ def machine(device: str = "cpu") -> dict[str, object]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..benchmarking import CASES, DEFAULT_CASES, measure
-
     names = args.cases or list(DEFAULT_CASES)
-    results = [r for name in names for r in measure(CASES[name](), rounds=args.rounds, device=args.device)]
+    results = [
+        r
+        for name in names
+        for r in benchmarking.measure(CASES[name](), rounds=args.rounds, device=args.device)
+    ]
     if args.json:
         print(
             json.dumps({"machine": machine(args.device), "results": [asdict(r) for r in results]}, indent=2)

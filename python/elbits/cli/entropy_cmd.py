@@ -20,8 +20,18 @@ from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
+from tqdm import tqdm
 
+from .. import entropy as E
+from ..data import dsprites as ds
+from ..data.colour_sprites import colour_sprites
+from ..data.images import load_images
+from ..data.photos import photo_patches
+from ..entropy import empirical_entropy, image_bounds
 from ..errors import InputError
+from ..experiments.compress import likelihood_of
+from ..models.checkpoints import load_model
+from ..units import Quantity
 from ._args import checkpoint, positive_int, readable_file
 
 DATASETS = ["dsprites", "images", "photos", "colour-sprites"]
@@ -116,12 +126,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_dsprites(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from elbits import entropy as E
-    from elbits.data import dsprites as ds
-    from elbits.units import Quantity
-
     n_all = ds.NUM_IMAGES
     if args.npz:
         data = ds.NpzDSprites(args.npz)
@@ -172,8 +176,6 @@ def colour_set(args: argparse.Namespace) -> tuple[Any, str, Optional[float]]:
             raise InputError("images needs a PATH: a folder of PNG/JPEG files, an image, a .npy or a .npz")
         if not Path(args.path).exists():
             raise InputError(f"no such file or folder: {args.path}")
-        from elbits.data.images import load_images
-
         kw = {"size": args.size, "preprocess": args.preprocess, "limit": args.limit}
         x = load_images(args.path, **{k: v for k, v in kw.items() if v is not None})
         return x, f"{args.path}", None
@@ -182,20 +184,14 @@ def colour_set(args: argparse.Namespace) -> tuple[Any, str, Optional[float]]:
     if args.preprocess is not None:
         raise InputError(f"--preprocess is for images PATH, not {args.dataset}")
     if args.dataset == "photos":
-        from elbits.data.photos import photo_patches
-
         size = args.size or 32
         x = photo_patches(size, limit=args.limit)
         return x, f"photos ({size}x{size} patches)", None
-    from elbits.data.colour_sprites import colour_sprites
-
     size = args.size or 64
     if size not in (16, 32, 64):
         raise InputError(
             f"colour-sprites come at --size 64, 32 or 16 (a stride of the 64 px images), got {size}"
         )
-    from elbits.entropy import empirical_entropy
-
     imgs = colour_sprites().images[:, :: 64 // size, :: 64 // size]
     # the factors are uniform and the image a function of them, so H(p) is the exact entropy of the whole
     # enumeration: log2 N at 64 and 32 px, less at 16 px where some small sprites render alike
@@ -208,14 +204,9 @@ def colour_set(args: argparse.Namespace) -> tuple[Any, str, Optional[float]]:
 
 
 def run_bounds(args: argparse.Namespace) -> int:
-    from elbits.entropy import image_bounds
-
     x, source, exact = colour_set(args)
     model = likelihood = None
     if args.checkpoint is not None:
-        from elbits.evaluate import load_model
-        from elbits.experiments.compress import likelihood_of
-
         model, info = load_model(args.checkpoint, "cpu")
         likelihood = likelihood_of(info)
     elif args.no_codec:

@@ -6,6 +6,8 @@ import argparse
 
 import torch
 
+import elbits
+
 from ._args import positive_int, seed
 
 
@@ -17,8 +19,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import elbits
-
     g = torch.Generator().manual_seed(args.seed)
     # A binary 64x64 batch (dSprites-shaped) and an untrained decoder's logits.
     target = (torch.rand(args.batch, 1, 64, 64, generator=g) < 0.1).to(torch.uint8)

@@ -16,7 +16,13 @@ import os
 import sys
 from pathlib import Path
 
+from .. import train as training  # a module attribute: tests stand in for training.train
+from ..data.dsprites import NUM_IMAGES
+from ..data.images import PREPROCESS
 from ..errors import InputError
+from ..models.colour import COLOUR_LIKELIHOODS
+from ..train import CONTROLLERS, TrainConfig, TrainingInterrupted, training_likelihoods
+from ..train.config import SIZES
 from ._args import (
     checkpoint,
     count_or_all,
@@ -34,8 +40,6 @@ from ._args import (
 
 def add_train_arguments(p: argparse.ArgumentParser, defaults: dict) -> None:
     """The TrainConfig options shared by ``train`` and ``demo`` (``defaults``: shown in the help)."""
-    from elbits.train import CONTROLLERS, training_likelihoods
-
     g = p.add_argument_group("training")
     g.add_argument(
         "--steps", type=positive_int, default=defaults["steps"], help="optimiser steps (default %(default)s)"
@@ -192,9 +196,6 @@ def add_train_arguments(p: argparse.ArgumentParser, defaults: dict) -> None:
 
 def add_data_arguments(p: argparse.ArgumentParser) -> None:
     """``--data``, ``--images``, ``--size`` and ``--preprocess``: the training set, dSprites or colour."""
-    from elbits.data.images import PREPROCESS
-    from elbits.train.config import SIZES
-
     d = p.add_argument_group("colour data")
     d.add_argument(
         "--data",
@@ -274,9 +275,6 @@ def config_kwargs(args: argparse.Namespace) -> dict:
 def check_train_args(args: argparse.Namespace, run_dir: Path) -> None:
     """The cross-flag rules of the training options, before any work starts (``run_dir``: where the
     run's checkpoint.pt goes)."""
-    from elbits.data.dsprites import NUM_IMAGES
-    from elbits.models.colour import COLOUR_LIKELIHOODS
-
     data = _data_source(args)
     if getattr(args, "images", None) is not None and getattr(args, "data", None) is not None:
         raise InputError(f"--images PATH and --data {args.data} name two training sets: give one")
@@ -331,8 +329,6 @@ def _data_name(args: argparse.Namespace) -> str:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from elbits.train import TrainConfig
-
     p = sub.add_parser(
         "train",
         help="train a VAE on dSprites or colour images; rate and distortion in bits, checkpoints, DDP",
@@ -355,11 +351,9 @@ def check(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from elbits.train import TrainConfig, TrainingInterrupted, train
-
     cfg = TrainConfig(out_dir=args.out, **config_kwargs(args))
     try:
-        result = train(cfg)
+        result = training.train(cfg)
     except TrainingInterrupted as e:
         print(f"elbits train: {e}", file=sys.stderr)
         return 130
