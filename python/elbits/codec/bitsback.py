@@ -106,9 +106,13 @@ def plan_step(pop_bits: np.ndarray, start: int, stack_bits: int, batch: int, ram
     return max(1, min(fit, batch, len(pop_bits) - start, int(start * ramp)))
 
 
-def default_input(likelihood: str) -> Callable[[torch.Tensor], torch.Tensor]:
-    """What an encoder is fed: binary images as floats in {0, 1}; 8-bit levels as x = l/127.5 − 1 in
-    [−1, 1], the data convention of the discretized likelihoods."""
+def default_input(likelihood: str, model: Any = None) -> Callable[[torch.Tensor], torch.Tensor]:
+    """What an encoder is fed: the uint8 levels themselves to a model that declares ``reads_levels = True``
+    (its ``encode`` scales them, as :class:`elbits.models.ColourVAE` does); else binary images as floats in
+    {0, 1} and 8-bit levels as x = l/127.5 − 1 in [−1, 1], the data convention of the discretized
+    likelihoods."""
+    if getattr(model, "reads_levels", False) is True:
+        return lambda x: x
     if likelihood == "bernoulli":
         return lambda x: x.to(torch.float32)
     return lambda x: x.to(torch.float32) / 127.5 - 1.0
@@ -166,7 +170,7 @@ class BitsBackCodec:
             raise InputError(f"ramp must be a number in (0, 64], got {ramp!r}")
         self.model: Any = model  # duck-typed: encode() and decode()
         self.batch, self.ramp, self.seed_words = batch, float(ramp), seed_words
-        self.to_input = to_input or default_input(self.likelihood)
+        self.to_input = to_input or default_input(self.likelihood, model)
         self.fingerprint = container.model_fingerprint(model)
         self.stats: Optional[CodecStats] = None
 

@@ -252,8 +252,9 @@ def image_bounds(
     ``surgery_points`` x ``surgery_samples`` draws), and with ``codec`` the bits the
     :class:`~elbits.codec.BitsBackCodec` actually spends (net per image, and the whole file), on
     ``codec_images`` evenly spaced images when given (the codec runs about an image per 0.1-1 s on a CPU).
-    ``to_input`` maps uint8 images to the encoder's input (default: the codec's, l / 127.5 - 1; binary
-    images as 0/1). A model that cannot take the images' shape raises :class:`InputError`.
+    ``to_input`` maps uint8 images to the encoder's input (default: the codec's,
+    :func:`elbits.codec.bitsback.default_input`). A model that cannot take the images' shape raises
+    :class:`InputError`.
     """
     x = check_images(images)
     n = int(x.shape[0])

@@ -162,8 +162,6 @@ def colour_bounds(
         codec=codec_images != 0,
         codec_images=codec_images,
         elbo_samples=1,
-        # ColourVAE.encode reads uint8 levels itself (the codec's default feeds l / 127.5 - 1).
-        to_input=lambda x: x,
         seed=seed,
         source=dataset.source,
     )

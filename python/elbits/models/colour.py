@@ -49,6 +49,9 @@ class ColourVAE(nn.Module):
     mode, a reparameterised sample in train mode.
     """
 
+    #: ``encode`` takes uint8 levels as they are: the bits-back codec and the bounds table feed them unscaled.
+    reads_levels = True
+
     def __init__(
         self,
         z_dim: int = 10,
