@@ -234,6 +234,18 @@ def test_crashed_run_resumed_gives_the_uninterrupted_records(tmp_path):
 @pytest.mark.skipif(not hasattr(signal, "SIGINT"), reason="no SIGINT")
 @pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
 def test_signal_stops_after_the_step_with_a_checkpoint(tmp_path, sig):
+    # A test process started in the background inherits SIGINT ignored, which training leaves alone as it
+    # leaves any handler of the application's own: start from Python's defaults, as a terminal gives.
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+    inherited_term = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        _signal_stops_after_the_step(tmp_path, sig)
+    finally:
+        signal.signal(signal.SIGINT, inherited)
+        signal.signal(signal.SIGTERM, inherited_term)
+
+
+def _signal_stops_after_the_step(tmp_path, sig):
     straight = _run(tmp_path / "a", steps=8)
 
     def send() -> None:
