@@ -15,6 +15,7 @@ import torch
 from ..entropy.images import ImageBounds
 from . import plots
 from .images import save_grid
+from .markdown import _f, log_rows, plot_section
 
 PLOTS = {
     "curves.png": "Training curves: rate R and distortion D in bits per image",
@@ -90,10 +91,6 @@ def rd_plane_bpd(s: dict[str, Any], path: Union[str, Path]) -> Path:
     return plots._save(fig, path)
 
 
-def _f(x: Optional[float], nd: int = 3) -> str:
-    return "n/a" if x is None else f"{x:.{nd}f}"
-
-
 def render(s: dict[str, Any], bounds: ImageBounds) -> str:
     """report.md of a colour run from its summary (:func:`~elbits.report.summary.build_summary` plus
     ``bounds``, ``load_average``, ``bounds_s``) and its bounds table."""
@@ -164,15 +161,11 @@ def render(s: dict[str, Any], bounds: ImageBounds) -> str:
         "",
         bounds.to_markdown(),
         "",
-        "## Plots",
-        "",
     ]
-    for name, caption in PLOTS.items():
-        out += [f"**{caption}**", "", f"![{caption}]({name})", ""]
+    out += plot_section(PLOTS)
     hist = s["history"]
     if hist:
-        every = max(1, len(hist) // 10)
-        rows = hist[::every] + ([hist[-1]] if (len(hist) - 1) % every else [])
+        rows = log_rows(hist)
         out += [
             "## Training log (running means since the previous record)",
             "",

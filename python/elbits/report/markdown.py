@@ -29,6 +29,20 @@ def _g(x: Optional[float]) -> str:
     return f"{x:.4g}"
 
 
+def plot_section(plots: dict[str, str]) -> list[str]:
+    """The report's "Plots" section: each PNG file name with its caption."""
+    out = ["## Plots", ""]
+    for name, caption in plots.items():
+        out += [f"**{caption}**", "", f"![{caption}]({name})", ""]
+    return out
+
+
+def log_rows(hist: list[dict[str, Any]], keep: int = 10) -> list[dict[str, Any]]:
+    """About ``keep`` evenly spaced records of a training log, always with the last one."""
+    every = max(1, len(hist) // keep)
+    return hist[::every] + ([hist[-1]] if (len(hist) - 1) % every else [])
+
+
 def render(s: dict[str, Any], plots: Optional[dict[str, str]] = None) -> str:
     """The report as markdown from :func:`~elbits.report.summary.build_summary`'s dict."""
     f, b, cfg = s["final"], s["budget"], s["config"]
@@ -169,15 +183,11 @@ def render(s: dict[str, Any], plots: Optional[dict[str, str]] = None) -> str:
         "",
         f"> {am['verdict']}",
         "",
-        "## Plots",
-        "",
     ]
-    for name, caption in plots.items():
-        out += [f"**{caption}**", "", f"![{caption}]({name})", ""]
+    out += plot_section(plots)
     hist = s["history"]
     if hist:
-        every = max(1, len(hist) // 10)
-        rows = hist[::every] + ([hist[-1]] if (len(hist) - 1) % every else [])
+        rows = log_rows(hist)
         out += [
             "## Training log (running means since the previous record, bits per image)",
             "",
