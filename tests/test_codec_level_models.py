@@ -41,3 +41,25 @@ def test_colour_vae_codes_at_its_training_nelbo():
     assert abs(s["nelbo_bits_per_image"] / float(t.nelbo_bits.mean()) - 1) < 0.05, s
     b = image_bounds(x, model=model, likelihood="logistic_mixture", codec=False, baselines=False)
     assert b is not None
+
+
+def test_compress_and_decompress_a_colour_checkpoint(tmp_path, monkeypatch, capsys):
+    import numpy as np
+
+    from elbits.cli import main
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    run = tmp_path / "run"
+    args = ["train", "--data", "colour-sprites", "--size", "32", "--steps", "3", "--batch-size", "8"]
+    assert main([*args, "--out", str(run), "--no-progress", "--no-tensorboard"]) in (0, None)
+    x = _levels(n=5, seed=1).numpy()
+    np.save(tmp_path / "x.npy", x)
+    assert main(["compress", str(run), str(tmp_path / "x.npy"), "-o", str(tmp_path / "x.elbb")]) in (0, None)
+    out = tmp_path / "y.npy"
+    assert main(["decompress", str(run), str(tmp_path / "x.elbb"), "-o", str(out)]) in (0, None)
+    assert np.array_equal(np.load(out), x)
+    # without IMAGES there is nothing to code: procedural dSprites are binary
+    capsys.readouterr()
+    assert main(["compress", str(run), "-o", str(tmp_path / "z.elbb")]) == 2
+    assert "needs IMAGES" in capsys.readouterr().err
+    assert not (tmp_path / "z.elbb").exists()

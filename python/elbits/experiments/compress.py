@@ -21,8 +21,11 @@ import torch
 
 from ..codec import BitsBackCodec
 from ..codec.baselines import baselines
+from ..data import images as colour_images
+from ..data.image_files import load_image_file, procedural_set
 from ..errors import InputError
-from ..evaluate import load_images, load_model, procedural_set
+from ..likelihoods.layouts import EIGHT_BIT
+from ..models.checkpoints import load_model
 
 PathLike = Union[str, Path]
 
@@ -53,11 +56,22 @@ def load_codec(checkpoint: PathLike, **settings: Any) -> tuple[BitsBackCodec, di
     return BitsBackCodec(model, likelihood_of(info), **settings), info
 
 
-def read_images(images: Optional[PathLike], limit: int, data_seed: int) -> torch.Tensor:
-    """The images to code: a file (see :func:`elbits.evaluate.load_images`) or ``limit`` procedural
-    dSprites."""
+def read_images(
+    images: Optional[PathLike], limit: int, data_seed: int, info: Optional[dict[str, Any]] = None
+) -> torch.Tensor:
+    """The images to code: for a checkpoint of an 8-bit likelihood, a folder, image file, ``.npy`` or ``.npz``
+    of uint8 levels (:func:`elbits.data.images.load_images`, at the run's ``size`` and ``preprocess``); else a
+    binary ``.npy`` or the reference PNG grid (:func:`elbits.data.image_files.load_image_file`), or ``limit``
+    procedural dSprites."""
+    config = (info or {}).get("config") or {}
+    if likelihood_of(info or {}) in EIGHT_BIT:
+        if images is None:
+            raise InputError("a checkpoint of 8-bit images needs IMAGES (a folder, an image file or a .npy)")
+        return colour_images.load_images(
+            images, size=config.get("size"), preprocess=config.get("preprocess"), cache_dir=False
+        )
     if images is not None:
-        return load_images(images)
+        return load_image_file(images)
     data = procedural_set(limit, data_seed)
     return data.images(np.arange(len(data)))[:, None]
 
@@ -78,7 +92,7 @@ def compress(
     """Code the images into ``out``; returns the summary (bits/image and bits/dim, the model's −ELBO, and
     with ``compare`` the classical codecs on the same images)."""
     codec, info = load_codec(checkpoint, **settings)
-    x = codec.check_images(read_images(images, limit, data_seed))
+    x = codec.check_images(read_images(images, limit, data_seed, info))
     with atomic_output(out, overwrite) as tmp, _bar(progress, len(x), "compress") as step:
         blob = codec.encode(x, elbo_samples=elbo_samples, progress=step)
         tmp.write_bytes(blob)
