@@ -247,26 +247,47 @@ class BitsBackCodec:
         coder = _STACK.AnsCoder(self._seed())
         with self._deterministic(env["threads"]):
             self._check_layout(x[:1])
-            # a first look at every posterior picks the precisions and sizes the steps; the coded ones
-            # come from each step's own batch, as the decoder computes them
-            glance = [self._posterior(chunk) for chunk in x.split(self.batch)]
-            mu_all, logvar_all = torch.cat([m for m, _ in glance]), torch.cat([v for _, v in glance])
-            z_dim = int(mu_all.shape[1])
+            # "auto" takes a first look at every posterior to pick the precisions and size the steps; with
+            # a fixed P each step sizes itself on its own posteriors. The coded posteriors always come from
+            # each step's own batch, as the decoder computes them.
+            pop_bits: Optional[np.ndarray] = None
             if self.latent_bits == "auto":
+                glance = [self._posterior(chunk) for chunk in x.split(self.batch)]
+                mu_all, logvar_all = torch.cat([m for m, _ in glance]), torch.cat([v for _, v in glance])
+                z_dim = int(mu_all.shape[1])
                 bits = choose_bits(mu_all, logvar_all)
+                buckets = Buckets(bits, self.latent_window)
+                pop_bits = buckets.pop_bits(mu_all, logvar_all)
             else:
+                z_dim = int(self._posterior(x[:1])[0].shape[1])
                 bits = np.full(z_dim, self.latent_bits, dtype=np.int64)
-            buckets = Buckets(bits, self.latent_window)
-            pop_bits = buckets.pop_bits(mu_all, logvar_all)
+                buckets = Buckets(bits, self.latent_window)
             prior_sizes = buckets.size.astype(np.int32)
             held: Optional[np.ndarray] = None  # the previous step's latents, not yet pushed
             sizes: list[int] = []
             start = 0
             while start < n:
-                size = plan_step(pop_bits, start, coder.num_valid_bits(), self.batch, self.ramp)
+                if pop_bits is not None:
+                    size = plan_step(pop_bits, start, coder.num_valid_bits(), self.batch, self.ramp)
+                    posterior = self._posterior(x[start : start + size])
+                else:
+                    # the largest step the ramp allows, shrunk (and its posteriors recomputed on the
+                    # smaller batch, as the decoder will) only if the stack cannot give its bits
+                    size = plan_step(np.zeros(n), start, 1 << 62, self.batch, self.ramp)
+                    posterior = self._posterior(x[start : start + size])
+                    fit = plan_step(
+                        np.concatenate([np.zeros(start), buckets.pop_bits(*posterior)]),
+                        start,
+                        coder.num_valid_bits(),
+                        self.batch,
+                        self.ramp,
+                    )
+                    if fit < size:
+                        size = fit
+                        posterior = self._posterior(x[start : start + size])
                 sizes.append(size)
                 xs = x[start : start + size]
-                groups = buckets.posterior(*self._posterior(xs))
+                groups = buckets.posterior(*posterior)
                 index = np.zeros((size, z_dim), dtype=np.int64)
                 for i in range(size):  # bits back: a posterior sample, decoded off the stack
                     before = coder.num_valid_bits()
