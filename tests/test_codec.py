@@ -13,6 +13,7 @@ from reference_files import VAE_DIR, VAE_MODEL
 from torch import nn
 
 from elbits.codec import BitsBackCodec, container, plan_step
+from elbits.codec.bitsback import ramp_step
 from elbits.errors import InputError
 from elbits.logprobs import likelihood_logprobs
 
@@ -78,6 +79,21 @@ def test_steps_grow_with_the_stack_and_are_recorded():
     header, _ = container.unpack(codec.encode(x))
     assert sum(header["steps"]) == 300 and header["steps"][0] == 1 and max(header["steps"]) == 64
     assert torch.equal(codec.decode(codec.encode(x)), x)
+
+
+@pytest.mark.parametrize("latent_bits", [10, "auto"])
+def test_steps_the_stack_cannot_give_are_shrunk(latent_bits):
+    """A fast ramp asks for more posterior bits than the stack holds early on: the step shrinks (its
+    posteriors recomputed on the smaller batch) and the file still decodes."""
+    model = TinyVAE("bernoulli", (1, 8, 8)).eval()
+    x = images_for("bernoulli", (1, 8, 8), 200, seed=3)
+    codec = BitsBackCodec(model, "bernoulli", batch=64, ramp=16.0, latent_bits=latent_bits)
+    blob = codec.encode(x)
+    steps = container.unpack(blob)[0]["steps"]
+    caps = [ramp_step(int(start), 200, 64, 16.0) for start in np.cumsum([0, *steps[:-1]])]
+    assert sum(steps) == 200 and all(s <= c for s, c in zip(steps, caps))
+    assert any(s < c for s, c in zip(steps, caps))
+    assert torch.equal(codec.decode(blob), x)
 
 
 class SharpVAE(TinyVAE):

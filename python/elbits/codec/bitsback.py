@@ -97,13 +97,25 @@ _STACK_SHARE = 0.8
 _STACK_MARGIN_BITS = 64
 
 
+def ramp_step(start: int, images: int, batch: int, ramp: float) -> int:
+    """The most images the step that begins at image ``start`` (of ``images``) may hold: ``batch``, ``ramp``
+    times the images coded so far, the images left; at least 1."""
+    return max(1, min(batch, images - start, int(start * ramp)))
+
+
+def stack_fit(pop_bits: np.ndarray, stack_bits: int) -> int:
+    """How many of the images whose posteriors take ``pop_bits`` (estimated bits each, in coding order) the
+    stack's ``stack_bits`` can give their posterior samples."""
+    room = _STACK_SHARE * (stack_bits - _STACK_MARGIN_BITS)
+    return int(np.searchsorted(np.cumsum(pop_bits), room, side="right"))
+
+
 def plan_step(pop_bits: np.ndarray, start: int, stack_bits: int, batch: int, ramp: float) -> int:
     """Images in the step that begins at image ``start``: as many as the stack's ``stack_bits`` can give
-    their posteriors (``pop_bits`` ``[N]``, estimated bits each), at most ``batch`` and ``ramp`` times the
-    images coded so far, at least 1. The encoder records the sizes, so the decoder needs no estimate."""
-    room = _STACK_SHARE * (stack_bits - _STACK_MARGIN_BITS)
-    fit = int(np.searchsorted(np.cumsum(pop_bits[start : start + batch]), room, side="right"))
-    return max(1, min(fit, batch, len(pop_bits) - start, int(start * ramp)))
+    their posteriors (``pop_bits`` ``[N]``, estimated bits each), at most :func:`ramp_step`, at least 1.
+    The encoder records the sizes, so the decoder needs no estimate."""
+    cap = ramp_step(start, len(pop_bits), batch, ramp)
+    return max(1, min(cap, stack_fit(pop_bits[start : start + cap], stack_bits)))
 
 
 def default_input(likelihood: str, model: Any = None) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -246,45 +258,33 @@ class BitsBackCodec:
         pixel_bits = np.zeros(n, dtype=np.float64)
         coder = _STACK.AnsCoder(self._seed())
         with self._deterministic(env["threads"]):
-            self._check_layout(x[:1])
-            # "auto" takes a first look at every posterior to pick the precisions and size the steps; with
-            # a fixed P each step sizes itself on its own posteriors. The coded posteriors always come from
-            # each step's own batch, as the decoder computes them.
-            pop_bits: Optional[np.ndarray] = None
+            z_dim = self._check_layout(x[:1])
+            # "auto" takes a first look at every posterior to pick the precisions, and sizes the steps on
+            # it; with a fixed P each step sizes itself on its own posteriors. The coded posteriors always
+            # come from each step's own batch, as the decoder computes them.
             if self.latent_bits == "auto":
                 glance = [self._posterior(chunk) for chunk in x.split(self.batch)]
                 mu_all, logvar_all = torch.cat([m for m, _ in glance]), torch.cat([v for _, v in glance])
-                z_dim = int(mu_all.shape[1])
                 bits = choose_bits(mu_all, logvar_all)
-                buckets = Buckets(bits, self.latent_window)
-                pop_bits = buckets.pop_bits(mu_all, logvar_all)
             else:
-                z_dim = int(self._posterior(x[:1])[0].shape[1])
                 bits = np.full(z_dim, self.latent_bits, dtype=np.int64)
-                buckets = Buckets(bits, self.latent_window)
+            buckets = Buckets(bits, self.latent_window)
+            pop_bits = buckets.pop_bits(mu_all, logvar_all) if self.latent_bits == "auto" else None
             prior_sizes = buckets.size.astype(np.int32)
             held: Optional[np.ndarray] = None  # the previous step's latents, not yet pushed
             sizes: list[int] = []
             start = 0
             while start < n:
-                if pop_bits is not None:
-                    size = plan_step(pop_bits, start, coder.num_valid_bits(), self.batch, self.ramp)
-                    posterior = self._posterior(x[start : start + size])
+                cap = ramp_step(start, n, self.batch, self.ramp)
+                posterior: Optional[tuple[torch.Tensor, torch.Tensor]] = None
+                if pop_bits is None:
+                    posterior = self._posterior(x[start : start + cap])
+                    estimate = buckets.pop_bits(*posterior)
                 else:
-                    # the largest step the ramp allows, shrunk (and its posteriors recomputed on the
-                    # smaller batch, as the decoder will) only if the stack cannot give its bits
-                    size = plan_step(np.zeros(n), start, 1 << 62, self.batch, self.ramp)
+                    estimate = pop_bits[start : start + cap]
+                size = max(1, min(cap, stack_fit(estimate, coder.num_valid_bits())))
+                if posterior is None or size < cap:  # on the step's own batch, as the decoder has it
                     posterior = self._posterior(x[start : start + size])
-                    fit = plan_step(
-                        np.concatenate([np.zeros(start), buckets.pop_bits(*posterior)]),
-                        start,
-                        coder.num_valid_bits(),
-                        self.batch,
-                        self.ramp,
-                    )
-                    if fit < size:
-                        size = fit
-                        posterior = self._posterior(x[start : start + size])
                 sizes.append(size)
                 xs = x[start : start + size]
                 groups = buckets.posterior(*posterior)
@@ -348,9 +348,9 @@ class BitsBackCodec:
             self.stats.nelbo_bits = self.nelbo_bits(x, elbo_samples)
         return blob
 
-    def _check_layout(self, x: torch.Tensor) -> None:
+    def _check_layout(self, x: torch.Tensor) -> int:
         """One decoder call on a probe z: the parameters must fit the images' shape, the coupling the
-        channels."""
+        channels. The number of latents."""
         try:
             mu, _logvar = self._posterior(x)
         except RuntimeError as e:
@@ -366,6 +366,7 @@ class BitsBackCodec:
                 f"the decoder's output {list(params.shape)} is not {self.likelihood} parameters for "
                 f"images {list(x.shape[1:])}: {e}"
             ) from None
+        return int(mu.shape[1])
 
     # ---- decoding
 
