@@ -55,17 +55,26 @@ def tables(params: torch.Tensor, likelihood: str, context: torch.Tensor, stage: 
     return lp.exp().reshape(batch, -1, lp.shape[-1]).numpy()
 
 
-def push(coder, table: np.ndarray, symbols: np.ndarray) -> None:
-    """Encode one image's ``symbols`` (levels of one stage, flattened) with its ``table``."""
+#: the coder's smallest probability (24-bit fixed point); no symbol costs more than -log2 of it
+_FLOOR = 2.0**-24
+
+
+def push(coder, table: np.ndarray, symbols: np.ndarray) -> np.ndarray:
+    """Encode the levels ``symbols`` ``[B, n]`` (one stage of B images, flattened) with their ``table``
+    (``[B, n, 256]``, or ``[B, n]`` for Bernoulli) in one coder call. The bits each image's levels cost
+    under the table, ``[B]`` float64: -log2 of the probabilities before the coder quantises them."""
     sym = np.ascontiguousarray(symbols, dtype=np.int32)
-    if table.ndim == 1:
-        coder.encode_reverse(sym, _BERNOULLI, table)
+    if table.ndim == 2:
+        coder.encode_reverse(sym.reshape(-1), _BERNOULLI, table.reshape(-1))
+        p = np.where(sym == 1, table, 1.0 - table)
     else:
-        coder.encode_reverse(sym, _CATEGORICAL, table)
+        coder.encode_reverse(sym.reshape(-1), _CATEGORICAL, table.reshape(-1, table.shape[-1]))
+        p = np.take_along_axis(table, sym[..., None], -1)[..., 0]
+    return -np.log2(np.maximum(p, _FLOOR)).sum(1)
 
 
 def pop(coder, table: np.ndarray) -> np.ndarray:
-    """Decode one image's levels of one stage (flattened, int32) with its ``table``."""
-    if table.ndim == 1:
-        return coder.decode(_BERNOULLI, table)
-    return coder.decode(_CATEGORICAL, table)
+    """The levels (int32 ``[B, n]``) of one stage of B images, pushed by :func:`push` with ``table``."""
+    if table.ndim == 2:
+        return coder.decode(_BERNOULLI, table.reshape(-1)).reshape(table.shape)
+    return coder.decode(_CATEGORICAL, table.reshape(-1, table.shape[-1])).reshape(table.shape[:2])
