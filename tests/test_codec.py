@@ -210,6 +210,63 @@ def test_corrupt_files_are_refused(small, mutate, message):
         codec.decode(mutate(blob))
 
 
+def test_every_truncation_and_many_flipped_bytes_are_refused(small):
+    _model, _x, codec, blob = small
+    for n in range(len(blob)):
+        with pytest.raises(InputError):
+            codec.decode(blob[:n])
+    for at in range(len(blob)):
+        with pytest.raises(InputError):
+            codec.decode(blob[:at] + bytes([blob[at] ^ 0x41]) + blob[at + 1 :])
+
+
+def _repack(blob, **changes):
+    """A file whose header says something else, its checksum recomputed: what a crafted file can be."""
+    header, words = container.unpack(blob)
+    return container.pack({**header, **changes}, words)
+
+
+@pytest.mark.parametrize(
+    "changes,message",
+    [
+        ({"shape": [1, 8, 9]}, "do not fit this model"),
+        ({"shape": [3, 8, 8]}, "do not fit this model"),
+        ({"z_dim": 5, "latent_bits": [12] * 5}, "do not fit this model"),
+        ({"images": 2**33}, "images .* is over|do not add up"),
+        ({"seed_words": 10**6}, "seed_words .* is over"),
+        # four billion steps of one image: refused before a list of them is made
+        ({"images": 2**32 - 1, "batch": 1}, "do not add up"),
+    ],
+)
+def test_crafted_headers_with_a_valid_checksum_are_refused(small, changes, message):
+    _model, _x, codec, blob = small
+    with pytest.raises(InputError, match=message):
+        codec.decode(_repack(blob, **changes))
+
+
+def test_more_steps_than_a_file_holds_are_refused_before_coding(small, monkeypatch):
+    _model, x, codec, _blob = small
+    monkeypatch.setattr(container, "MAX_STEPS", 4)
+    with pytest.raises(InputError, match="raise batch"):
+        codec.encode(x)
+
+
+def test_a_payload_of_broken_words_is_refused(small):
+    _model, _x, codec, blob = small
+    body = blob[: -container._DIGEST] + b"\x00"
+    with pytest.raises(InputError, match="whole 32-bit words"):
+        codec.decode(body + container._digest(body))
+
+
+def test_the_header_is_a_few_dozen_bytes(small):
+    _model, _x, _codec, blob = small
+    header, words = container.unpack(blob)
+    assert container.header_bytes(blob) == len(blob) - 4 * len(words)
+    # 39 bytes of fixed fields, fingerprints, one P for all 4 latents and checksum; the steps, a byte each
+    assert container.header_bytes(blob) <= 41 + len(header["steps"]), container.header_bytes(blob)
+    assert header["latent_window"] == 5.0 and header["steps"][0] == 1
+
+
 def test_another_model_is_refused(small):
     _model, _x, _codec, blob = small
     other = BitsBackCodec(TinyVAE("bernoulli", (1, 8, 8), seed=1), "bernoulli")

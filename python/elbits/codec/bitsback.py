@@ -237,6 +237,14 @@ class BitsBackCodec:
             "threads": torch.get_num_threads(),
         }
 
+    def _environment_digest(self) -> tuple[str, str]:
+        """``(digest as files store it, the words it was taken of)``."""
+        env = self._environment()
+        return (
+            container.environment_digest(env["torch"], env["cpu_capability"]),
+            f"torch {env['torch']}, CPU capability {env['cpu_capability']}",
+        )
+
     @contextmanager
     def _deterministic(self, threads: int) -> Iterator[None]:
         was_training, old_threads = self._net.training, torch.get_num_threads()
@@ -293,6 +301,11 @@ class BitsBackCodec:
         """The compressed bytes of ``images`` (uint8 ``[N, C, H, W]``). Sets :attr:`stats`; with
         ``elbo_samples`` > 0 it also holds the model's −ELBO of the images (D over that many samples)."""
         x = self.check_images(images)
+        if -(-x.shape[0] // self.batch) > container.MAX_STEPS // 2:
+            raise InputError(
+                f"{x.shape[0]} images in batches of {self.batch} are more steps than a file holds "
+                f"({container.MAX_STEPS}): raise batch"
+            )
         env = self._environment()
         t0 = time.perf_counter()
         n = x.shape[0]
@@ -380,7 +393,8 @@ class BitsBackCodec:
             "batch": self.batch,
             "seed_words": self.seed_words,
             "model_sha256": self.fingerprint,
-            **env,
+            "environment": self._environment_digest()[0],
+            "threads": env["threads"],
         }
         net += pixel_bits
         blob = container.pack(header, coder.get_compressed())
@@ -421,6 +435,25 @@ class BitsBackCodec:
 
     # ---- decoding
 
+    def _check_file_layout(self, shape: tuple[int, ...], z_dim: int) -> None:
+        """A file whose checksum holds but whose image shape or latent count this model cannot have written
+        (a crafted one) is refused before anything is allocated for its images."""
+        bad = InputError(
+            f"the file's images {list(shape)} with {z_dim} latents do not fit this model (corrupt file)"
+        )
+        try:
+            params = self._net.decode(torch.zeros((1, z_dim), dtype=torch.float32)).to(torch.float32)
+        except RuntimeError:
+            raise bad from None
+        # every likelihood has at least one parameter a subpixel, which bounds the probe below
+        if int(np.prod(shape)) > params[0].numel():
+            raise bad
+        try:
+            for stage in pixels.stages(self.likelihood, shape[0]):
+                pixels.tables(params, self.likelihood, torch.zeros((1, *shape), dtype=torch.int64), stage)
+        except (RuntimeError, InputError):
+            raise bad from None
+
     def decode(
         self, blob: bytes, *, strict: bool = True, progress: Optional[Callable[[int], None]] = None
     ) -> torch.Tensor:
@@ -435,10 +468,11 @@ class BitsBackCodec:
         sizes = [int(b) for b in header["steps"]]
         if sum(sizes) != n or min(sizes, default=0) < 1:
             raise InputError("the compressed data's step sizes do not add up to its images (corrupt file)")
-        out = torch.empty((n, *shape), dtype=torch.uint8)
         coder = _STACK.AnsCoder(words.copy())
         bounds = np.cumsum([0, *sizes])
         with self._deterministic(int(header["threads"])):
+            self._check_file_layout(shape, int(header["z_dim"]))
+            out = torch.empty((n, *shape), dtype=torch.uint8)
             index = self._pop_prior(coder, sizes[-1], prior_sizes)
             for s in reversed(range(len(sizes))):
                 start, size = int(bounds[s]), sizes[s]
@@ -485,15 +519,13 @@ class BitsBackCodec:
                 f"the file was written with likelihood {header.get('likelihood')!r}, this codec has "
                 f"{self.likelihood!r}"
             )
-        if strict:
-            env = self._environment()
-            for key in ("torch", "cpu_capability"):
-                if header.get(key) != env[key]:
-                    raise InputError(
-                        f"the file was written under {key} {header.get(key)!r}, this is {env[key]!r}: "
-                        "the probabilities may differ by a rounding, which ANS cannot survive "
-                        "(decode where it was encoded, or pass strict=False at your own risk)"
-                    )
+        digest, here = self._environment_digest()
+        if strict and header.get("environment") != digest:
+            raise InputError(
+                f"the file was written under another torch version or CPU capability than this {here}: "
+                "the probabilities may differ by a rounding, which ANS cannot survive "
+                "(decode where it was encoded, or pass strict=False at your own risk)"
+            )
 
     # ---- the figure to compare with
 

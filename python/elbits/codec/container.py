@@ -1,13 +1,17 @@
 """The compressed file: a compact binary header, the ANS words, a checksum trailer.
 
-Layout (little endian): ``MAGIC`` (4 bytes) | format version (u8) | fixed fields (``_FIELDS``: likelihood,
-image dtype and shape, number of images, latents, window, start-up words, thread count, the model's
-fingerprint) | each latent's precision P (u8, ``z_dim`` of them) | the images per step, as runs (LEB128
-varints: the number of runs, then size and count of each) | torch version and CPU capability
-(length-prefixed ASCII) | payload
-length (u32 words) | payload (the coder's u32 words) | the first 8 bytes of the SHA-256 of everything
-before it. The header is a few dozen bytes because every image of a small set pays its share of it.
-Nothing is decoded from a file that fails any check.
+Layout (little endian; "varint" is unsigned LEB128): ``MAGIC`` (4 bytes) | format version (u8) |
+likelihood and image dtype (u8 codes) | channels, height, width, number of images, latents (varints) |
+latent window (float32, sigmas) | start-up words, thread count (varints) | the first 8 bytes of the
+SHA-256 of the model's parameters | the first 4 bytes of the SHA-256 of the torch version and CPU
+capability | the latents' precision: one P (u8) for all, or 0 and then each latent's P (u8, ``z_dim`` of
+them) | the images per step (varints: ``batch``, the count of leading steps given one by one, their sizes;
+every later step holds ``batch`` images but the last, which holds what is left) | payload (the coder's
+u32 words, to the trailer) | the first 8 bytes of the SHA-256 of everything before it.
+
+The header is a few dozen bytes because every image of a small set pays its share of it; the payload's
+length is what is left between header and trailer, which the checksum covers. Nothing is decoded from a
+file that fails any check.
 """
 
 from __future__ import annotations
@@ -23,28 +27,34 @@ from ..errors import InputError
 from ..logprobs import DISCRETE
 
 MAGIC = b"ELBB"
-VERSION = 2
+VERSION = 3
 _DIGEST = 8
 _FINGERPRINT = 8
-# name, struct code
-_FIELDS = (
-    ("likelihood", "B"),
-    ("dtype", "B"),
-    ("channels", "H"),
-    ("height", "H"),
-    ("width", "H"),
-    ("images", "I"),
-    ("z_dim", "H"),
-    ("latent_window", "d"),
-    ("seed_words", "H"),
-    ("threads", "H"),
-)
-_FIXED = struct.Struct("<4sB" + "".join(code for _, code in _FIELDS) + f"{_FINGERPRINT}s")
+_ENVIRONMENT = 4
 _DTYPES = ("uint8",)
+_CODES = struct.Struct("<BB")
+_WINDOW = struct.Struct("<f")
+#: magic, version, codes, one byte per varint, window, fingerprints, P, batch and count of steps, trailer
+_SHORTEST = len(MAGIC) + 1 + 2 + 5 + 4 + 2 + _FINGERPRINT + _ENVIRONMENT + 1 + 2 + _DIGEST
+#: the varint fields after the codes, in file order, and the two after the window
+_SIZES = ("channels", "height", "width", "images", "z_dim")
+_COUNTS = ("seed_words", "threads")
+#: a file codes at most this many steps (batches of images), so that what a file claims stays cheap to read
+MAX_STEPS = 1 << 24
+#: the largest value a file may give each varint field: what a file claims is checked before it is used
+_LIMITS = dict(
+    channels=65535, height=65535, width=65535, images=2**32 - 1, z_dim=65535, seed_words=4096, threads=65535
+)
 
 
 def _digest(data: bytes) -> bytes:
     return hashlib.sha256(data).digest()[:_DIGEST]
+
+
+def environment_digest(torch_version: str, cpu_capability: str) -> str:
+    """What a file records of where it was encoded (hex): a digest of the torch version and CPU capability,
+    the two things besides the model and thread count that decide how the probabilities round."""
+    return hashlib.sha256(f"{torch_version}|{cpu_capability}".encode()).digest()[:_ENVIRONMENT].hex()
 
 
 def model_fingerprint(model: torch.nn.Module) -> str:
@@ -62,52 +72,50 @@ def model_fingerprint(model: torch.nn.Module) -> str:
 
 
 def pack(header: dict[str, Any], words: np.ndarray) -> bytes:
-    """The file's bytes for ``header`` (the keys of ``_FIELDS``, ``shape``, ``latent_bits`` (one P per
-    latent), ``steps`` (images per step), ``model_sha256``, ``torch``, ``cpu_capability``) and the coder's
-    ``words`` (u32)."""
+    """The file's bytes for ``header`` (``likelihood``, ``dtype``, ``shape``, ``images``, ``z_dim``,
+    ``latent_window`` (float32-representable), ``seed_words``, ``threads``, ``model_sha256``,
+    ``environment`` (:func:`environment_digest`), ``latent_bits`` (one P per latent), ``steps`` (images per
+    step), ``batch``) and the coder's ``words`` (u32)."""
     c, h, w = header["shape"]
-    values = dict(
-        header,
-        likelihood=DISCRETE.index(header["likelihood"]),
-        dtype=_DTYPES.index(header["dtype"]),
-        channels=c,
-        height=h,
-        width=w,
-    )
-    fixed = _FIXED.pack(
-        MAGIC,
-        VERSION,
-        *(values[name] for name, _ in _FIELDS),
-        bytes.fromhex(header["model_sha256"])[:_FINGERPRINT],
-    )
-    text = b"".join(
-        bytes([len(s)]) + s for s in (header["torch"].encode()[:255], header["cpu_capability"].encode()[:255])
-    )
-    bits = bytes(int(b) for b in header["latent_bits"])
-    if len(bits) != header["z_dim"]:
-        raise ValueError(f"{len(bits)} latent precisions for {header['z_dim']} latents")
-    payload = np.ascontiguousarray(words, dtype="<u4").tobytes()
-    body = (
-        fixed
-        + bits
-        + _pack_steps(header["steps"], header["batch"])
-        + text
-        + struct.pack("<I", len(words))
-        + payload
+    sizes = dict(channels=c, height=h, width=w, images=header["images"], z_dim=header["z_dim"])
+    window = _WINDOW.pack(header["latent_window"])
+    if _WINDOW.unpack(window)[0] != header["latent_window"]:
+        raise ValueError(f"latent_window {header['latent_window']!r} is not a float32")
+    if len(header["steps"]) > MAX_STEPS:
+        raise ValueError(f"{len(header['steps'])} steps, a file holds at most {MAX_STEPS}")
+    bits = [int(b) for b in header["latent_bits"]]
+    if len(bits) != header["z_dim"] or not all(1 <= b <= 255 for b in bits):
+        raise ValueError(f"latent precisions {bits} for {header['z_dim']} latents")
+    body = b"".join(
+        [
+            MAGIC,
+            bytes([VERSION]),
+            _CODES.pack(DISCRETE.index(header["likelihood"]), _DTYPES.index(header["dtype"])),
+            *(_varint(sizes[k]) for k in _SIZES),
+            window,
+            *(_varint(header[k]) for k in _COUNTS),
+            bytes.fromhex(header["model_sha256"])[:_FINGERPRINT],
+            bytes.fromhex(header["environment"])[:_ENVIRONMENT],
+            bytes([bits[0]]) if len(set(bits)) == 1 else bytes([0, *bits]),
+            _pack_steps(header["steps"], header["batch"]),
+            np.ascontiguousarray(words, dtype="<u4").tobytes(),
+        ]
     )
     return body + _digest(body)
 
 
 def header_bytes(blob: bytes) -> int:
     """Bytes of a file that are not ANS words: magic, version, header, trailer."""
-    return len(blob) - 4 * struct.unpack_from("<I", blob, _text_end(blob))[0]
+    return len(blob) - 4 * _words(blob)
 
 
-def _bits_end(blob: bytes) -> int:
-    return _FIXED.size + _FIXED.unpack_from(blob)[2 + [name for name, _ in _FIELDS].index("z_dim")]
+def _words(blob: bytes) -> int:
+    return (len(blob) - _DIGEST - _Reader(blob).header()[1]) // 4
 
 
 def _varint(value: int) -> bytes:
+    if value < 0:
+        raise ValueError(f"a varint cannot hold {value}")
     out = bytearray()
     while True:
         out.append((value & 0x7F) | (0x80 if value > 0x7F else 0))
@@ -116,28 +124,13 @@ def _varint(value: int) -> bytes:
             return bytes(out)
 
 
-def _read_varint(blob: bytes, pos: int) -> tuple[int, int]:
-    """``(value, next position)``; position past ``len(blob)`` for a varint cut short."""
-    value = shift = 0
-    while pos < len(blob) and shift < 35:
-        byte = blob[pos]
-        value |= (byte & 0x7F) << shift
-        pos, shift = pos + 1, shift + 7
-        if not byte & 0x80:
-            return value, pos
-    return value, len(blob) + 1
-
-
 def _pack_steps(sizes: list[int], batch: int) -> bytes:
-    """The step sizes as varints: ``batch``, the count of leading steps given one by one (the ramp-up),
-    those sizes; every later step holds ``batch`` images but the last, which holds what is left."""
     explicit = len(sizes) - (1 if sizes and sizes[-1] < batch else 0)
     while explicit and sizes[explicit - 1] == batch:
         explicit -= 1
     if _tail(sizes[:explicit], sum(sizes), batch) != sizes:
         explicit = len(sizes)
-    head = sizes[:explicit]
-    return _varint(batch) + _varint(explicit) + b"".join(_varint(b) for b in head)
+    return _varint(batch) + _varint(explicit) + b"".join(_varint(b) for b in sizes[:explicit])
 
 
 def _tail(head: list[int], images: int, batch: int) -> list[int]:
@@ -147,24 +140,69 @@ def _tail(head: list[int], images: int, batch: int) -> list[int]:
     return head + [batch] * (left // batch) + ([left % batch] if left % batch else [])
 
 
-def _read_steps(blob: bytes, pos: int, images: int) -> tuple[list[int], int]:
-    batch, pos = _read_varint(blob, pos)
-    explicit, pos = _read_varint(blob, pos)
-    head: list[int] = []
-    for _ in range(min(explicit, len(blob))):
-        b, pos = _read_varint(blob, pos)
-        head.append(b)
-    return _tail(head, images, batch), pos
+class _Truncated(Exception):
+    pass
 
 
-def _text_end(blob: bytes) -> int:
-    """Where the length-prefixed texts end; past ``len(blob)`` for a file cut inside them."""
-    pos = _read_steps(blob, _bits_end(blob), 0)[1]
-    for _ in range(2):
-        if pos >= len(blob):
-            return len(blob) + 1
-        pos += 1 + blob[pos]
-    return pos
+class _Corrupt(Exception):
+    pass
+
+
+class _Reader:
+    """Reads the header fields in file order; :class:`_Truncated` for a file that ends inside them."""
+
+    def __init__(self, blob: bytes) -> None:
+        self.blob, self.pos = blob, 0
+
+    def take(self, n: int) -> bytes:
+        if self.pos + n > len(self.blob):
+            raise _Truncated
+        out = self.blob[self.pos : self.pos + n]
+        self.pos += n
+        return out
+
+    def varint(self) -> int:
+        value = shift = 0
+        while shift < 35:
+            byte = self.take(1)[0]
+            value |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                return value
+        raise _Truncated  # no field is this long: a file of garbage
+
+    def header(self) -> tuple[dict[str, Any], int]:
+        """``(fields, where the payload starts)``, the codes still numbers."""
+        out: dict[str, Any] = {}
+        self.take(len(MAGIC) + 1)
+        out["likelihood"], out["dtype"] = _CODES.unpack(self.take(_CODES.size))
+        for key in _SIZES:
+            out[key] = self.bounded(key)
+        (out["latent_window"],) = _WINDOW.unpack(self.take(_WINDOW.size))
+        for key in _COUNTS:
+            out[key] = self.bounded(key)
+        out["model_sha256"] = self.take(_FINGERPRINT).hex()
+        out["environment"] = self.take(_ENVIRONMENT).hex()
+        first = self.take(1)[0]
+        out["latent_bits"] = [first] * out["z_dim"] if first else list(self.take(out["z_dim"]))
+        batch, explicit = self.varint(), self.varint()
+        if explicit > len(self.blob):
+            raise _Truncated
+        head = [self.varint() for _ in range(explicit)]
+        if (
+            batch < 1
+            or sum(head) > out["images"]
+            or explicit + (out["images"] - sum(head)) // batch > MAX_STEPS
+        ):
+            raise _Corrupt("its step sizes do not add up to its images")
+        out["steps"], out["batch"] = _tail(head, out["images"], batch), batch
+        return out, self.pos
+
+    def bounded(self, key: str) -> int:
+        value = self.varint()
+        if value > _LIMITS[key]:
+            raise _Corrupt(f"the header's {key} {value} is over {_LIMITS[key]}")
+        return value
 
 
 def unpack(blob: bytes, where: str = "the compressed data") -> tuple[dict[str, Any], np.ndarray]:
@@ -180,30 +218,26 @@ def unpack(blob: bytes, where: str = "the compressed data") -> tuple[dict[str, A
             f"{where}: elbits bits-back format version {blob[len(MAGIC)]}; this elbits reads "
             f"version {VERSION}"
         )
-    if len(blob) < _FIXED.size + 4 + _DIGEST or _text_end(blob) + 4 + _DIGEST > len(blob):
+    if len(blob) < _SHORTEST:
         raise InputError(f"{where}: truncated ({len(blob)} bytes is shorter than its header)")
     body, digest = blob[:-_DIGEST], blob[-_DIGEST:]
     if _digest(body) != digest:
         raise InputError(f"{where}: checksum mismatch: the file is corrupted or truncated")
-    fields = _FIXED.unpack_from(body)
-    header: dict[str, Any] = dict(zip([name for name, _ in _FIELDS], fields[2:-1]))
-    pos = _bits_end(body)
-    header["latent_bits"] = list(body[_FIXED.size : pos])
-    header["steps"], pos = _read_steps(body, pos, header["images"])
-    for key in ("torch", "cpu_capability"):
-        n = body[pos]
-        header[key] = body[pos + 1 : pos + 1 + n].decode("ascii", "replace")
-        pos += 1 + n
-    (n_words,) = struct.unpack_from("<I", body, pos)
-    payload = body[pos + 4 :]
-    if len(payload) != 4 * n_words:
-        raise InputError(f"{where}: the payload is {len(payload)} bytes, its header says {4 * n_words}")
+    # past the checksum, a header that does not parse was written so on purpose
+    try:
+        header, start = _Reader(body).header()
+    except _Truncated:
+        raise InputError(f"{where}: the header ends before its fields do (corrupt file)") from None
+    except _Corrupt as e:
+        raise InputError(f"{where}: {e} (corrupt file)") from None
+    payload = body[start:]
+    if len(payload) % 4:
+        raise InputError(f"{where}: the payload is {len(payload)} bytes, not whole 32-bit words")
     if header["likelihood"] >= len(DISCRETE) or header["dtype"] >= len(_DTYPES):
         raise InputError(f"{where}: unknown likelihood or dtype code in the header")
     header.update(
         likelihood=DISCRETE[header["likelihood"]],
         dtype=_DTYPES[header["dtype"]],
         shape=[header.pop("channels"), header.pop("height"), header.pop("width")],
-        model_sha256=fields[-1].hex(),
     )
     return header, np.frombuffer(payload, dtype="<u4").astype(np.uint32)

@@ -45,10 +45,11 @@ def check_bits(bits: object) -> int:
 
 
 def check_window(window: object) -> float:
-    """``window`` as a number of sigmas in [1, 40]; :class:`InputError` otherwise."""
+    """``window`` as a number of sigmas in [1, 40], rounded to float32 as the file stores it;
+    :class:`InputError` otherwise."""
     if not (isinstance(window, (int, float)) and np.isfinite(window) and 1.0 <= window <= 40.0):
         raise InputError(f"latent_window must be a number of sigmas in [1, 40], got {window!r}")
-    return float(window)
+    return float(np.float32(window))
 
 
 def choose_bits(mu: torch.Tensor, logvar: torch.Tensor, per_sigma: float = BUCKETS_PER_SIGMA) -> np.ndarray:
