@@ -106,6 +106,23 @@ class SharpVAE(TinyVAE):
         )
 
 
+def test_prior_indices_are_scrambled_by_a_bijection_of_every_precision():
+    from elbits.codec.latents import MAX_BITS, MIN_BITS, Buckets
+
+    bits = list(range(MIN_BITS, MAX_BITS + 1))
+    buckets = Buckets(bits, 5.0)
+    for d, p in enumerate(bits):
+        index = np.zeros((1 << p, len(bits)), dtype=np.int64)
+        index[:, d] = np.arange(1 << p)
+        code = buckets.scramble(index)[:, d]
+        assert np.array_equal(np.sort(code), np.arange(1 << p)), p
+        assert np.array_equal(buckets.unscramble(buckets.scramble(index))[:, d], index[:, d])
+    # neighbouring buckets (the posterior noise in an index's low bits) land far apart, high bits included
+    index = np.arange(4096)[:, None]
+    code = Buckets([12], 5.0).scramble(index)[:, 0]
+    assert len(np.unique(code[:64] >> 6)) > 32  # of 64 values; random draws would give ~40
+
+
 def test_auto_precision_follows_the_posteriors_and_is_in_the_file():
     model = SharpVAE("bernoulli", (1, 8, 8)).eval()
     x = images_for("bernoulli", (1, 8, 8), 40)

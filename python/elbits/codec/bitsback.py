@@ -325,7 +325,6 @@ class BitsBackCodec:
                 bits = np.full(z_dim, self.latent_bits, dtype=np.int64)
             buckets = Buckets(bits, self.latent_window)
             pop_bits = buckets.pop_bits(mu_all, logvar_all) if self.latent_bits == "auto" else None
-            prior_sizes = buckets.size.astype(np.int32)
             held: Optional[np.ndarray] = None  # the previous step's latents, not yet pushed
             per_image: Optional[float] = None
             sizes: list[int] = []
@@ -364,7 +363,7 @@ class BitsBackCodec:
                 # random) rather than from its latent indices, which are far from random bits wherever
                 # the model's aggregate posterior is far from its prior (docs/codec.md).
                 if held is not None:
-                    self._push_prior(coder, held, prior_sizes)
+                    self._push_prior(coder, held, buckets)
                 held = index
                 params = self._params(buckets, index)
                 context = xs.to(torch.int64)
@@ -380,7 +379,7 @@ class BitsBackCodec:
                 if progress is not None:
                     progress(size)
             assert held is not None
-            self._push_prior(coder, held, prior_sizes)
+            self._push_prior(coder, held, buckets)
         header = {
             "likelihood": self.likelihood,
             "shape": list(x.shape[1:]),
@@ -464,7 +463,6 @@ class BitsBackCodec:
         shape = tuple(int(s) for s in header["shape"])
         n = int(header["images"])
         buckets = Buckets(header["latent_bits"], header["latent_window"])
-        prior_sizes = buckets.size.astype(np.int32)
         sizes = [int(b) for b in header["steps"]]
         if sum(sizes) != n or min(sizes, default=0) < 1:
             raise InputError("the compressed data's step sizes do not add up to its images (corrupt file)")
@@ -473,7 +471,7 @@ class BitsBackCodec:
         with self._deterministic(int(header["threads"])):
             self._check_file_layout(shape, int(header["z_dim"]))
             out = torch.empty((n, *shape), dtype=torch.uint8)
-            index = self._pop_prior(coder, sizes[-1], prior_sizes)
+            index = self._pop_prior(coder, sizes[-1], buckets)
             for s in reversed(range(len(sizes))):
                 start, size = int(bounds[s]), sizes[s]
                 params = self._params(buckets, index)
@@ -486,7 +484,7 @@ class BitsBackCodec:
                 xs = context.to(torch.uint8)
                 latents = index.reshape(-1)
                 if s > 0:
-                    index = self._pop_prior(coder, sizes[s - 1], prior_sizes)
+                    index = self._pop_prior(coder, sizes[s - 1], buckets)
                 # give the posterior's bits back, the groups in the reverse of the encoder's order
                 for rows, first, table in reversed(buckets.posterior(*self._posterior(xs))):
                     sym = latents[rows] - first
@@ -504,12 +502,14 @@ class BitsBackCodec:
         return out
 
     @staticmethod
-    def _push_prior(coder: Any, index: np.ndarray, sizes: np.ndarray) -> None:
-        coder.encode_reverse(index.reshape(-1).astype(np.int32), _UNIFORM, np.tile(sizes, len(index)))
+    def _push_prior(coder: Any, index: np.ndarray, buckets: Buckets) -> None:
+        sizes = np.tile(buckets.size.astype(np.int32), len(index))
+        coder.encode_reverse(buckets.scramble(index).reshape(-1).astype(np.int32), _UNIFORM, sizes)
 
     @staticmethod
-    def _pop_prior(coder: Any, images: int, sizes: np.ndarray) -> np.ndarray:
-        return coder.decode(_UNIFORM, np.tile(sizes, images)).astype(np.int64).reshape(images, len(sizes))
+    def _pop_prior(coder: Any, images: int, buckets: Buckets) -> np.ndarray:
+        code = coder.decode(_UNIFORM, np.tile(buckets.size.astype(np.int32), images))
+        return buckets.unscramble(code.astype(np.int64).reshape(images, len(buckets.size)))
 
     def _check_header(self, header: dict[str, Any], strict: bool) -> None:
         if not self.fingerprint.startswith(header.get("model_sha256", "-")):

@@ -36,6 +36,9 @@ BUCKETS_PER_SIGMA = 2.0
 #: float64 elements of a posterior table computed at once (2 MiB, within a core's cache)
 _BLOCK_ELEMENTS = 1 << 18
 
+#: the multipliers of :meth:`Buckets.scramble`, cut to P bits (and made odd): constants of the file format
+_MIX = (0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9)
+
 
 def check_bits(bits: object) -> int:
     """``bits`` as a precision P in ``MIN_BITS..MAX_BITS``; :class:`InputError` otherwise."""
@@ -89,6 +92,35 @@ class Buckets:
         self._edges = torch.cat([_edges(b) for b in distinct])
         self._offset = torch.as_tensor(at[np.searchsorted(distinct, self.bits)], dtype=torch.int64)
         self._size = torch.as_tensor(self.size, dtype=torch.float64)
+        self._mask = self.size - 1
+        self._shift = (self.bits + 1) // 2
+        self._mul = [np.array([(c & int(m)) | 1 for m in self._mask], dtype=np.int64) for c in _MIX]
+        self._inv = [np.array([pow(int(a), -1, int(n)) for a, n in zip(mul, self.size)]) for mul in self._mul]
+
+    def scramble(self, index: np.ndarray) -> np.ndarray:
+        """Bucket indices ``index`` ``[B, Z]`` through a fixed bijection of each latent's 0..2^P - 1, as
+        they are pushed under the prior (which still costs exactly P bits each); :meth:`unscramble` inverts
+        it. Later posteriors are decoded from these bits in part, and raw indices are far from random
+        where the aggregate posterior is not the prior (their high bits follow mu): that put later
+        posterior samples at biased quantiles, +0.4 % on the checkpoint's rate over four sets of 1,000
+        images. Xor-shifts by half the width and odd multiplications modulo 2^P make every bit of the
+        result depend on every bit of the index."""
+        x = np.asarray(index, dtype=np.int64).copy()
+        for mul in self._mul:
+            x ^= x >> self._shift
+            x = (x * mul) & self._mask
+        x ^= x >> self._shift
+        return x
+
+    def unscramble(self, code: np.ndarray) -> np.ndarray:
+        """The bucket indices ``[B, Z]`` that :meth:`scramble` maps to ``code``: an xor-shift by at least
+        half the width is its own inverse, a multiplication's inverse is by the multiplier's inverse."""
+        x = np.asarray(code, dtype=np.int64).copy()
+        for inv in reversed(self._inv):
+            x ^= x >> self._shift
+            x = (x * inv) & self._mask
+        x ^= x >> self._shift
+        return x
 
     def pop_bits(self, mu: torch.Tensor, logvar: torch.Tensor) -> np.ndarray:
         """About how many bits each posterior of ``mu``, ``logvar`` ``[N, Z]`` takes off the stack, ``[N]``
