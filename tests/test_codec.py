@@ -249,14 +249,19 @@ def _repack(blob, **changes):
         ({"shape": [1, 8, 9]}, "do not fit this model"),
         ({"shape": [3, 8, 8]}, "do not fit this model"),
         ({"z_dim": 5, "latent_bits": [12] * 5}, "do not fit this model"),
-        ({"images": 2**33}, "images .* is over|do not add up"),
-        ({"seed_words": 10**6}, "seed_words .* is over"),
+        ({"images": 2**33}, "images .* is outside"),
+        ({"seed_words": 10**6}, "seed_words .* is outside"),
+        ({"threads": 0}, "threads 0 is outside"),
+        ({"shape": [1, 1, 1]}, "do not fit this model"),
         # four billion steps of one image: refused before a list of them is made
         ({"images": 2**32 - 1, "batch": 1}, "do not add up"),
+        # one step of four billion images: refused before anything is allocated for them
+        ({"images": 2**32 - 1, "steps": [2**32 - 1], "batch": 2**32 - 1}, "out of range"),
     ],
 )
-def test_crafted_headers_with_a_valid_checksum_are_refused(small, changes, message):
+def test_crafted_headers_with_a_valid_checksum_are_refused(small, changes, message, monkeypatch):
     _model, _x, codec, blob = small
+    monkeypatch.setattr(container, "_check_steps", lambda steps, batch: None)  # what the encoder would refuse
     with pytest.raises(InputError, match=message):
         codec.decode(_repack(blob, **changes))
 
@@ -282,6 +287,43 @@ def test_the_header_is_a_few_dozen_bytes(small):
     # 39 bytes of fixed fields, fingerprints, one P for all 4 latents and checksum; the steps, a byte each
     assert container.header_bytes(blob) <= 41 + len(header["steps"]), container.header_bytes(blob)
     assert header["latent_window"] == 5.0 and header["steps"][0] == 1
+
+
+def test_a_file_with_other_start_up_words_decodes_with_a_default_codec(small):
+    model, x, _codec, _blob = small
+    blob = BitsBackCodec(model, "bernoulli", batch=8, seed_words=9).encode(x)
+    assert torch.equal(BitsBackCodec(model, "bernoulli").decode(blob), x)
+
+
+class ViewAfterConv(nn.Module):
+    """A model whose encoder ``.view``s a convolution's output: it cannot run channels-last."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.head = nn.Linear(4 * 64, 6)
+        self.dec = nn.Linear(3, 64)
+
+    def encode(self, x):
+        h = self.conv(x).view(x.shape[0], -1)
+        return self.head(h).chunk(2, 1)
+
+    def decode(self, z):
+        return self.dec(z).view(-1, 1, 8, 8)
+
+
+def test_a_model_that_cannot_run_channels_last_codes_in_its_own_layout():
+    model = ViewAfterConv().eval()
+    with pytest.raises(RuntimeError):
+        model.to(memory_format=torch.channels_last).encode(
+            torch.zeros(2, 1, 8, 8).contiguous(memory_format=torch.channels_last)
+        )
+    model.to(memory_format=torch.contiguous_format)
+    x = images_for("bernoulli", (1, 8, 8), 30)
+    blob = BitsBackCodec(model, "bernoulli", batch=8).encode(x)
+    assert torch.equal(BitsBackCodec(model, "bernoulli").decode(blob), x)
+    assert model.conv.weight.is_contiguous()  # the user's model is not the codec's to re-lay
 
 
 def test_another_model_is_refused(small):

@@ -7,11 +7,12 @@ as a posterior sample. It then pushes x with p(x|z) and z with the prior p(z). N
 decoder runs the steps backwards: pops z with the prior, x with p(x|z), and pushes z back with q(z|x) —
 returning exactly the bits the encoder took, which is why the posterior's bits come back.
 
-Images are coded in steps of a batch each, so that the networks run batched and every coder call is
-vectorised over a whole step: a step pops the latents of all its images, then pushes their pixels and
-their latents. The first steps are small (a batch of 1, growing with the images coded so far): popping
-needs bits on the stack, and a small deterministic seed of random words provides them for the first
-image. That seed is the start-up cost, reported apart from the images' net bits.
+Images are coded in steps of a batch each, so that the networks run batched and the coder is called
+once per group of a step's posteriors and once per chunk of its pixel tables: a step pops the latents of
+all its images, then pushes their pixels and their latents. The first steps are small (a batch of 1,
+growing with the images coded so far): popping needs bits on the stack, and a small deterministic seed of
+random words provides them for the first image. That seed is the start-up cost, reported apart from the
+images' net bits.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Optional, Union
+from typing import Any, Optional, TypeVar, Union
 
 import constriction
 import numpy as np
@@ -36,6 +37,7 @@ from .latents import Buckets, check_bits, check_window, choose_bits
 
 _STACK = constriction.stream.stack
 _UNIFORM = constriction.stream.model.Uniform()  # each latent's bucket count passed per symbol
+_T = TypeVar("_T")
 _SEED_STATE = 0x656C62697473  # the seed words are a constant of the format, never user data
 
 
@@ -139,20 +141,18 @@ def _share(guess: np.ndarray, exact: int) -> np.ndarray:
     return guess * (exact / total)
 
 
-def _channels_last_copy(model: nn.Module) -> Any:
-    """The codec's own copy of ``model``, its 4-D weights channels-last (oneDNN's fast layout for
-    convolutions on the CPU: the Burgess decoder runs ~1.5x faster); ``model`` itself where it cannot be
-    copied. A copy also keeps the codec on the parameters its fingerprint was taken from."""
+def _own_copy(model: nn.Module) -> Optional[nn.Module]:
+    """The codec's own copy of ``model``, which keeps it on the parameters its fingerprint was taken from
+    and may be laid out channels-last; None where ``model`` cannot be copied."""
     try:
-        return copy.deepcopy(model).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        return copy.deepcopy(model)
     except (RuntimeError, TypeError, ValueError, AttributeError, copy.Error):
-        return model
+        return None
 
 
-def _channels_last(x: Any) -> Any:
-    return (
-        x.contiguous(memory_format=torch.channels_last) if isinstance(x, torch.Tensor) and x.dim() == 4 else x
-    )
+def _layout(net: nn.Module, channels_last: bool) -> None:
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    net.to(memory_format=fmt)  # type: ignore[call-overload]
 
 
 def default_input(likelihood: str, model: Any = None) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -192,9 +192,10 @@ class BitsBackCodec:
     version, CPU capability and thread count as encoding; the file records them and :meth:`decode`
     refuses a mismatch unless ``strict=False``. The batch composition is fixed by the file.
 
-    The codec runs its own copy of ``model`` (4-D weights channels-last, the CPU's fast layout for
-    convolutions), taken at construction: training ``model`` afterwards does not change what this codec
-    codes, as its fingerprint would not either. The copy costs the model's memory once more.
+    The codec runs its own copy of ``model``, taken at construction (channels-last where the model runs
+    so, the CPU's fast layout for convolutions): training ``model`` afterwards does not change what this
+    codec codes, as its fingerprint would not either. The copy costs the model's memory once more; a
+    model that cannot be deep-copied is run itself, in its own layout.
     """
 
     def __init__(
@@ -222,7 +223,10 @@ class BitsBackCodec:
         if not (isinstance(ramp, (int, float)) and 0.0 < ramp <= 64.0):
             raise InputError(f"ramp must be a number in (0, 64], got {ramp!r}")
         self.model: Any = model  # duck-typed: encode() and decode()
-        self._net: Any = _channels_last_copy(model)
+        own = _own_copy(model)
+        self._net: Any = model if own is None else own
+        self._copied = own is not None
+        self._channels_last = False
         self.batch, self.ramp, self.seed_words = batch, float(ramp), seed_words
         self.to_input = to_input or default_input(self.likelihood, model)
         self.fingerprint = container.model_fingerprint(model)
@@ -248,20 +252,52 @@ class BitsBackCodec:
     @contextmanager
     def _deterministic(self, threads: int) -> Iterator[None]:
         was_training, old_threads = self._net.training, torch.get_num_threads()
-        self._net.eval()
-        torch.set_num_threads(threads)
         try:
+            self._net.eval()
+            torch.set_num_threads(threads)
             with torch.inference_mode():
                 yield
         finally:
             torch.set_num_threads(old_threads)
             self._net.train(was_training)
 
-    def _seed(self) -> np.ndarray:
-        return np.random.default_rng(_SEED_STATE).integers(1, 2**32, size=self.seed_words, dtype=np.uint32)
+    @staticmethod
+    def _seed(words: int) -> np.ndarray:
+        return np.random.default_rng(_SEED_STATE).integers(1, 2**32, size=words, dtype=np.uint32)
+
+    def _input(self, x: torch.Tensor) -> Any:
+        v = self.to_input(x)
+        if self._channels_last and isinstance(v, torch.Tensor) and v.dim() == 4:
+            return v.contiguous(memory_format=torch.channels_last)
+        return v
+
+    def _settle_layout(self, probe: Callable[[], _T]) -> _T:
+        """Runs ``probe`` (the first encoder and decoder calls of an encode, decode or −ELBO) with the
+        networks channels-last (oneDNN's fast layout for convolutions on the CPU: the Burgess decoder runs
+        ~1.5x faster), or in the default layout where the model cannot run so (a ``.view`` of a
+        convolution's output). The choice depends on the model and the images' shape alone, never on
+        what ran before, so encoder and decoder make the same one and compute the same probabilities."""
+        if not self._copied:  # the user's own model: its layout is not the codec's to change
+            return probe()
+        self._set_layout(True)
+        try:
+            return probe()
+        except (RuntimeError, InputError):
+            self._set_layout(False)
+            try:
+                return probe()
+            except (RuntimeError, InputError):
+                pass
+            self._set_layout(True)
+            return probe()  # raises what channels-last raised
+
+    def _set_layout(self, channels_last: bool) -> None:
+        if channels_last != self._channels_last:
+            _layout(self._net, channels_last)
+            self._channels_last = channels_last
 
     def _posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mu, logvar = self._net.encode(_channels_last(self.to_input(x)))
+        mu, logvar = self._net.encode(self._input(x))
         if mu.shape != logvar.shape or mu.dim() != 2 or mu.shape[0] != x.shape[0]:
             raise InputError(
                 f"model.encode must return mu and logvar [B, Z], got {list(mu.shape)} and "
@@ -311,9 +347,9 @@ class BitsBackCodec:
         n = x.shape[0]
         net = np.zeros(n, dtype=np.float64)
         pixel_bits = np.zeros(n, dtype=np.float64)
-        coder = _STACK.AnsCoder(self._seed())
+        coder = _STACK.AnsCoder(self._seed(self.seed_words))
         with self._deterministic(env["threads"]):
-            z_dim = self._check_layout(x[:1])
+            z_dim = self._settle_layout(lambda: self._check_layout(x[:1]))
             # "auto" takes a first look at every posterior to pick the precisions, and sizes the steps on
             # it; with a fixed P each step sizes itself on its own posteriors. The coded posteriors always
             # come from each step's own batch, as the decoder computes them.
@@ -442,16 +478,22 @@ class BitsBackCodec:
         )
         try:
             params = self._net.decode(torch.zeros((1, z_dim), dtype=torch.float32)).to(torch.float32)
-        except RuntimeError:
+        except (RuntimeError, ValueError):
             raise bad from None
-        # every likelihood has at least one parameter a subpixel, which bounds the probe below
+        # every likelihood has at least one parameter a subpixel, which bounds the probes below
         if int(np.prod(shape)) > params[0].numel():
             raise bad
+        probe = torch.zeros((1, *shape), dtype=torch.uint8)
         try:
             for stage in pixels.stages(self.likelihood, shape[0]):
-                pixels.tables(params, self.likelihood, torch.zeros((1, *shape), dtype=torch.int64), stage)
-        except (RuntimeError, InputError):
+                table = pixels.tables(params, self.likelihood, probe.to(torch.int64), stage)
+                if table.shape[1] != probe[0, stage].numel():
+                    raise bad
+            mu, _logvar = self._posterior(probe)
+        except (RuntimeError, ValueError, InputError):
             raise bad from None
+        if mu.shape[1] != z_dim:
+            raise bad
 
     def decode(
         self, blob: bytes, *, strict: bool = True, progress: Optional[Callable[[int], None]] = None
@@ -467,13 +509,14 @@ class BitsBackCodec:
         if sum(sizes) != n or min(sizes, default=0) < 1:
             raise InputError("the compressed data's step sizes do not add up to its images (corrupt file)")
         coder = _STACK.AnsCoder(words.copy())
-        bounds = np.cumsum([0, *sizes])
         with self._deterministic(int(header["threads"])):
-            self._check_file_layout(shape, int(header["z_dim"]))
-            out = torch.empty((n, *shape), dtype=torch.uint8)
+            self._settle_layout(lambda: self._check_file_layout(shape, int(header["z_dim"])))
+            # the steps' images as they decode, last step first: a file's claims cost memory only as they
+            # turn out true
+            decoded: list[torch.Tensor] = []
             index = self._pop_prior(coder, sizes[-1], buckets)
             for s in reversed(range(len(sizes))):
-                start, size = int(bounds[s]), sizes[s]
+                size = sizes[s]
                 params = self._params(buckets, index)
                 context = torch.zeros((size, *shape), dtype=torch.int64)
                 for stage in pixels.stages(self.likelihood, shape[0]):
@@ -491,15 +534,15 @@ class BitsBackCodec:
                     if (sym < 0).any() or (sym >= table.shape[1]).any():
                         raise InputError("the compressed data is inconsistent with this model (corrupt file)")
                     coder.encode_reverse(sym.astype(np.int32), pixels._CATEGORICAL, table)
-                out[start : start + size] = xs
+                decoded.append(xs)
                 if progress is not None:
                     progress(size)
-        if not np.array_equal(coder.get_compressed(), self._seed()):
+        if not np.array_equal(coder.get_compressed(), self._seed(int(header["seed_words"]))):
             raise InputError(
                 "the compressed data did not decode back to its start-up words (corrupt file or a "
                 "different model/environment)"
             )
-        return out
+        return torch.cat(decoded[::-1])
 
     @staticmethod
     def _push_prior(coder: Any, index: np.ndarray, buckets: Buckets) -> None:
@@ -538,8 +581,9 @@ class BitsBackCodec:
         g = torch.Generator().manual_seed(seed)
         out = []
         with self._deterministic(torch.get_num_threads()):
+            self._settle_layout(lambda: self._check_layout(x[:1]))
             for chunk in x.split(self.batch):
-                mu, logvar = self._net.encode(_channels_last(self.to_input(chunk)))
+                mu, logvar = self._net.encode(self._input(chunk))
                 kl = ref.gaussian_kl(mu, logvar).sum(1)
                 d = torch.zeros_like(kl)
                 target = chunk if self.likelihood != "bernoulli" else chunk.to(torch.float64)

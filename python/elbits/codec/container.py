@@ -40,10 +40,18 @@ _SHORTEST = len(MAGIC) + 1 + 2 + 5 + 4 + 2 + _FINGERPRINT + _ENVIRONMENT + 1 + 2
 _SIZES = ("channels", "height", "width", "images", "z_dim")
 _COUNTS = ("seed_words", "threads")
 #: a file codes at most this many steps (batches of images), so that what a file claims stays cheap to read
-MAX_STEPS = 1 << 24
-#: the largest value a file may give each varint field: what a file claims is checked before it is used
+MAX_STEPS = 1 << 20
+#: images per step, at most (the codec's largest ``batch``)
+MAX_BATCH = 65536
+#: the range a file may give each varint field: what a file claims is checked before it is used
 _LIMITS = dict(
-    channels=65535, height=65535, width=65535, images=2**32 - 1, z_dim=65535, seed_words=4096, threads=65535
+    channels=(1, 65535),
+    height=(1, 65535),
+    width=(1, 65535),
+    images=(1, 2**32 - 1),
+    z_dim=(1, 65535),
+    seed_words=(1, 4096),
+    threads=(1, 1024),
 )
 
 
@@ -81,8 +89,7 @@ def pack(header: dict[str, Any], words: np.ndarray) -> bytes:
     window = _WINDOW.pack(header["latent_window"])
     if _WINDOW.unpack(window)[0] != header["latent_window"]:
         raise ValueError(f"latent_window {header['latent_window']!r} is not a float32")
-    if len(header["steps"]) > MAX_STEPS:
-        raise ValueError(f"{len(header['steps'])} steps, a file holds at most {MAX_STEPS}")
+    _check_steps(header["steps"], header["batch"])
     bits = [int(b) for b in header["latent_bits"]]
     if len(bits) != header["z_dim"] or not all(1 <= b <= 255 for b in bits):
         raise ValueError(f"latent precisions {bits} for {header['z_dim']} latents")
@@ -102,6 +109,11 @@ def pack(header: dict[str, Any], words: np.ndarray) -> bytes:
         ]
     )
     return body + _digest(body)
+
+
+def _check_steps(steps: list[int], batch: int) -> None:
+    if len(steps) > MAX_STEPS or not all(1 <= b <= batch <= MAX_BATCH for b in steps):
+        raise ValueError(f"steps of 1..batch <= {MAX_BATCH} images, at most {MAX_STEPS} of them")
 
 
 def header_bytes(blob: bytes) -> int:
@@ -188,20 +200,19 @@ class _Reader:
         batch, explicit = self.varint(), self.varint()
         if explicit > len(self.blob):
             raise _Truncated
+        if not 1 <= batch <= MAX_BATCH or explicit > MAX_STEPS:
+            raise _Corrupt(f"its batch of {batch} images or its {explicit} steps are out of range")
         head = [self.varint() for _ in range(explicit)]
-        if (
-            batch < 1
-            or sum(head) > out["images"]
-            or explicit + (out["images"] - sum(head)) // batch > MAX_STEPS
-        ):
+        left = out["images"] - sum(head)
+        if left < 0 or explicit + -(-left // batch) > MAX_STEPS or not all(1 <= b <= batch for b in head):
             raise _Corrupt("its step sizes do not add up to its images")
         out["steps"], out["batch"] = _tail(head, out["images"], batch), batch
         return out, self.pos
 
     def bounded(self, key: str) -> int:
-        value = self.varint()
-        if value > _LIMITS[key]:
-            raise _Corrupt(f"the header's {key} {value} is over {_LIMITS[key]}")
+        value, (lo, hi) = self.varint(), _LIMITS[key]
+        if not lo <= value <= hi:
+            raise _Corrupt(f"the header's {key} {value} is outside {lo}..{hi}")
         return value
 
 
