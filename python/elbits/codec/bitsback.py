@@ -483,6 +483,9 @@ class BitsBackCodec:
         # every likelihood has at least one parameter a subpixel, which bounds the probes below
         if int(np.prod(shape)) > params[0].numel():
             raise bad
+        # a decoder's spatial output is the images' rows and columns: a file that rearranges them is refused
+        if params.dim() >= 4 and tuple(params.shape[-2:]) != tuple(shape[-2:]):
+            raise bad
         probe = torch.zeros((1, *shape), dtype=torch.uint8)
         try:
             for stage in pixels.stages(self.likelihood, shape[0]):
