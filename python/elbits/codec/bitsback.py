@@ -584,7 +584,7 @@ class BitsBackCodec:
         g = torch.Generator().manual_seed(seed)
         out = []
         with self._deterministic(torch.get_num_threads()):
-            self._settle_layout(lambda: self._check_layout(x[:1]))
+            self._settle_layout(lambda: self._net.decode(self._posterior(x[:1])[0]))
             for chunk in x.split(self.batch):
                 mu, logvar = self._net.encode(self._input(chunk))
                 kl = ref.gaussian_kl(mu, logvar).sum(1)
