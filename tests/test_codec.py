@@ -67,6 +67,19 @@ def test_logprobs_are_normalised_and_match_the_nll():
         assert torch.allclose(got, want, rtol=1e-12), likelihood
 
 
+def test_tables_are_c_ordered_for_every_likelihood():
+    """The coder misreads a strided table (constriction 0.5 takes its memory as C-ordered): every table
+    handed to it must be C-contiguous, whatever layout the log-probabilities come in."""
+    from elbits.codec import pixels
+
+    for likelihood, shape in CASES:
+        model = TinyVAE(likelihood, shape)
+        x = images_for(likelihood, shape, 3).to(torch.int64)
+        params = model.decode(torch.randn(3, 4)).detach()
+        for stage in pixels.stages(likelihood, shape[0]):
+            assert pixels.tables(params, likelihood, x, stage).flags["C_CONTIGUOUS"], (likelihood, stage)
+
+
 def test_steps_grow_with_the_stack_and_are_recorded():
     pops = np.full(1000, 100.0)  # bits each image's posterior takes off the stack
     assert plan_step(pops, 0, 128, 256, 0.5) == 1  # the first image pops the seed words

@@ -8,8 +8,8 @@ decoder runs the steps backwards: pops z with the prior, x with p(x|z), and push
 returning exactly the bits the encoder took, which is why the posterior's bits come back.
 
 Images are coded in steps of a batch each, so that the networks run batched and the coder is called
-once per group of a step's posteriors and once per chunk of its pixel tables: a step pops the latents of
-all its images, then pushes their pixels and their latents. The first steps are small (a batch of 1,
+once per group of a step's posteriors (pixels: once per image, which costs the same): a step pops the
+latents of all its images, then pushes their pixels and their latents. The first steps are small (a batch of 1,
 growing with the images coded so far): popping needs bits on the stack, and a small deterministic seed of
 random words provides them for the first image. That seed is the start-up cost, reported apart from the
 images' net bits.
@@ -46,9 +46,9 @@ class CodecStats:
     """What a call of :meth:`BitsBackCodec.encode` produced; every figure is bits unless named bytes.
 
     ``net_bits`` ``[N]``: how much each image grew the stack (pixels + latents under the prior − latents
-    under the posterior), in the images' original order. One coder call codes many images, so the stack's
-    exact growth over a call is split over its images in proportion to their bits under the unquantised
-    tables: the mean over images is exact, each image's figure a share. ``startup_bits``: the seed words
+    under the posterior), in the images' original order. The pixels' bits are each image's own; one coder
+    call pops the posteriors of many images, so its exact cost is split over them in proportion to their
+    bits under the unquantised tables: the mean over images is exact, each image's latent figure a share. ``startup_bits``: the seed words
     the first images' posteriors were decoded from; ``header_bytes``: everything but the coder's words;
     ``file_bytes``: the whole file. ``nelbo_bits`` ``[N]``: the model's −ELBO of the same images (KL plus
     the NLL averaged over ``elbo_samples`` posterior samples) when it was computed, for comparison.
@@ -125,9 +125,9 @@ def plan_step(pop_bits: np.ndarray, start: int, stack_bits: int, batch: int, ram
     return max(1, min(cap, stack_fit(pop_bits[start : start + cap], stack_bits)))
 
 
-def _information(table: np.ndarray, symbols: np.ndarray) -> np.ndarray:
-    """-log2 of each row's normalised mass at its decoded symbol, bits ``[rows]``."""
-    p = table[np.arange(len(symbols)), symbols] / table.sum(1)
+def _information(table: np.ndarray, total: np.ndarray, symbols: np.ndarray) -> np.ndarray:
+    """-log2 of each row's mass at its decoded symbol over the row's ``total``, bits ``[rows]``."""
+    p = table[np.arange(len(symbols)), symbols] / total
     return -np.log2(np.maximum(p, pixels._FLOOR))
 
 
@@ -388,10 +388,10 @@ class BitsBackCodec:
                 flat = np.zeros(size * z_dim, dtype=np.int64)
                 guess = np.zeros(size, dtype=np.float64)
                 before = coder.num_valid_bits()
-                for rows, first, table in buckets.posterior(*posterior):
+                for rows, first, table, total in buckets.posterior(*posterior):
                     sym = coder.decode(pixels._CATEGORICAL, table)
                     flat[rows] = first + sym
-                    guess += np.bincount(rows // z_dim, _information(table, sym), minlength=size)
+                    guess += np.bincount(rows // z_dim, _information(table, total, sym), minlength=size)
                 net[start : start + size] -= _share(guess, before - coder.num_valid_bits())
                 index = flat.reshape(size, z_dim)
                 # The previous step's latents go on only now, under this step's pixels: so this step's
@@ -406,9 +406,8 @@ class BitsBackCodec:
                 for stage in reversed(pixels.stages(self.likelihood, x.shape[1])):
                     for lo, hi in pixels.chunks(size, params[0].numel()):
                         table = pixels.tables(params[lo:hi], self.likelihood, context[lo:hi], stage)
-                        before = coder.num_valid_bits()
-                        guess = pixels.push(coder, table, context[lo:hi, stage].reshape(hi - lo, -1).numpy())
-                        pixel_bits[start + lo : start + hi] += _share(guess, coder.num_valid_bits() - before)
+                        levels = context[lo:hi, stage].reshape(hi - lo, -1).numpy()
+                        pixel_bits[start + lo : start + hi] += pixels.push(coder, table, levels)
                 # the prior is uniform over 2^P buckets: exactly P bits a latent
                 net[start : start + size] += float(bits.sum())
                 start += size
@@ -532,7 +531,7 @@ class BitsBackCodec:
                 if s > 0:
                     index = self._pop_prior(coder, sizes[s - 1], buckets)
                 # give the posterior's bits back, the groups in the reverse of the encoder's order
-                for rows, first, table in reversed(buckets.posterior(*self._posterior(xs))):
+                for rows, first, table, _total in reversed(buckets.posterior(*self._posterior(xs))):
                     sym = latents[rows] - first
                     if (sym < 0).any() or (sym >= table.shape[1]).any():
                         raise InputError("the compressed data is inconsistent with this model (corrupt file)")

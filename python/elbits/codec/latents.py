@@ -139,14 +139,15 @@ class Buckets:
 
     def posterior(
         self, mu: torch.Tensor, logvar: torch.Tensor
-    ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
         """The discretised posteriors of a batch ``mu``, ``logvar`` ``[B, Z]``, as groups ``(rows, start,
-        table)`` of one window width across the batch: for the flat latents ``rows`` (int64, image * Z +
-        dim, ascending), the first bucket of each table ``start`` (int64) and the masses ``table``
+        table, total)`` of one window width across the batch: for the flat latents ``rows`` (int64, image *
+        Z + dim, ascending), the first bucket of each table ``start`` (int64), the masses ``table``
         ``[len(rows), width]`` (float64) of buckets ``start + j`` within the window (zero past it: the coder
-        still gives those buckets its smallest probability). One coder call codes a group: a call takes
-        one table width, and grouping keeps a collapsed dimension's wide window from widening a narrow
-        one's.
+        still gives those buckets its smallest probability) and each row's mass within the window
+        ``total`` (float64, the table's row sums up to rounding). One coder call codes a group: a call
+        takes one table width, and grouping keeps a collapsed dimension's wide window from widening a
+        narrow one's.
 
         The masses of a whole batch are computed together, so encoder and decoder, which see the same
         batches, compute them with the same instructions: bit-identical tables."""
@@ -175,6 +176,8 @@ class Buckets:
             # every column is a real bucket: a window that would pass the last one starts lower
             start = torch.minimum(first[rows], size[rows].long() - width)
             span = last[rows] - start
+            end = torch.clamp(span + 1, max=width)[:, None]
+            total = torch.empty(len(rows), dtype=torch.float64)
             shift_r, scale_r = shift[rows, None], scale[rows, None]
             edges = self._edges.unfold(0, width + 1, 1)  # row j: edges j .. j + width, a strided view
             at = offset[rows] + start
@@ -193,7 +196,9 @@ class Buckets:
                 out = mass[lo:hi]
                 torch.sub(tail[:, 1:], tail[:, :-1], out=out)
                 out.mul_(0.5).masked_fill_(columns > span[lo:hi, None], 0.0)
-            groups.append((rows.numpy(), start.numpy(), mass.numpy()))
+                # the window's mass telescopes to its two end edges: no pass over the table for it
+                torch.sub(tail.gather(1, end[lo:hi])[:, 0], tail[:, 0], out=total[lo:hi]).mul_(0.5)
+            groups.append((rows.numpy(), start.numpy(), mass.numpy(), total.numpy()))
         return groups
 
     @staticmethod

@@ -47,12 +47,14 @@ def tables(params: torch.Tensor, likelihood: str, context: torch.Tensor, stage: 
     if likelihood == "bernoulli":
         # the coder takes P(1) = sigmoid(logit) itself: one pass, not both levels' logs and an exp
         p1 = torch.sigmoid(params.detach().to(torch.float64))
-        return p1.reshape(batch, channels, -1)[:, stage].reshape(batch, -1).numpy()
+        return np.ascontiguousarray(p1.reshape(batch, channels, -1)[:, stage].reshape(batch, -1).numpy())
     lp = likelihood_logprobs(
         params, likelihood, context=context if likelihood == "logistic_mixture" else None
     )
     lp = lp.reshape(batch, channels, -1, lp.shape[-1])[:, stage]
-    return lp.exp().reshape(batch, -1, lp.shape[-1]).numpy()
+    # C order: constriction 0.5 reads a strided table's memory as if it were C-ordered (silently wrong
+    # probabilities), and exp keeps the log-probs' strides
+    return np.ascontiguousarray(lp.exp().reshape(batch, -1, lp.shape[-1]).numpy())
 
 
 #: the coder's smallest probability (24-bit fixed point); no symbol costs more than -log2 of it
@@ -61,16 +63,17 @@ _FLOOR = 2.0**-24
 
 def push(coder, table: np.ndarray, symbols: np.ndarray) -> np.ndarray:
     """Encode the levels ``symbols`` ``[B, n]`` (one stage of B images, flattened) with their ``table``
-    (``[B, n, 256]``, or ``[B, n]`` for Bernoulli) in one coder call. The bits each image's levels cost
-    under the table, ``[B]`` float64: -log2 of the probabilities before the coder quantises them."""
+    (``[B, n, 256]``, or ``[B, n]`` for Bernoulli), last image first. The bits each image's levels took,
+    ``[B]`` float64, exact: one coder call per image costs no more than one for all (the coder's work is
+    per symbol) and needs no second pass over the table to split the cost."""
     sym = np.ascontiguousarray(symbols, dtype=np.int32)
-    if table.ndim == 2:
-        coder.encode_reverse(sym.reshape(-1), _BERNOULLI, table.reshape(-1))
-        p = np.where(sym == 1, table, 1.0 - table)
-    else:
-        coder.encode_reverse(sym.reshape(-1), _CATEGORICAL, table.reshape(-1, table.shape[-1]))
-        p = np.take_along_axis(table, sym[..., None], -1)[..., 0]
-    return -np.log2(np.maximum(p, _FLOOR)).sum(1)
+    model = _BERNOULLI if table.ndim == 2 else _CATEGORICAL
+    bits = np.zeros(len(sym), dtype=np.float64)
+    for i in reversed(range(len(sym))):
+        before = coder.num_valid_bits()
+        coder.encode_reverse(sym[i], model, table[i])
+        bits[i] = coder.num_valid_bits() - before
+    return bits
 
 
 def pop(coder, table: np.ndarray) -> np.ndarray:
