@@ -416,6 +416,19 @@ def test_bad_images_are_refused(small, images, message):
         codec.encode(images)
 
 
+class TwiceTheLogits(TinyVAE):
+    def decode(self, z):
+        return super().decode(z).repeat(1, 2, 1, 1)
+
+
+def test_a_decoder_with_more_outputs_than_subpixels_is_refused():
+    """A Bernoulli decoder emitting 2 x 8 x 8 logits for 1 x 8 x 8 images: every output would become a
+    table of its own, more tables than the images have pixels."""
+    codec = BitsBackCodec(TwiceTheLogits("bernoulli", (1, 8, 8)), "bernoulli")
+    with pytest.raises(InputError, match="not bernoulli parameters"):
+        codec.encode(images_for("bernoulli", (1, 8, 8), 4))
+
+
 @pytest.mark.parametrize("likelihood", ["continuous_bernoulli", "gaussian", "laplace"])
 def test_densities_are_refused_with_the_reason(likelihood):
     with pytest.raises(InputError, match="density"):

@@ -9,10 +9,10 @@ returning exactly the bits the encoder took, which is why the posterior's bits c
 
 Images are coded in steps of a batch each, so that the networks run batched and the coder is called
 once per group of a step's posteriors (pixels: once per image, which costs the same): a step pops the
-latents of all its images, then pushes their pixels and their latents. The first steps are small (a batch of 1,
-growing with the images coded so far): popping needs bits on the stack, and a small deterministic seed of
-random words provides them for the first image. That seed is the start-up cost, reported apart from the
-images' net bits.
+latents of all its images, then pushes their pixels and their latents. The first steps are small (a
+batch of 1, growing with the images coded so far): popping needs bits on the stack, and a small
+deterministic seed of random words provides them for the first image. That seed is the start-up cost,
+reported apart from the images' net bits.
 """
 
 from __future__ import annotations
@@ -48,8 +48,9 @@ class CodecStats:
     ``net_bits`` ``[N]``: how much each image grew the stack (pixels + latents under the prior − latents
     under the posterior), in the images' original order. The pixels' bits are each image's own; one coder
     call pops the posteriors of many images, so its exact cost is split over them in proportion to their
-    bits under the unquantised tables: the mean over images is exact, each image's latent figure a share. ``startup_bits``: the seed words
-    the first images' posteriors were decoded from; ``header_bytes``: everything but the coder's words;
+    bits under the unquantised tables: the mean over images is exact, each image's latent figure a share.
+    ``startup_bits``: the seed words the first images' posteriors were decoded from; ``header_bytes``:
+    everything but the coder's words;
     ``file_bytes``: the whole file. ``nelbo_bits`` ``[N]``: the model's −ELBO of the same images (KL plus
     the NLL averaged over ``elbo_samples`` posterior samples) when it was computed, for comparison.
     """
@@ -217,7 +218,10 @@ class BitsBackCodec:
         self.likelihood = discrete_likelihood(likelihood)
         self.latent_bits: Union[int, str] = "auto" if latent_bits == "auto" else check_bits(latent_bits)
         self.latent_window = check_window(latent_window)
-        for name, value, lo, hi in (("batch", batch, 1, 65536), ("seed_words", seed_words, 1, 4096)):
+        for name, value, lo, hi in (
+            ("batch", batch, 1, container.MAX_BATCH),
+            ("seed_words", seed_words, 1, 4096),
+        ):
             if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
                 raise InputError(f"{name} must be an integer in {lo}..{hi}, got {value!r}")
         if not (isinstance(ramp, (int, float)) and 0.0 < ramp <= 64.0):
@@ -448,18 +452,20 @@ class BitsBackCodec:
         return blob
 
     def _check_layout(self, x: torch.Tensor) -> int:
-        """One decoder call on a probe z: the parameters must fit the images' shape, the coupling the
-        channels. The number of latents."""
+        """One encoder call on ``x`` and one decoder call on a probe z: the parameters must be a table for
+        every subpixel of the images' shape, the coupling must fit the channels. The number of latents."""
         try:
             mu, _logvar = self._posterior(x)
-        except RuntimeError as e:
+        except (RuntimeError, ValueError) as e:
             raise InputError(f"the model cannot encode images {list(x.shape[1:])}: {e}") from None
         if mu.shape[1] < 1:
             raise InputError("the model has no latent dimensions")
         params = self._net.decode(torch.zeros(mu.shape, dtype=torch.float32)).to(torch.float32)
         try:
             for stage in pixels.stages(self.likelihood, x.shape[1]):
-                pixels.tables(params, self.likelihood, x.to(torch.int64), stage)
+                table = pixels.tables(params, self.likelihood, x.to(torch.int64), stage)
+                if table.shape[1] != x[0, stage].numel():
+                    raise InputError(f"{table.shape[1]} tables for {x[0, stage].numel()} subpixels")
         except (RuntimeError, InputError) as e:
             raise InputError(
                 f"the decoder's output {list(params.shape)} is not {self.likelihood} parameters for "
@@ -479,23 +485,17 @@ class BitsBackCodec:
             params = self._net.decode(torch.zeros((1, z_dim), dtype=torch.float32)).to(torch.float32)
         except (RuntimeError, ValueError):
             raise bad from None
-        # every likelihood has at least one parameter a subpixel, which bounds the probes below
+        # every likelihood has at least one parameter a subpixel, which bounds the probe below
         if int(np.prod(shape)) > params[0].numel():
             raise bad
         # a decoder's spatial output is the images' rows and columns: a file that rearranges them is refused
         if params.dim() >= 4 and tuple(params.shape[-2:]) != tuple(shape[-2:]):
             raise bad
-        probe = torch.zeros((1, *shape), dtype=torch.uint8)
         try:
-            for stage in pixels.stages(self.likelihood, shape[0]):
-                table = pixels.tables(params, self.likelihood, probe.to(torch.int64), stage)
-                if table.shape[1] != probe[0, stage].numel():
-                    raise bad
-            mu, _logvar = self._posterior(probe)
-        except (RuntimeError, ValueError, InputError):
+            if self._check_layout(torch.zeros((1, *shape), dtype=torch.uint8)) != z_dim:
+                raise bad
+        except InputError:
             raise bad from None
-        if mu.shape[1] != z_dim:
-            raise bad
 
     def decode(
         self, blob: bytes, *, strict: bool = True, progress: Optional[Callable[[int], None]] = None
